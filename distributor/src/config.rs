@@ -1,0 +1,312 @@
+//! Settings: a TOML file (`--config`) and command-line flags with the same names; a flag
+//! wins over the file, the file over the defaults. Everything is checked at load time, so a
+//! bad value fails at once naming the setting.
+
+use crate::core::{CoreConfig, Overflow};
+use crate::health::RetrySchedule;
+use crate::router::Strategy;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the field.
+        source: toml::de::Error,
+    },
+    /// A value out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The setting's name as in the file and the flags.
+        field: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+/// Every setting of the distributor. In a file the keys are these names with `_`, or with
+/// `-` as in the flags.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Address for emitters (LOG frames).
+    #[serde(default = "default_emitter_listen", alias = "emitter_listen")]
+    pub emitter_listen: SocketAddr,
+    /// Address for analyzers (HELLO, DELIVER, ACK).
+    #[serde(default = "default_analyzer_listen", alias = "analyzer_listen")]
+    pub analyzer_listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` endpoint; none when absent.
+    #[serde(default, alias = "metrics_listen")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Per-second stats CSV; none when absent.
+    #[serde(default, alias = "stats_csv")]
+    pub stats_csv: Option<PathBuf>,
+    /// Weights pinned by analyzer id; they win over the weight in the HELLO.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+    /// `random` (default) or `smooth`.
+    #[serde(default = "default_routing")]
+    pub routing: Strategy,
+    /// Seed of the random router (default: from the clock).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Frames per priority level per analyzer.
+    #[serde(default = "default_queue_capacity", alias = "queue_capacity")]
+    pub queue_capacity: usize,
+    /// `backpressure` (default) or `drop`.
+    #[serde(default = "default_overflow")]
+    pub overflow: Overflow,
+    /// Unacknowledged frames per at-least-once analyzer.
+    #[serde(default = "default_ack_window", alias = "ack_window")]
+    pub ack_window: usize,
+    /// Seconds without progress after which an analyzer is hung.
+    #[serde(
+        default = "default_hang_timeout",
+        alias = "hang_timeout",
+        deserialize_with = "secs"
+    )]
+    pub hang_timeout: Duration,
+    /// Largest LOG `frame_len` accepted, in bytes.
+    #[serde(default = "default_max_frame", alias = "max_frame")]
+    pub max_frame: u32,
+    /// Retries of a held frame before it is dropped.
+    #[serde(default = "default_max_attempts", alias = "max_attempts")]
+    pub max_attempts: u32,
+    /// Frames held while no analyzer can take them, before the overflow policy applies.
+    #[serde(default = "default_holding_capacity", alias = "holding_capacity")]
+    pub holding_capacity: usize,
+    /// Seconds allowed for draining at shutdown.
+    #[serde(
+        default = "default_drain_timeout",
+        alias = "drain_timeout",
+        deserialize_with = "secs"
+    )]
+    pub drain_timeout: Duration,
+    /// Emitter connections open at once; more wait in the accept backlog.
+    #[serde(default = "default_max_connections", alias = "max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_emitter_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_analyzer_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+fn default_routing() -> Strategy {
+    Strategy::Random
+}
+fn default_queue_capacity() -> usize {
+    1000
+}
+fn default_overflow() -> Overflow {
+    Overflow::Backpressure
+}
+fn default_ack_window() -> usize {
+    16384
+}
+fn default_hang_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_frame() -> u32 {
+    protocol::log::DEFAULT_MAX_FRAME
+}
+fn default_max_attempts() -> u32 {
+    20
+}
+fn default_holding_capacity() -> usize {
+    100_000
+}
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = f64::deserialize(d)?;
+    parse_secs(v).map_err(serde::de::Error::custom)
+}
+
+/// Seconds as a `Duration`: finite and >= 0.
+pub fn parse_secs(v: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v).map_err(|_| format!("{v} is not a number of seconds >= 0"))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            emitter_listen: default_emitter_listen(),
+            analyzer_listen: default_analyzer_listen(),
+            metrics_listen: None,
+            stats_csv: None,
+            weights: BTreeMap::new(),
+            routing: default_routing(),
+            seed: None,
+            queue_capacity: default_queue_capacity(),
+            overflow: default_overflow(),
+            ack_window: default_ack_window(),
+            hang_timeout: default_hang_timeout(),
+            max_frame: default_max_frame(),
+            max_attempts: default_max_attempts(),
+            holding_capacity: default_holding_capacity(),
+            drain_timeout: default_drain_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every range the types do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        for (id, w) in &self.weights {
+            if id.is_empty() || id.len() > protocol::analyzer::MAX_ID_LEN {
+                return invalid(
+                    "weights",
+                    &format!("analyzer id {id:?} must be 1 to 64 bytes"),
+                );
+            }
+            if !(w.is_finite() && *w > 0.0) {
+                return invalid(
+                    "weights",
+                    &format!("weight {w} for {id:?} must be finite and > 0"),
+                );
+            }
+        }
+        if self.queue_capacity == 0 {
+            return invalid("queue-capacity", "must be at least 1");
+        }
+        if self.ack_window == 0 {
+            return invalid("ack-window", "must be at least 1");
+        }
+        if self.hang_timeout.is_zero() {
+            return invalid("hang-timeout", "must be > 0 seconds");
+        }
+        if self.max_frame < protocol::log::HEADER_LEN as u32 {
+            return invalid("max-frame", "must be at least 5 bytes");
+        }
+        if self.max_connections == 0 {
+            return invalid("max-connections", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The part of the settings the core uses.
+    pub fn core(&self) -> CoreConfig {
+        CoreConfig {
+            routing: self.routing,
+            seed: self.seed.unwrap_or_else(protocol::now_ns),
+            queue_capacity: self.queue_capacity,
+            overflow: self.overflow,
+            ack_window: self.ack_window,
+            hang_timeout: self.hang_timeout,
+            holding_capacity: self.holding_capacity,
+            retry: RetrySchedule::new(self.max_attempts),
+            pinned: self.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+}
+
+/// Parses `ID=W` of `--weight`.
+pub fn parse_weight(s: &str) -> Result<(String, f64), String> {
+    let (id, w) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?} is not ID=WEIGHT"))?;
+    let w: f64 = w
+        .parse()
+        .map_err(|_| format!("weight {w:?} in {s:?} is not a number"))?;
+    Ok((id.to_owned(), w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_and_defaults() {
+        let cfg: Config = toml::from_str(
+            "emitter-listen = \"127.0.0.1:9000\"\nhang_timeout = 0.5\nrouting = \"smooth\"\n[weights]\na = 5.0\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.emitter_listen.port(), 9000);
+        assert_eq!(cfg.hang_timeout, Duration::from_millis(500));
+        assert_eq!(cfg.routing, Strategy::Smooth);
+        assert_eq!(cfg.weights["a"], 5.0);
+        assert_eq!(cfg.queue_capacity, 1000);
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_and_bad_fields_are_named() {
+        let err = toml::from_str::<Config>("queue_capacty = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("queue_capacty"), "{err}");
+        let err = toml::from_str::<Config>("hang-timeout = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hang-timeout") || err.contains("seconds"),
+            "{err}"
+        );
+        let cfg = Config {
+            weights: [("x".to_owned(), 0.0)].into(),
+            ..Config::default()
+        };
+        assert!(cfg.validate().unwrap_err().to_string().contains("weights"));
+        let cfg = Config {
+            queue_capacity: 0,
+            ..Config::default()
+        };
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("queue-capacity")
+        );
+    }
+
+    #[test]
+    fn weight_flag() {
+        assert_eq!(parse_weight("a=b=2.5"), Ok(("a=b".to_owned(), 2.5)));
+        assert!(parse_weight("a").is_err());
+        assert!(parse_weight("a=x").is_err());
+    }
+}

@@ -1,0 +1,624 @@
+//! The distributor's state and every decision about a frame, behind one mutex.
+//!
+//! One lock is enough here because nothing holds it across I/O and every operation is
+//! batched: an emitter connection offers all frames of one read at once, a writer takes a
+//! whole batch off its queues at once, an ACK releases many frames at once. Locking per
+//! batch costs far less than a lock-free design would save on two cores, and it keeps the
+//! accounting invariant (`received = delivered + dropped + in the system`) exact.
+//!
+//! Wake-ups are collected while the lock is held ([`Core::take_wakes`]) and issued after it is
+//! released, so a woken task never blocks on the lock its waker still holds.
+
+use crate::health::{Hang, Liveness, RetrySchedule};
+use crate::queues::{Frame, PriorityQueues};
+use crate::router::{Router, Strategy};
+use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
+use protocol::analyzer::Hello;
+use protocol::log::LogFrame;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What happens to a frame when every live analyzer's queue for its priority is full (or
+/// no analyzer is live and the holding queue is full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Overflow {
+    /// Stop reading that emitter until room frees; nothing is dropped.
+    Backpressure,
+    /// Drop the frame and count it.
+    Drop,
+}
+
+/// The settings the core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Routing strategy.
+    pub routing: Strategy,
+    /// Seed of the random router.
+    pub seed: u64,
+    /// Frames per priority level per analyzer.
+    pub queue_capacity: usize,
+    /// Full-queue policy.
+    pub overflow: Overflow,
+    /// Unacknowledged frames per at-least-once analyzer.
+    pub ack_window: usize,
+    /// No progress for this long: the analyzer is hung.
+    pub hang_timeout: Duration,
+    /// Frames held while no analyzer can take them, before overflow applies.
+    pub holding_capacity: usize,
+    /// Retry schedule of held frames.
+    pub retry: RetrySchedule,
+    /// Weights pinned by configuration, by analyzer id; they win over the HELLO.
+    pub pinned: HashMap<String, f64>,
+}
+
+/// Identifies one analyzer session (ids are reused across sessions, keys never).
+pub type SessionKey = u64;
+
+/// One live analyzer session.
+#[derive(Debug)]
+struct Session {
+    key: SessionKey,
+    id: String,
+    weight: f64,
+    acks: bool,
+    queues: PriorityQueues,
+    /// Frames taken off the queues and not yet released, oldest first: being written,
+    /// or (with ACKs) written and awaiting acknowledgement.
+    inflight: VecDeque<Frame>,
+    /// Counters of this session; folded into the id's [`AnalyzerStats`] when it ends.
+    routed: u64,
+    dispatched: u64,
+    written: u64,
+    acked: u64,
+    liveness: Liveness,
+    notify: Arc<Notify>,
+    wake_pending: bool,
+    cancel: CancellationToken,
+}
+
+/// A frame waiting for any analyzer.
+#[derive(Debug)]
+struct Held {
+    frame: Frame,
+    entered: Instant,
+}
+
+/// What the analyzer task gets for an accepted HELLO.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The session's key.
+    pub key: SessionKey,
+    /// The weight in force (pinned or from the HELLO).
+    pub weight: f64,
+    /// Notified when the session has frames to write or window room.
+    pub notify: Arc<Notify>,
+    /// Cancelled when the session ends (failure, replacement, shutdown).
+    pub cancel: CancellationToken,
+}
+
+/// What happened to a batch offered by an emitter connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Every frame was taken (routed, held or dropped and counted).
+    Taken,
+    /// Backpressure: the frames left in the batch must wait for room.
+    Blocked,
+}
+
+/// An ACK that breaks the protocol; the session ends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckViolation {
+    /// The session did not ask for ACKs.
+    #[error("ACK on a session whose HELLO did not ask for ACKs")]
+    NotAsked,
+    /// The cumulative count went down.
+    #[error("ACK count {count} is below the previous count {previous}")]
+    Decreased {
+        /// The new count.
+        count: u64,
+        /// The previous count.
+        previous: u64,
+    },
+    /// More frames acknowledged than were sent.
+    #[error("ACK count {count} exceeds the {dispatched} frames delivered on this session")]
+    Exceeds {
+        /// The count.
+        count: u64,
+        /// Frames dispatched on the session.
+        dispatched: u64,
+    },
+}
+
+/// The distributor's state.
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    router: Router,
+    /// Live sessions, in the router's member order.
+    live: Vec<Session>,
+    holding: VecDeque<Held>,
+    totals: Totals,
+    analyzers: BTreeMap<String, AnalyzerStats>,
+    next_key: SessionKey,
+    wakes: Vec<Arc<Notify>>,
+    room_freed: bool,
+    draining: bool,
+}
+
+impl Core {
+    /// An empty distributor state.
+    pub fn new(cfg: CoreConfig) -> Self {
+        Self {
+            router: Router::new(cfg.routing, cfg.seed),
+            cfg,
+            live: Vec::new(),
+            holding: VecDeque::new(),
+            totals: Totals::default(),
+            analyzers: BTreeMap::new(),
+            next_key: 1,
+            wakes: Vec::new(),
+            room_freed: false,
+            draining: false,
+        }
+    }
+
+    /// The wake-ups collected since the last call, and whether room freed for blocked
+    /// emitters. The caller issues them after releasing the lock.
+    pub fn take_wakes(&mut self) -> (Vec<Arc<Notify>>, bool) {
+        (
+            std::mem::take(&mut self.wakes),
+            std::mem::take(&mut self.room_freed),
+        )
+    }
+
+    fn index(&self, key: SessionKey) -> Option<usize> {
+        self.live.iter().position(|s| s.key == key)
+    }
+
+    fn wake(&mut self, i: usize) {
+        let s = &mut self.live[i];
+        if !s.wake_pending {
+            s.wake_pending = true;
+            self.wakes.push(Arc::clone(&s.notify));
+        }
+    }
+
+    fn rebuild_router(&mut self) {
+        let weights: Vec<f64> = self.live.iter().map(|s| s.weight).collect();
+        self.router.set_weights(&weights);
+    }
+
+    fn stats_of(&mut self, id: &str) -> &mut AnalyzerStats {
+        self.analyzers.entry(id.to_owned()).or_default()
+    }
+
+    /// Adds the counters of live session `s` to `a`.
+    fn add_session(a: &mut AnalyzerStats, s: &Session) {
+        a.routed += s.routed;
+        a.written += s.written;
+        if s.acks {
+            a.acked += s.acked;
+            a.delivered += s.acked;
+        } else {
+            a.delivered += s.written;
+        }
+    }
+
+    /// Queues `frame` on an analyzer chosen by weight, or on another with room when that
+    /// one's level is full. Gives the frame back when no live analyzer has room.
+    fn place(&mut self, mut frame: Frame, now_ns: u64) -> Result<(), Frame> {
+        let Some(first) = self.router.pick() else {
+            return Err(frame);
+        };
+        let p = frame.priority;
+        let i = if self.live[first].queues.has_room(p) {
+            first
+        } else {
+            let live = &self.live;
+            match self.router.pick_where(|j| live[j].queues.has_room(p)) {
+                Some(j) => j,
+                None => return Err(frame),
+            }
+        };
+        frame.queued_ns = now_ns;
+        let s = &mut self.live[i];
+        s.queues.push(frame)?;
+        s.routed += 1;
+        self.wake(i);
+        Ok(())
+    }
+
+    fn hold(&mut self, frame: Frame, now: Instant) {
+        self.holding.push_back(Held {
+            frame,
+            entered: now,
+        });
+    }
+
+    fn drop_frame(&mut self, reason: DropReason, priority: u8) {
+        self.totals.drop_frame(reason, priority);
+    }
+
+    /// Routes the frames of `batch` from the front, taking each one that can be taken.
+    /// Frames taken leave the batch; under backpressure the rest stay for a later offer.
+    pub fn offer(&mut self, batch: &mut VecDeque<LogFrame>, now: Instant, now_ns: u64) -> Offer {
+        if !self.holding.is_empty() {
+            self.drain_holding(now_ns);
+        }
+        while let Some(log) = batch.pop_front() {
+            let frame = Frame {
+                payload: log.payload,
+                priority: log.priority,
+                queued_ns: 0,
+            };
+            let priority = frame.priority;
+            // Held frames go first: a new frame bypasses them only by being dropped.
+            let placed = if self.holding.is_empty() {
+                self.place(frame, now_ns)
+            } else {
+                Err(frame)
+            };
+            let Err(frame) = placed else {
+                self.totals.received += 1;
+                continue;
+            };
+            let holding_has_room = self.holding.len() < self.cfg.holding_capacity;
+            if self.live.is_empty() && holding_has_room {
+                self.totals.received += 1;
+                self.hold(frame, now);
+                continue;
+            }
+            match self.cfg.overflow {
+                Overflow::Drop => {
+                    self.totals.received += 1;
+                    let reason = if self.live.is_empty() {
+                        DropReason::HoldingFull
+                    } else {
+                        DropReason::QueueFull
+                    };
+                    self.drop_frame(reason, priority);
+                }
+                Overflow::Backpressure => {
+                    batch.push_front(LogFrame {
+                        priority,
+                        payload: frame.payload,
+                    });
+                    return Offer::Blocked;
+                }
+            }
+        }
+        Offer::Taken
+    }
+
+    /// Accepts the frames left in a blocked batch into the holding queue whatever its size:
+    /// at shutdown they were received and must be delivered or counted.
+    pub fn accept_into_holding(&mut self, batch: &mut VecDeque<LogFrame>, now: Instant) {
+        for log in batch.drain(..) {
+            self.totals.received += 1;
+            let frame = Frame {
+                payload: log.payload,
+                priority: log.priority,
+                queued_ns: 0,
+            };
+            self.holding.push_back(Held {
+                frame,
+                entered: now,
+            });
+        }
+    }
+
+    /// Moves held frames, oldest first, to analyzers with room.
+    fn drain_holding(&mut self, now_ns: u64) {
+        while let Some(held) = self.holding.pop_front() {
+            match self.place(held.frame, now_ns) {
+                Ok(()) => self.room_freed = true,
+                Err(frame) => {
+                    self.holding.push_front(Held {
+                        frame,
+                        entered: held.entered,
+                    });
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Checks an accepted HELLO against the configuration and makes it a live session. A
+    /// live session with the same id is replaced (its frames re-routed). `Err` carries the
+    /// REJECT reason.
+    pub fn register(&mut self, hello: &Hello, now_ns: u64) -> Result<Registered, String> {
+        let weight = match self.cfg.pinned.get(&hello.id) {
+            Some(w) => *w,
+            None if hello.weight_is_valid() => hello.weight,
+            None => {
+                self.totals.rejected_hellos += 1;
+                return Err(format!(
+                    "invalid weight {} for analyzer {:?}: must be finite and > 0",
+                    hello.weight, hello.id
+                ));
+            }
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        let registered = Registered {
+            key,
+            weight,
+            notify: Arc::new(Notify::new()),
+            cancel: CancellationToken::new(),
+        };
+        let replaced = self.live.iter().find(|s| s.id == hello.id).map(|s| s.key);
+        self.live.push(Session {
+            key,
+            id: hello.id.clone(),
+            weight,
+            acks: hello.acks,
+            queues: PriorityQueues::new(self.cfg.queue_capacity),
+            inflight: VecDeque::new(),
+            routed: 0,
+            dispatched: 0,
+            written: 0,
+            acked: 0,
+            liveness: Liveness::new(self.cfg.hang_timeout),
+            notify: Arc::clone(&registered.notify),
+            wake_pending: false,
+            cancel: registered.cancel.clone(),
+        });
+        self.rebuild_router();
+        self.totals.analyzer_sessions += 1;
+        let stats = self.stats_of(&hello.id);
+        stats.live = true;
+        stats.weight = weight;
+        if let Some(old) = replaced {
+            self.fail(old, "replaced by a new session with the same id", now_ns);
+        }
+        self.drain_holding(now_ns);
+        Ok(registered)
+    }
+
+    /// Ends a session as failed: out of routing at once, its queued and unacknowledged
+    /// frames re-routed by weight (or held). Returns how many were re-routed, or `None`
+    /// when the session had already ended.
+    pub fn fail(&mut self, key: SessionKey, reason: &str, now_ns: u64) -> Option<u64> {
+        let i = self.index(key)?;
+        let mut s = self.live.remove(i);
+        self.rebuild_router();
+        s.cancel.cancel();
+        s.notify.notify_one();
+        let mut frames: Vec<Frame> = s.inflight.drain(..).collect();
+        while let Some(f) = s.queues.pop() {
+            frames.push(f);
+        }
+        let rerouted = frames.len() as u64;
+        let still_live = self.live.iter().any(|o| o.id == s.id);
+        let stats = self.stats_of(&s.id);
+        Self::add_session(stats, &s);
+        stats.rerouted += rerouted;
+        stats.failures += 1;
+        stats.live = still_live;
+        stats.queued = 0;
+        stats.inflight = 0;
+        let now = Instant::now();
+        for f in frames {
+            if let Err(f) = self.place(f, now_ns) {
+                self.hold(f, now);
+            }
+        }
+        self.room_freed = true;
+        tracing::warn!(analyzer = %s.id, session = key, reason, rerouted, "analyzer session ended");
+        Some(rerouted)
+    }
+
+    /// Takes the next batch for session `key` off its queues, most urgent first, into
+    /// `out` (at most `max_frames`, about `max_bytes`, and within the ACK window), moving
+    /// the frames in flight. Returns the dispatch stamp, or `None` if the session is gone.
+    pub fn take_batch(
+        &mut self,
+        key: SessionKey,
+        max_frames: usize,
+        max_bytes: usize,
+        out: &mut Vec<Frame>,
+        now: Instant,
+        now_ns: u64,
+    ) -> Option<u64> {
+        let i = self.index(key)?;
+        let window = self.cfg.ack_window;
+        let s = &mut self.live[i];
+        s.wake_pending = false;
+        let limit = if s.acks {
+            max_frames.min(window.saturating_sub(s.inflight.len()))
+        } else {
+            max_frames
+        };
+        let mut bytes = 0;
+        while out.len() < limit && bytes < max_bytes {
+            let Some(mut f) = s.queues.pop() else { break };
+            bytes += f.payload.len() + protocol::analyzer::DELIVER_HEADER_LEN;
+            f.queued_ns = f.queued_ns.min(now_ns);
+            out.push(f.clone());
+            s.inflight.push_back(f);
+        }
+        if !out.is_empty() {
+            s.dispatched += out.len() as u64;
+            s.liveness.write_started(now);
+            self.room_freed = true;
+            if !self.holding.is_empty() {
+                self.drain_holding(now_ns);
+            }
+        }
+        Some(now_ns)
+    }
+
+    /// Records write progress of session `key`: `frames` more DELIVER frames were written
+    /// whole; `done` when its batch is all written.
+    pub fn wrote(&mut self, key: SessionKey, frames: usize, done: bool, now: Instant) {
+        let Some(i) = self.index(key) else { return };
+        let s = &mut self.live[i];
+        s.written += frames as u64;
+        s.liveness.wrote(now, done);
+        if s.acks {
+            let outstanding = s.written.saturating_sub(s.acked) as usize;
+            s.liveness.outstanding(now, outstanding, false);
+        } else {
+            let n = frames.min(s.inflight.len());
+            s.inflight.drain(..n);
+            self.totals.delivered += n as u64;
+        }
+    }
+
+    /// Applies a cumulative ACK `count` on session `key`.
+    pub fn ack(&mut self, key: SessionKey, count: u64, now: Instant) -> Result<(), AckViolation> {
+        let Some(i) = self.index(key) else {
+            return Ok(());
+        };
+        let s = &mut self.live[i];
+        if !s.acks {
+            return Err(AckViolation::NotAsked);
+        }
+        if count < s.acked {
+            return Err(AckViolation::Decreased {
+                count,
+                previous: s.acked,
+            });
+        }
+        if count > s.dispatched {
+            return Err(AckViolation::Exceeds {
+                count,
+                dispatched: s.dispatched,
+            });
+        }
+        let released = (count - s.acked) as usize;
+        s.acked = count;
+        s.inflight.drain(..released.min(s.inflight.len()));
+        let outstanding = s.written.saturating_sub(s.acked) as usize;
+        s.liveness.outstanding(now, outstanding, released > 0);
+        let more = !s.queues.is_empty();
+        if released > 0 {
+            self.totals.delivered += released as u64;
+            if more {
+                self.wake(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Periodic work at `now`: sessions without progress are failed as hung; held frames
+    /// past their last retry are dropped; the rest are retried. Returns the hung sessions.
+    pub fn tick(&mut self, now: Instant, now_ns: u64) -> Vec<(String, Hang)> {
+        let hung: Vec<(SessionKey, String, Hang)> = self
+            .live
+            .iter()
+            .filter_map(|s| s.liveness.check(now).map(|h| (s.key, s.id.clone(), h)))
+            .collect();
+        for (key, id, hang) in &hung {
+            tracing::warn!(analyzer = %id, %hang, "analyzer hung");
+            self.fail(*key, "hung", now_ns);
+        }
+        let give_up = self.cfg.retry.give_up_after();
+        while let Some(front) = self.holding.front() {
+            if self.draining || now.saturating_duration_since(front.entered) < give_up {
+                break;
+            }
+            let p = front.frame.priority;
+            self.holding.pop_front();
+            self.drop_frame(DropReason::RetriesExhausted, p);
+            self.room_freed = true;
+        }
+        self.drain_holding(now_ns);
+        hung.into_iter().map(|(_, id, h)| (id, h)).collect()
+    }
+
+    /// Counts a protocol error.
+    pub fn protocol_error(&mut self) {
+        self.totals.protocol_errors += 1;
+    }
+
+    /// Counts a partial frame at the end of an emitter stream.
+    pub fn truncated(&mut self) {
+        self.totals.truncated += 1;
+    }
+
+    /// Counts an emitter connection opening (`true`) or closing.
+    pub fn emitter_connection(&mut self, open: bool) {
+        if open {
+            self.totals.emitter_connections += 1;
+            self.totals.emitter_connections_open += 1;
+        } else {
+            self.totals.emitter_connections_open -= 1;
+        }
+    }
+
+    /// Counts a refused HELLO (malformed, before any weight check).
+    pub fn rejected_hello(&mut self) {
+        self.totals.rejected_hellos += 1;
+    }
+
+    /// From now on held frames wait until shutdown instead of expiring.
+    pub fn start_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// Frames still inside: queued, in flight or held.
+    pub fn in_system(&self) -> usize {
+        self.holding.len()
+            + self
+                .live
+                .iter()
+                .map(|s| s.queues.len() + s.inflight.len())
+                .sum::<usize>()
+    }
+
+    /// At the drain deadline: every frame still inside is counted as dropped (`shutdown`)
+    /// and every session ends. Returns how many frames that was.
+    pub fn abandon(&mut self) -> u64 {
+        let mut left = 0;
+        for held in std::mem::take(&mut self.holding) {
+            self.drop_frame(DropReason::Shutdown, held.frame.priority);
+            left += 1;
+        }
+        for mut s in std::mem::take(&mut self.live) {
+            s.cancel.cancel();
+            let mut frames: Vec<Frame> = s.inflight.drain(..).collect();
+            while let Some(f) = s.queues.pop() {
+                frames.push(f);
+            }
+            for f in frames {
+                self.drop_frame(DropReason::Shutdown, f.priority);
+                left += 1;
+            }
+            let a = self.stats_of(&s.id);
+            Self::add_session(a, &s);
+            a.live = false;
+        }
+        self.rebuild_router();
+        left
+    }
+
+    /// Ends every live session without re-routing (their frames were all released).
+    pub fn close_all(&mut self) {
+        for s in &self.live {
+            s.cancel.cancel();
+        }
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self, ts_ns: u64) -> Snapshot {
+        let mut analyzers = self.analyzers.clone();
+        for s in &self.live {
+            if let Some(a) = analyzers.get_mut(&s.id) {
+                Self::add_session(a, s);
+                a.queued = s.queues.len() as u64;
+                a.inflight = s.inflight.len() as u64;
+            }
+        }
+        Snapshot {
+            ts_ns,
+            totals: self.totals.clone(),
+            analyzers,
+            holding: self.holding.len() as u64,
+        }
+    }
+}

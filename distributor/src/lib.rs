@@ -1,0 +1,36 @@
+//! The log distributor: takes LOG frames from many emitters over TCP, routes each to one
+//! live analyzer in proportion to weight, keeps 256 strict priority levels per analyzer,
+//! survives analyzers failing, hanging and coming back, and accounts for every frame.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from a TOML file and flags, checked at load time.
+//! - [`router`]: weighted choice among live analyzers in O(log n) (random or smooth).
+//! - [`queues`]: the 256 strict-priority FIFO queues of one analyzer.
+//! - [`health`]: hang detection and the retry schedule, pure and clock-injected.
+//! - [`core`]: the state behind one mutex: sessions, routing, holding queue, accounting.
+//! - [`stats`]: counters, the Prometheus text and the per-second stats CSV.
+//! - [`server`]: the I/O: emitter connections, analyzer sessions, `/metrics`, shutdown.
+//!
+//! # Data flow
+//!
+//! An emitter connection reads up to 256 KiB at a time, decodes every whole LOG frame in it
+//! (payloads stay slices of the read buffer) and offers the batch to the core, which picks
+//! an analyzer per frame and queues it at its priority. When the chosen queue is full the
+//! frame goes to another live analyzer with room; when none has room, `backpressure` stops
+//! reading that connection until room frees, `drop` drops and counts it. With no analyzer
+//! live, frames wait in the holding queue. Each analyzer session has one writer that takes a
+//! batch (most urgent first, FIFO within a level) and writes it with few syscalls, and one
+//! reader for ACKs. A session that closes, errors, breaks the protocol or hangs leaves the
+//! routing set at once and its queued and unacknowledged frames are routed again.
+
+pub mod config;
+pub mod core;
+pub mod health;
+pub mod queues;
+pub mod router;
+pub mod server;
+pub mod stats;
+
+pub use config::Config;
+pub use server::{Listeners, run};

@@ -1,0 +1,278 @@
+//! Weighted choice of an analyzer, in O(log n) per pick.
+//!
+//! Members are indexed `0..n` in the order given to [`Router::set_weights`]; the caller keeps
+//! its sessions in the same order. Weights change only when analyzers join or leave, so the
+//! structures are rebuilt then (O(n)) and never touched on the hot path.
+//!
+//! - [`Strategy::Random`] draws `u` uniformly in `[0, total)` and finds the member whose
+//!   prefix-sum interval holds it with a Fenwick (binary indexed) tree.
+//! - [`Strategy::Smooth`] is earliest-deadline-first: member `i`, picked `n_i` times so far,
+//!   is due at `(n_i + 1) / w_i`; a binary heap yields the earliest (ties to the lower index).
+//!   Every member is within one pick of its exact share at all times, and exact whenever the
+//!   pick count is a multiple of the weights' common period (5/3/2: every 10 picks).
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// How to choose among live analyzers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Random draw in proportion to weight.
+    Random,
+    /// Deterministic, exact proportions (earliest deadline first).
+    Smooth,
+}
+
+/// A Fenwick tree of weights: prefix sums and the inverse search in O(log n).
+#[derive(Debug, Default, Clone)]
+struct Fenwick {
+    tree: Vec<f64>,
+}
+
+impl Fenwick {
+    /// The standard O(n) construction: each node, complete once its children (lower
+    /// indices) are in, passes its sum on to its parent.
+    fn build(weights: &[f64]) -> Self {
+        let n = weights.len();
+        let mut tree = vec![0.0; n + 1];
+        for i in 1..=n {
+            tree[i] += weights[i - 1];
+            let parent = i + (i & i.wrapping_neg());
+            if parent <= n {
+                let sum = tree[i];
+                tree[parent] += sum;
+            }
+        }
+        Self { tree }
+    }
+
+    /// The index `i` such that prefix(i) <= u < prefix(i + 1).
+    fn find(&self, mut u: f64) -> usize {
+        let n = self.tree.len() - 1;
+        let mut pos = 0;
+        let mut step = n.checked_next_power_of_two().unwrap_or(0);
+        if step > n {
+            step /= 2;
+        }
+        while step > 0 {
+            let next = pos + step;
+            if next <= n && self.tree[next] <= u {
+                u -= self.tree[next];
+                pos = next;
+            }
+            step /= 2;
+        }
+        pos.min(n.saturating_sub(1))
+    }
+}
+
+/// A deadline in the smooth schedule, ordered by value then index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Due(f64, usize);
+
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// Weighted choice among the live analyzers.
+#[derive(Debug)]
+pub struct Router {
+    strategy: Strategy,
+    weights: Vec<f64>,
+    total: f64,
+    fenwick: Fenwick,
+    picks: Vec<u64>,
+    heap: BinaryHeap<Reverse<Due>>,
+    rng: SmallRng,
+}
+
+impl Router {
+    /// An empty router; `seed` makes random routing reproducible.
+    pub fn new(strategy: Strategy, seed: u64) -> Self {
+        Self {
+            strategy,
+            weights: Vec::new(),
+            total: 0.0,
+            fenwick: Fenwick::default(),
+            picks: Vec::new(),
+            heap: BinaryHeap::new(),
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Replaces the members' weights (all finite and > 0). Restarts the smooth schedule.
+    pub fn set_weights(&mut self, weights: &[f64]) {
+        self.weights = weights.to_vec();
+        self.total = weights.iter().sum();
+        self.fenwick = Fenwick::build(weights);
+        self.picks = vec![0; weights.len()];
+        self.heap = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Reverse(Due(1.0 / w, i)))
+            .collect();
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Whether there is no member.
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    /// Chooses a member in proportion to weight; `None` without members.
+    pub fn pick(&mut self) -> Option<usize> {
+        if self.weights.is_empty() {
+            return None;
+        }
+        match self.strategy {
+            Strategy::Random => {
+                let u = self.rng.random::<f64>() * self.total;
+                Some(self.fenwick.find(u))
+            }
+            Strategy::Smooth => {
+                let Reverse(Due(_, i)) = self.heap.pop()?;
+                self.picks[i] += 1;
+                let due = (self.picks[i] + 1) as f64 / self.weights[i];
+                self.heap.push(Reverse(Due(due, i)));
+                Some(i)
+            }
+        }
+    }
+
+    /// Chooses, in proportion to weight, among the members for which `eligible` holds
+    /// (the overflow path when the first choice is full). O(n).
+    pub fn pick_where(&mut self, mut eligible: impl FnMut(usize) -> bool) -> Option<usize> {
+        let mut candidates: Vec<(usize, f64)> = Vec::new();
+        let mut total = 0.0;
+        for (i, w) in self.weights.iter().enumerate() {
+            if eligible(i) {
+                total += w;
+                candidates.push((i, total));
+            }
+        }
+        let u = self.rng.random::<f64>() * total;
+        candidates
+            .iter()
+            .find(|(_, upto)| u < *upto)
+            .or(candidates.last())
+            .map(|(i, _)| *i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fenwick_finds_the_interval() {
+        let f = Fenwick::build(&[5.0, 3.0, 2.0, 0.5, 1.5]);
+        let cases = [
+            (0.0, 0),
+            (4.99, 0),
+            (5.0, 1),
+            (7.99, 1),
+            (8.0, 2),
+            (9.99, 2),
+            (10.2, 3),
+            (10.5, 4),
+            (11.99, 4),
+        ];
+        for (u, want) in cases {
+            assert_eq!(f.find(u), want, "u = {u}");
+        }
+    }
+
+    #[test]
+    fn random_holds_one_percent_over_a_million_picks() {
+        let weights = [5.0, 3.0, 2.0];
+        let mut r = Router::new(Strategy::Random, 42);
+        r.set_weights(&weights);
+        let mut counts = [0u64; 3];
+        let n = 1_000_000;
+        for _ in 0..n {
+            counts[r.pick().unwrap()] += 1;
+        }
+        for (i, w) in weights.iter().enumerate() {
+            let expected = w / 10.0 * n as f64;
+            let rel = (counts[i] as f64 - expected).abs() / expected;
+            assert!(
+                rel < 0.01,
+                "analyzer {i}: {} vs {expected} ({rel})",
+                counts[i]
+            );
+        }
+    }
+
+    #[test]
+    fn random_is_reproducible_by_seed() {
+        let picks = |seed| {
+            let mut r = Router::new(Strategy::Random, seed);
+            r.set_weights(&[1.0, 1.0, 1.0, 1.0]);
+            (0..64).map(|_| r.pick().unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(picks(7), picks(7));
+        assert_ne!(picks(7), picks(8));
+    }
+
+    #[test]
+    fn smooth_is_exact_at_multiples_of_the_period() {
+        let mut r = Router::new(Strategy::Smooth, 0);
+        r.set_weights(&[5.0, 3.0, 2.0]);
+        let mut counts = [0u64; 3];
+        for n in 1..=100_000u64 {
+            counts[r.pick().unwrap()] += 1;
+            if n % 10 == 0 {
+                assert_eq!(counts, [n / 2, n * 3 / 10, n / 5], "after {n} picks");
+            }
+            for (i, w) in [0.5, 0.3, 0.2].iter().enumerate() {
+                assert!((counts[i] as f64 - w * n as f64).abs() <= 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn smooth_interleaves() {
+        let mut r = Router::new(Strategy::Smooth, 0);
+        r.set_weights(&[5.0, 3.0, 2.0]);
+        let seq: Vec<usize> = (0..10).map(|_| r.pick().unwrap()).collect();
+        // No member picked twice in a row more often than its weight requires.
+        assert_eq!(seq, vec![0, 1, 0, 2, 0, 1, 0, 0, 1, 2]);
+    }
+
+    #[test]
+    fn pick_where_respects_eligibility_and_weight() {
+        let mut r = Router::new(Strategy::Random, 1);
+        r.set_weights(&[5.0, 3.0, 2.0]);
+        let mut counts = [0u64; 3];
+        for _ in 0..100_000 {
+            counts[r.pick_where(|i| i != 0).unwrap()] += 1;
+        }
+        assert_eq!(counts[0], 0);
+        let ratio = counts[1] as f64 / counts[2] as f64;
+        assert!((ratio - 1.5).abs() < 0.05, "{ratio}");
+        assert_eq!(r.pick_where(|_| false), None);
+    }
+
+    #[test]
+    fn empty_router_picks_nothing() {
+        let mut r = Router::new(Strategy::Smooth, 0);
+        assert_eq!(r.pick(), None);
+        r.set_weights(&[2.0]);
+        assert_eq!(r.pick(), Some(0));
+    }
+}

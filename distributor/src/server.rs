@@ -1,0 +1,261 @@
+//! The I/O around [`Core`]: accept loops, emitter connections, analyzer sessions, the
+//! metrics endpoint, the stats CSV, the periodic tick and the shutdown drain.
+
+mod analyzer;
+mod emitter;
+mod http;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::stats::{CSV_HEADER, DropReason, Snapshot};
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The bound sockets the distributor serves; tests bind them on port 0.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Emitter port.
+    pub emitter: TcpListener,
+    /// Analyzer port.
+    pub analyzer: TcpListener,
+    /// Metrics endpoint, when wanted.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses of `config`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let emitter = TcpListener::bind(config.emitter_listen)
+            .await
+            .with_context(|| format!("cannot listen for emitters on {}", config.emitter_listen))?;
+        let analyzer = TcpListener::bind(config.analyzer_listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen for analyzers on {}", config.analyzer_listen)
+            })?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            emitter,
+            analyzer,
+            metrics,
+        })
+    }
+}
+
+/// State shared by every task: the core and the signal that room freed for emitters.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    core: Mutex<Core>,
+    /// Emitters blocked by backpressure wait here.
+    room: Notify,
+}
+
+impl Shared {
+    /// Runs `f` under the lock, then issues the wake-ups it caused.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        let (r, (wakes, room)) = {
+            // A panic elsewhere cannot leave the counters half-updated in a way that
+            // matters more than stopping; keep serving with the inner state.
+            let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
+            let r = f(&mut core);
+            (r, core.take_wakes())
+        };
+        for w in wakes {
+            w.notify_one();
+        }
+        if room {
+            self.room.notify_waiters();
+        }
+        r
+    }
+}
+
+/// Runs the distributor on `listeners` until `shutdown` completes, then stops accepting
+/// emitters, drains to live analyzers within the drain timeout and returns the final
+/// accounting.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Snapshot> {
+    config.validate()?;
+    let shared = Arc::new(Shared {
+        core: Mutex::new(Core::new(config.core())),
+        room: Notify::new(),
+    });
+    let emitters_stop = CancellationToken::new();
+    let everything_stop = CancellationToken::new();
+    let emitter_tasks = TaskTracker::new();
+    let tasks = TaskTracker::new();
+
+    tracing::info!(
+        emitter = %listeners.emitter.local_addr()?,
+        analyzer = %listeners.analyzer.local_addr()?,
+        routing = ?config.routing,
+        overflow = ?config.overflow,
+        "distributor listening"
+    );
+    emitter_tasks.spawn(emitter::accept_loop(
+        Arc::clone(&shared),
+        listeners.emitter,
+        config.clone(),
+        emitters_stop.clone(),
+        emitter_tasks.clone(),
+    ));
+    tasks.spawn(analyzer::accept_loop(
+        Arc::clone(&shared),
+        listeners.analyzer,
+        config.hang_timeout,
+        everything_stop.clone(),
+        tasks.clone(),
+    ));
+    if let Some(l) = listeners.metrics {
+        tracing::info!(metrics = %l.local_addr()?, "serving /metrics");
+        tasks.spawn(http::serve(Arc::clone(&shared), l, everything_stop.clone()));
+    }
+    tasks.spawn(tick_loop(
+        Arc::clone(&shared),
+        config.hang_timeout,
+        everything_stop.clone(),
+    ));
+    let stats_task = match &config.stats_csv {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("cannot create stats CSV {}: {e}", path.display()))?;
+            Some(tokio::spawn(stats_loop(
+                Arc::clone(&shared),
+                file,
+                everything_stop.clone(),
+            )))
+        }
+        None => None,
+    };
+
+    shutdown.await;
+    tracing::info!("shutdown: no more emitters; draining queues to live analyzers");
+    emitters_stop.cancel();
+    emitter_tasks.close();
+    emitter_tasks.wait().await;
+    shared.with(|c| c.start_draining());
+    let deadline = Instant::now() + config.drain_timeout;
+    let left = loop {
+        let left = shared.with(|c| c.in_system());
+        if left == 0 || Instant::now() >= deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    if left > 0 {
+        let dropped = shared.with(|c| c.abandon());
+        tracing::error!(
+            dropped,
+            drain_timeout_s = config.drain_timeout.as_secs_f64(),
+            "drain deadline passed: frames still queued, in flight or held are dropped (reason shutdown)"
+        );
+    }
+    shared.with(|c| c.close_all());
+    everything_stop.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(2), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connection tasks did not end within 2 s of shutdown");
+    }
+    if let Some(t) = stats_task {
+        match t.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "stats CSV could not be written"),
+            Err(e) => tracing::error!(error = %e, "stats task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    let snapshot = shared.with(|c| c.snapshot(protocol::now_ns()));
+    log_final(&snapshot);
+    Ok(snapshot)
+}
+
+/// Hang detection and holding-queue retries, ten times per hang timeout (at most every
+/// 100 ms).
+async fn tick_loop(shared: Arc<Shared>, hang_timeout: Duration, stop: CancellationToken) {
+    let period = (hang_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        shared.with(|c| c.tick(Instant::now(), protocol::now_ns()));
+    }
+}
+
+/// Writes the stats CSV: rows every second and once more at the end.
+async fn stats_loop(
+    shared: Arc<Shared>,
+    file: std::fs::File,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "{CSV_HEADER}")?;
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let last = tokio::select! {
+            _ = interval.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        let rows = shared.with(|c| c.snapshot(protocol::now_ns())).csv_rows();
+        // Small writes once a second; not worth a blocking-pool hop.
+        out.write_all(rows.as_bytes())?;
+        out.flush()?;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// The final accounting, in the log.
+fn log_final(s: &Snapshot) {
+    let t = &s.totals;
+    tracing::info!(
+        received = t.received,
+        delivered = t.delivered,
+        dropped = t.dropped_total(),
+        dropped_queue_full = t.dropped_by(DropReason::QueueFull),
+        dropped_holding_full = t.dropped_by(DropReason::HoldingFull),
+        dropped_retries_exhausted = t.dropped_by(DropReason::RetriesExhausted),
+        dropped_shutdown = t.dropped_by(DropReason::Shutdown),
+        in_system = s.in_system(),
+        protocol_errors = t.protocol_errors,
+        truncated = t.truncated,
+        emitter_connections = t.emitter_connections,
+        analyzer_sessions = t.analyzer_sessions,
+        "final accounting"
+    );
+    for (id, a) in &s.analyzers {
+        tracing::info!(
+            analyzer = %id,
+            weight = a.weight,
+            routed = a.routed,
+            written = a.written,
+            acked = a.acked,
+            delivered = a.delivered,
+            rerouted = a.rerouted,
+            failures = a.failures,
+            "final accounting per analyzer"
+        );
+    }
+}

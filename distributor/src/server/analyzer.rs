@@ -1,0 +1,235 @@
+//! Analyzer sessions: HELLO (or REJECT), then one writer of DELIVER batches and one reader
+//! of ACKs per session.
+
+use super::Shared;
+use crate::core::{Registered, SessionKey};
+use crate::queues::Frame;
+use bytes::BytesMut;
+use protocol::analyzer::{self as wire, Hello, HelloError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Frames per write batch at most.
+const MAX_BATCH_FRAMES: usize = 2048;
+/// Bytes per write batch, about: many frames per syscall (64 KiB writes reach the loopback
+/// limit, BUILD-NOTES.md) while a batch stays well under a millisecond of wire time.
+const MAX_BATCH_BYTES: usize = 128 * 1024;
+
+/// Accepts analyzer connections until `stop`.
+pub(super) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    hang_timeout: Duration,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tracker.spawn(session(
+                    Arc::clone(&shared),
+                    stream,
+                    peer,
+                    hang_timeout,
+                    stop.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an analyzer connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Why reading the HELLO ended without one.
+enum Handshake {
+    Bad(HelloError),
+    Gone(String),
+}
+
+async fn read_hello(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Hello, Handshake> {
+    loop {
+        match wire::decode_hello(buf) {
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => return Err(Handshake::Bad(e)),
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) => return Err(Handshake::Gone("closed before a complete HELLO".into())),
+            Ok(_) => {}
+            Err(e) => return Err(Handshake::Gone(format!("read error before HELLO: {e}"))),
+        }
+    }
+}
+
+async fn reject(mut wr: OwnedWriteHalf, peer: SocketAddr, reason: &str) {
+    tracing::warn!(%peer, reason, "rejecting analyzer");
+    let mut frame = BytesMut::new();
+    wire::encode_reject(reason, &mut frame);
+    // Best effort: the peer may already be gone; the connection closes either way.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = wr.write_all(&frame).await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
+}
+
+/// One analyzer connection from HELLO to its end.
+async fn session(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    hang_timeout: Duration,
+    stop: CancellationToken,
+) {
+    // DELIVER batches are written whole; the last partial segment of a batch should leave
+    // at once rather than wait for an ACK (Nagle), which would add up to 40 ms of latency.
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+    let hello = tokio::select! {
+        h = tokio::time::timeout(hang_timeout, read_hello(&mut rd, &mut buf)) => h,
+        _ = stop.cancelled() => return,
+    };
+    let hello = match hello {
+        Ok(Ok(h)) => h,
+        Ok(Err(Handshake::Bad(e))) => {
+            shared.with(|c| {
+                c.protocol_error();
+                c.rejected_hello();
+            });
+            reject(wr, peer, &e.to_string()).await;
+            return;
+        }
+        Ok(Err(Handshake::Gone(why))) => {
+            tracing::info!(%peer, why, "analyzer connection ended before its HELLO");
+            return;
+        }
+        Err(_) => {
+            shared.with(|c| c.protocol_error());
+            tracing::warn!(%peer, timeout_s = hang_timeout.as_secs_f64(), "no HELLO within the hang timeout; closing");
+            return;
+        }
+    };
+    let registered = match shared.with(|c| c.register(&hello, protocol::now_ns())) {
+        Ok(r) => r,
+        Err(reason) => {
+            reject(wr, peer, &reason).await;
+            return;
+        }
+    };
+    let key = registered.key;
+    tracing::info!(analyzer = %hello.id, %peer, session = key, weight = registered.weight, acks = hello.acks, "analyzer session started");
+    let reason = tokio::select! {
+        r = write_loop(&shared, &registered, wr) => r,
+        r = read_loop(&shared, key, rd, buf, hello.acks) => r,
+        _ = registered.cancel.cancelled() => return,
+    };
+    shared.with(|c| c.fail(key, &reason, protocol::now_ns()));
+}
+
+/// Writes DELIVER batches until the connection fails; returns why.
+async fn write_loop(shared: &Shared, reg: &Registered, mut wr: OwnedWriteHalf) -> String {
+    let mut frames: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
+    let mut out = BytesMut::with_capacity(MAX_BATCH_BYTES + 64 * 1024);
+    let mut ends: Vec<usize> = Vec::with_capacity(MAX_BATCH_FRAMES);
+    loop {
+        frames.clear();
+        let stamp = shared.with(|c| {
+            c.take_batch(
+                reg.key,
+                MAX_BATCH_FRAMES,
+                MAX_BATCH_BYTES,
+                &mut frames,
+                Instant::now(),
+                protocol::now_ns(),
+            )
+        });
+        let Some(dispatch_ns) = stamp else {
+            return "session ended".into();
+        };
+        if frames.is_empty() {
+            reg.notify.notified().await;
+            continue;
+        }
+        out.clear();
+        ends.clear();
+        for f in &frames {
+            out.extend_from_slice(&wire::deliver_header(
+                f.priority,
+                f.queued_ns,
+                dispatch_ns,
+                f.payload.len(),
+            ));
+            out.extend_from_slice(&f.payload);
+            ends.push(out.len());
+        }
+        // The batch holds its own copy now; release the payloads early.
+        frames.clear();
+        let mut off = 0;
+        let mut whole = 0;
+        while off < out.len() {
+            match wr.write(&out[off..]).await {
+                Ok(0) => return "connection closed while writing".into(),
+                Ok(n) => off += n,
+                Err(e) => return format!("write error: {e}"),
+            }
+            let completed = ends[whole..].iter().take_while(|end| **end <= off).count();
+            whole += completed;
+            let done = off == out.len();
+            shared.with(|c| c.wrote(reg.key, completed, done, Instant::now()));
+        }
+    }
+}
+
+/// Reads ACKs (or, on a session without ACKs, waits for EOF) until the connection fails;
+/// returns why.
+async fn read_loop(
+    shared: &Shared,
+    key: SessionKey,
+    mut rd: OwnedReadHalf,
+    mut buf: BytesMut,
+    acks: bool,
+) -> String {
+    loop {
+        if !acks && !buf.is_empty() {
+            shared.with(|c| c.protocol_error());
+            let reason = format!(
+                "protocol error: {} unexpected bytes after HELLO on a session without ACKs",
+                buf.len()
+            );
+            tracing::warn!(session = key, reason, "analyzer protocol error");
+            return reason;
+        }
+        loop {
+            let err = match wire::decode_ack(&mut buf) {
+                Ok(Some(count)) => match shared.with(|c| c.ack(key, count, Instant::now())) {
+                    Ok(()) => continue,
+                    Err(v) => v.to_string(),
+                },
+                Ok(None) => break,
+                Err(e) => e.to_string(),
+            };
+            shared.with(|c| c.protocol_error());
+            tracing::warn!(session = key, error = %err, "analyzer protocol error");
+            return format!("protocol error: {err}");
+        }
+        buf.reserve(1024);
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return "connection closed by the analyzer".into(),
+            Ok(_) => {}
+            Err(e) => return format!("read error: {e}"),
+        }
+    }
+}

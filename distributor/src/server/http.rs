@@ -1,0 +1,77 @@
+//! A minimal HTTP/1.1 endpoint serving `GET /metrics` as Prometheus text (format 0.0.4).
+//! One request per connection (`Connection: close`), which is how Prometheus scrapes work
+//! fine; anything else gets a 404 or 400.
+
+use super::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// Largest request head read; a scrape request is a few hundred bytes.
+const MAX_HEAD: usize = 8192;
+
+pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    // A slow or silent client gets 5 s, then the connection is dropped.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), respond(&shared, stream))
+                        .await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a metrics connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn respond(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let (status, ctype, body) = match (method, path) {
+        (b"GET", b"/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            shared.with(|c| c.snapshot(protocol::now_ns())).prometheus(),
+        ),
+        (b"GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "only /metrics is served\n".to_owned(),
+        ),
+        _ => (
+            "400 Bad Request",
+            "text/plain",
+            "expected GET /metrics\n".to_owned(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}

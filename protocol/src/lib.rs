@@ -1,0 +1,43 @@
+//! Wire protocol, version 1, of the log distributor (see `PROTOCOL.md` at the repository
+//! root, which this crate follows byte for byte). All integers are big-endian; all times
+//! are nanoseconds since the Unix epoch.
+//!
+//! # Layout
+//!
+//! - [`log`]: the emitter stream (emitter -> distributor): back-to-back LOG frames.
+//! - [`analyzer`]: the analyzer session: HELLO and ACK (analyzer -> distributor), DELIVER
+//!   and REJECT (distributor -> analyzer).
+//! - [`probe`]: the test message the load generator puts inside a LOG payload and the
+//!   analyzer sink verifies end to end.
+//!
+//! Every decoder is incremental: it is handed a growing [`bytes::BytesMut`], checks a frame's
+//! declared length against its maximum *before* buffering the body, returns `Ok(None)` while
+//! a frame is incomplete and takes a whole frame out of the buffer (without copying the
+//! payload) once it is there. No decoder panics on any input: the proptests feed them
+//! arbitrary bytes. There is no I/O here; what to do about an error is the caller's policy.
+
+pub mod analyzer;
+pub mod log;
+pub mod probe;
+
+/// Reads a big-endian u32 at `at`; the caller has checked the length.
+fn be_u32(buf: &[u8], at: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&buf[at..at + 4]);
+    u32::from_be_bytes(raw)
+}
+
+/// Reads a big-endian u64 at `at`; the caller has checked the length.
+fn be_u64(buf: &[u8], at: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&buf[at..at + 8]);
+    u64::from_be_bytes(raw)
+}
+
+/// Nanoseconds since the Unix epoch (CLOCK_REALTIME), the time base of every stamp on the
+/// wire. A clock before 1970 reads as 0.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
