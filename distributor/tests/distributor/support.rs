@@ -1,0 +1,269 @@
+//! Real sockets on loopback: a distributor on port 0, emitters and analyzers speaking the
+//! wire protocol from the `protocol` crate.
+
+use bytes::{BufMut, BytesMut};
+use distributor::stats::Snapshot;
+use distributor::{Config, Listeners};
+use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
+use protocol::probe::{self, Probe};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A distributor running inside the test on loopback ports.
+pub struct Running {
+    pub emitter: SocketAddr,
+    pub analyzer: SocketAddr,
+    pub metrics: SocketAddr,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<anyhow::Result<Snapshot>>,
+}
+
+impl Running {
+    pub async fn start(config: Config) -> Self {
+        let bind = || TcpListener::bind("127.0.0.1:0");
+        let listeners = Listeners {
+            emitter: bind().await.unwrap(),
+            analyzer: bind().await.unwrap(),
+            metrics: Some(bind().await.unwrap()),
+        };
+        let emitter = listeners.emitter.local_addr().unwrap();
+        let analyzer = listeners.analyzer.local_addr().unwrap();
+        let metrics = listeners.metrics.as_ref().unwrap().local_addr().unwrap();
+        let (stop, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(distributor::run(config, listeners, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            emitter,
+            analyzer,
+            metrics,
+            stop,
+            handle,
+        }
+    }
+
+    /// Stops it and returns the final accounting, checking the invariant every test needs.
+    pub async fn stop(self) -> Snapshot {
+        let _ = self.stop.send(());
+        let snap = self.handle.await.unwrap().unwrap();
+        let t = &snap.totals;
+        assert_eq!(snap.in_system(), 0, "nothing left inside after shutdown");
+        assert_eq!(
+            t.received,
+            t.delivered + t.dropped_total(),
+            "received = delivered + dropped"
+        );
+        snap
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(self.metrics).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        text
+    }
+
+    /// Sum of a metric's samples (all label sets).
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until `n` analyzer sessions are live.
+    pub async fn wait_live(&self, n: usize) {
+        self.wait_metric("distributor_analyzer_live", n as f64)
+            .await;
+    }
+
+    /// Waits until a metric's sum equals `value` (10 s at most).
+    pub async fn wait_metric(&self, name: &str, value: f64) {
+        for _ in 0..1000 {
+            if self.metric(name).await == value {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} never reached {value}: {}", self.metric(name).await);
+    }
+}
+
+/// A probe payload for (emitter, seq) of `size` bytes at `priority`.
+pub fn probe_payload(priority: u8, emitter: u32, seq: u64, size: usize) -> BytesMut {
+    let mut b = BytesMut::new();
+    let filler = vec![(seq % 251) as u8; size.saturating_sub(probe::MIN_LEN)];
+    probe::encode(
+        priority,
+        Probe {
+            emitter,
+            seq,
+            sent_ns: protocol::now_ns(),
+        },
+        &filler,
+        &mut b,
+    );
+    b
+}
+
+/// LOG frames of probes with the given priorities, seqs from 0.
+pub fn log_stream(emitter: u32, priorities: impl IntoIterator<Item = u8>, size: usize) -> BytesMut {
+    let mut wire = BytesMut::new();
+    for (seq, p) in priorities.into_iter().enumerate() {
+        let payload = probe_payload(p, emitter, seq as u64, size);
+        protocol::log::encode(p, &payload, &mut wire).unwrap();
+    }
+    wire
+}
+
+/// Connects as an emitter, writes `bytes`, closes.
+pub async fn emit(addr: SocketAddr, bytes: impl AsRef<[u8]>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes.as_ref()).await.unwrap();
+    s.shutdown().await.unwrap();
+}
+
+/// One delivered probe as an analyzer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Got {
+    pub emitter: u32,
+    pub seq: u64,
+    pub priority: u8,
+    pub queued_ns: u64,
+    pub dispatch_ns: u64,
+}
+
+/// A test analyzer.
+pub struct Analyzer {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    dec: DownstreamDecoder,
+    pub got: Vec<Got>,
+}
+
+impl Analyzer {
+    pub async fn connect(addr: SocketAddr, id: &str, weight: f64, acks: bool) -> Self {
+        let hello = Hello {
+            version: wire::VERSION,
+            acks,
+            weight,
+            id: id.to_owned(),
+        };
+        let mut b = BytesMut::new();
+        hello.encode(&mut b).unwrap();
+        Self::connect_raw(addr, &b).await
+    }
+
+    /// Connects and sends `first` as is.
+    pub async fn connect_raw(addr: SocketAddr, first: &[u8]) -> Self {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(first).await.unwrap();
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(1 << 16),
+            dec: DownstreamDecoder::new(1 << 20),
+            got: Vec::new(),
+        }
+    }
+
+    /// The next frame; `None` on EOF, error or after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Downstream> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(f) = self.dec.decode(&mut self.buf).unwrap() {
+                if let Downstream::Deliver(d) = &f {
+                    let p = probe::verify(d.priority, &d.payload).unwrap();
+                    self.got.push(Got {
+                        emitter: p.emitter,
+                        seq: p.seq,
+                        priority: d.priority,
+                        queued_ns: d.queued_ns,
+                        dispatch_ns: d.dispatch_ns,
+                    });
+                }
+                return Some(f);
+            }
+            self.buf.reserve(1 << 16);
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads until `self.got` holds `n` deliveries; false after `timeout`.
+    pub async fn recv_until(&mut self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.got.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || self.next(left).await.is_none() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reads everything that arrives until `quiet` passes with nothing new.
+    pub async fn recv_quiet(&mut self, quiet: Duration) {
+        while self.next(quiet).await.is_some() {}
+    }
+
+    pub async fn ack(&mut self, count: u64) {
+        let mut b = BytesMut::new();
+        wire::encode_ack(count, &mut b);
+        self.stream.write_all(&b).await.unwrap();
+    }
+
+    /// Sends raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Whether the distributor closed the connection within `timeout` (frames read on
+    /// the way are kept).
+    pub async fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.buf.reserve(1 << 16);
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => while let Ok(Some(_)) = self.dec.decode(&mut self.buf) {},
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// A raw HELLO with every field chosen by the test.
+pub fn raw_hello(version: u16, flags: u8, weight: f64, id: &[u8]) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_u32((16 + id.len()) as u32);
+    b.put_u8(wire::KIND_HELLO);
+    b.put_u16(version);
+    b.put_u8(flags);
+    b.put_f64(weight);
+    b.put_slice(id);
+    b
+}
+
+/// A config for tests: fast hang detection, short drain.
+pub fn config() -> Config {
+    Config {
+        hang_timeout: Duration::from_secs(2),
+        drain_timeout: Duration::from_secs(5),
+        seed: Some(7),
+        ..Config::default()
+    }
+}
