@@ -8,8 +8,8 @@ use protocol::log::{LogDecoder, LogFrame};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::io::AsyncReadExt;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,10 @@ use tokio_util::task::TaskTracker;
 /// Bytes asked of the kernel per read: large enough for ~100 typical frames per syscall,
 /// small enough that a few frames kept queued do not pin much memory each.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// At shutdown, how long an emitter connection is still read after the distributor
+/// half-closed it (bounded by the drain timeout).
+const EMITTER_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts emitter connections until `stop`, at most `max_connections` open at once.
 pub(super) async fn accept_loop(
@@ -47,8 +51,9 @@ pub(super) async fn accept_loop(
                 let shared = Arc::clone(&shared);
                 let stop = stop.clone();
                 let max_frame = config.max_frame;
+                let grace = config.drain_timeout.min(EMITTER_GRACE);
                 tracker.spawn(async move {
-                    connection(shared, stream, peer, max_frame, stop).await;
+                    connection(shared, stream, peer, max_frame, grace, stop).await;
                     drop(permit);
                 });
             }
@@ -61,12 +66,14 @@ pub(super) async fn accept_loop(
     }
 }
 
-/// One emitter connection, until EOF, an error, a protocol error or `stop`.
+/// One emitter connection, until EOF, an error, a protocol error, or the end of the grace
+/// period after `stop`.
 async fn connection(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     peer: SocketAddr,
     max_frame: u32,
+    grace: Duration,
     stop: CancellationToken,
 ) {
     // Emitters send small frames back to back; the distributor never replies on this
@@ -78,13 +85,26 @@ async fn connection(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut decoder = LogDecoder::new(max_frame);
     let mut batch: VecDeque<LogFrame> = VecDeque::with_capacity(256);
+    // Set at shutdown: the distributor has half-closed the connection and reads on until
+    // the emitter closes its side or this deadline passes.
+    let mut grace_until: Option<tokio::time::Instant> = None;
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         let read = tokio::select! {
             r = stream.read_buf(&mut buf) => r,
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled(), if grace_until.is_none() => {
+                // FIN tells the emitter to stop at a frame boundary and close; what it has
+                // written until then is still read, so a cooperating emitter loses nothing.
+                let _ = stream.shutdown().await;
+                grace_until = Some(tokio::time::Instant::now() + grace);
+                continue;
+            }
+            _ = tokio::time::sleep_until(grace_until.unwrap_or_else(tokio::time::Instant::now)), if grace_until.is_some() => {
+                tracing::warn!(%peer, grace_s = grace.as_secs_f64(), "emitter did not close within the shutdown grace period");
+                break;
+            }
         };
         match read {
             Ok(0) => {
@@ -108,18 +128,15 @@ async fn connection(
             }
         };
         if !offer(&shared, &mut batch, &stop).await {
-            break;
+            // Shutting down: these frames were received whole, so they are held for the
+            // drain (and counted if the drain cannot deliver them).
+            shared.with(|c| c.accept_into_holding(&mut batch, Instant::now()));
         }
         if let Some(e) = fault {
             shared.with(|c| c.protocol_error());
             tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
             break;
         }
-    }
-    if !batch.is_empty() {
-        // Stopped while blocked: these frames were received whole, so they are held for
-        // the drain (and counted if the drain cannot deliver them).
-        shared.with(|c| c.accept_into_holding(&mut batch, Instant::now()));
     }
     shared.with(|c| c.emitter_connection(false));
     tracing::debug!(%peer, "emitter disconnected");

@@ -535,3 +535,36 @@ async fn metrics_endpoint_speaks_http() {
     assert!(out.starts_with("HTTP/1.1 404"));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_half_closes_emitters_and_reads_what_they_still_send() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = Running::start(config()).await;
+    let mut a = Analyzer::connect(d.analyzer, "a", 1.0, false).await;
+    d.wait_live(1).await;
+    let mut e = tokio::net::TcpStream::connect(d.emitter).await.unwrap();
+    e.write_all(&log_stream(1, std::iter::repeat_n(0, 10), 64))
+        .await
+        .unwrap();
+    d.wait_metric("distributor_received_frames_total", 10.0)
+        .await;
+    let reader = tokio::spawn(async move {
+        a.recv_quiet(SECS(1)).await;
+        a.got.len()
+    });
+    let stopping = tokio::spawn(d.stop());
+    // The distributor's FIN arrives; frames written after it are still taken.
+    let mut byte = [0u8; 1];
+    let eof = tokio::time::timeout(SECS(5), e.read(&mut byte))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(eof, 0);
+    let mut more = log_stream(1, std::iter::repeat_n(0, 15), 64);
+    let tail = more.split_off(10 * 69);
+    e.write_all(&tail).await.unwrap();
+    e.shutdown().await.unwrap();
+    let snap = stopping.await.unwrap();
+    assert_eq!(snap.totals.received, 15);
+    assert_eq!(reader.await.unwrap(), 15);
+}
