@@ -1,5 +1,10 @@
 //! The distributor over real loopback sockets: routing, priority, failure handling,
 //! overflow, bad input and shutdown, each with exact counts.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test on any setup error"
+)]
 
 mod support;
 

@@ -1,0 +1,258 @@
+//! One analyzer connection at a time: connect, HELLO, read and verify DELIVER frames, log
+//! them, ACK what is logged; after a failure reconnect with backoff (100 ms doubling to
+//! 2 s) and log the gap.
+
+use crate::Config;
+use crate::pace::Pace;
+use crate::record::{Recorder, TotalsRow};
+use crate::verify::{Counts, Tracker};
+use bytes::BytesMut;
+use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpSocket, TcpStream};
+
+/// ACK at least this often while frames are unacknowledged.
+const ACK_INTERVAL: Duration = Duration::from_millis(100);
+/// ... or after this many frames.
+const ACK_EVERY: u64 = 1024;
+/// Bytes asked of the kernel per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How a session ended.
+enum End {
+    /// Could not connect.
+    Connect(std::io::Error),
+    /// The connection failed or closed; reconnect.
+    Lost(String),
+    /// The distributor refused the HELLO; reconnecting would not help.
+    Rejected(String),
+    /// Logging failed; stop.
+    Fatal(anyhow::Error),
+}
+
+/// The sink's state across sessions.
+#[derive(Debug)]
+pub struct Sink {
+    config: Config,
+    tracker: Tracker,
+    recorder: Recorder,
+    pace: Pace,
+    sessions: u64,
+    first_arrival_ns: u64,
+    last_arrival_ns: u64,
+}
+
+impl Sink {
+    /// Opens the output files.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let recorder = Recorder::open(config.log, &config.out, &config.id)?;
+        Ok(Self {
+            pace: Pace::from_flags(config.capacity, config.delay_us),
+            config,
+            tracker: Tracker::new(),
+            recorder,
+            sessions: 0,
+            first_arrival_ns: 0,
+            last_arrival_ns: 0,
+        })
+    }
+
+    /// Sessions until `shutdown`; then flush and write the totals.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<Counts> {
+        tokio::pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        let mut down_since: Option<Instant> = None;
+        let mut failure: Option<anyhow::Error> = None;
+        loop {
+            let end = tokio::select! {
+                e = self.session(&mut down_since) => e,
+                _ = &mut shutdown => break,
+            };
+            match end {
+                End::Connect(e) => {
+                    tracing::debug!(error = %e, "cannot connect to the distributor");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                End::Lost(why) => {
+                    tracing::warn!(id = %self.config.id, why, "session lost; reconnecting");
+                    down_since = Some(Instant::now());
+                    backoff = Duration::from_millis(100);
+                }
+                End::Rejected(reason) => {
+                    failure = Some(anyhow::anyhow!(
+                        "the distributor rejected the HELLO: {reason}"
+                    ));
+                    break;
+                }
+                End::Fatal(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let counts = self.tracker.counts();
+        let totals = TotalsRow {
+            id: self.config.id.clone(),
+            mode: self.config.log,
+            sessions: self.sessions,
+            first_arrival_ns: self.first_arrival_ns,
+            last_arrival_ns: self.last_arrival_ns,
+        };
+        self.recorder.finish(&self.tracker, &totals)?;
+        tracing::info!(
+            id = %self.config.id, received = counts.received, unique = counts.unique,
+            duplicates = counts.duplicates, corrupt = counts.corrupt, non_probe = counts.non_probe,
+            sessions = self.sessions, "sink finished"
+        );
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(counts),
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let addr = self.config.distributor;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(bytes) = self.config.recv_buffer {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        let stream = socket.connect(addr).await?;
+        // ACKs are 13 bytes; send them now rather than wait to coalesce.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    async fn session(&mut self, down_since: &mut Option<Instant>) -> End {
+        let stream = match self.connect().await {
+            Ok(s) => s,
+            Err(e) => return End::Connect(e),
+        };
+        let (mut rd, mut wr) = stream.into_split();
+        let hello = Hello {
+            version: wire::VERSION,
+            acks: self.config.acks,
+            weight: self.config.weight,
+            id: self.config.id.clone(),
+        };
+        let mut out = BytesMut::new();
+        if let Err(e) = hello.encode(&mut out) {
+            return End::Fatal(e.into());
+        }
+        if let Err(e) = wr.write_all(&out).await {
+            return End::Lost(format!("sending HELLO: {e}"));
+        }
+        self.sessions += 1;
+        match down_since.take() {
+            Some(t) => {
+                tracing::info!(id = %self.config.id, gap_s = t.elapsed().as_secs_f64(), "reconnected")
+            }
+            None => {
+                tracing::info!(id = %self.config.id, distributor = %self.config.distributor, "connected")
+            }
+        }
+        let started = Instant::now();
+        let base = self.tracker.counts().received;
+        let mut acks = AckState {
+            sent: 0,
+            at: Instant::now(),
+        };
+        let mut decoder = DownstreamDecoder::new(self.config.max_frame);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut tick = tokio::time::interval(ACK_INTERVAL);
+        loop {
+            buf.reserve(READ_CHUNK);
+            let read = tokio::select! {
+                r = rd.read_buf(&mut buf) => r,
+                _ = tick.tick() => {
+                    if let Err(e) = self.ack(&mut wr, &mut acks, base, true).await {
+                        return e;
+                    }
+                    continue;
+                }
+            };
+            match read {
+                Ok(0) => return End::Lost("the distributor closed the connection".into()),
+                Ok(_) => {}
+                Err(e) => return End::Lost(format!("read error: {e}")),
+            }
+            loop {
+                let frame = match decoder.decode(&mut buf) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return End::Lost(format!("bad frame from the distributor: {e}")),
+                };
+                let d = match frame {
+                    Downstream::Deliver(d) => d,
+                    Downstream::Reject(reason) => return End::Rejected(reason),
+                };
+                let done = self.tracker.counts().received - base;
+                if let Err(wait) = self.pace.allowed(done, started.elapsed()) {
+                    if let Err(e) = self.ack(&mut wr, &mut acks, base, false).await {
+                        return e;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                let now = protocol::now_ns();
+                let arrival = self.tracker.observe(&d, now);
+                if self.first_arrival_ns == 0 {
+                    self.first_arrival_ns = now;
+                }
+                self.last_arrival_ns = now;
+                if let Err(e) = self.recorder.record(arrival) {
+                    return End::Fatal(e);
+                }
+            }
+            if let Err(e) = self.recorder.flush_pending() {
+                return End::Fatal(e);
+            }
+            if let Err(e) = self.ack(&mut wr, &mut acks, base, false).await {
+                return e;
+            }
+        }
+    }
+
+    /// Sends a cumulative ACK for what is recorded, when due (`timer`: the interval passed).
+    async fn ack(
+        &self,
+        wr: &mut OwnedWriteHalf,
+        acks: &mut AckState,
+        base: u64,
+        timer: bool,
+    ) -> Result<(), End> {
+        if !self.config.acks {
+            return Ok(());
+        }
+        let received = self.tracker.counts().received - base;
+        let recorded = self.recorder.recorded().saturating_sub(base).min(received);
+        let due = recorded > acks.sent
+            && (timer || recorded - acks.sent >= ACK_EVERY || acks.at.elapsed() >= ACK_INTERVAL);
+        if !due {
+            return Ok(());
+        }
+        let mut out = BytesMut::with_capacity(13);
+        wire::encode_ack(recorded, &mut out);
+        wr.write_all(&out)
+            .await
+            .map_err(|e| End::Lost(format!("sending ACK: {e}")))?;
+        acks.sent = recorded;
+        acks.at = Instant::now();
+        Ok(())
+    }
+}
+
+/// The last ACK of a session.
+struct AckState {
+    sent: u64,
+    at: Instant,
+}

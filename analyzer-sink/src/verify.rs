@@ -1,0 +1,256 @@
+//! Verification of every arrival: magic and crc (PROTOCOL.md §4), duplicate detection by
+//! (emitter, seq), and the exact set of seqs seen per emitter.
+
+use protocol::analyzer::Deliver;
+use protocol::probe::{self, ProbeError};
+use std::collections::{BTreeMap, HashMap};
+
+/// One DELIVER frame as the sink saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// When it was read, ns since the epoch.
+    pub arrival_ns: u64,
+    /// The probe's emitter; `None` for a frame that is not a probe.
+    pub emitter: Option<u32>,
+    /// The probe's seq (0 for a non-probe).
+    pub seq: u64,
+    /// Priority from the DELIVER frame.
+    pub priority: u8,
+    /// The probe's send stamp (0 for a non-probe).
+    pub sent_ns: u64,
+    /// From the DELIVER frame.
+    pub queued_ns: u64,
+    /// From the DELIVER frame.
+    pub dispatch_ns: u64,
+    /// Payload bytes.
+    pub size: u32,
+    /// Magic and crc good.
+    pub crc_ok: bool,
+    /// An earlier arrival had the same (emitter, seq).
+    pub duplicate: bool,
+}
+
+impl Arrival {
+    /// End-to-end latency (arrival - sent), for good probes.
+    pub fn latency_ns(&self) -> Option<u64> {
+        (self.crc_ok && self.emitter.is_some())
+            .then(|| self.arrival_ns.saturating_sub(self.sent_ns))
+    }
+}
+
+/// Totals over the sink's life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// DELIVER frames.
+    pub received: u64,
+    /// Good probes seen for the first time.
+    pub unique: u64,
+    /// Good probes seen before.
+    pub duplicates: u64,
+    /// Probes whose crc does not match.
+    pub corrupt: u64,
+    /// Frames without the probe magic, or too short.
+    pub non_probe: u64,
+}
+
+/// Seqs per chunk of the seen-set: 64 Ki seqs in 8 KiB.
+const CHUNK_SEQS: u64 = 1 << 16;
+
+/// The seqs seen from one emitter: a sparse bitmap, so memory follows what arrived.
+#[derive(Debug, Default, Clone)]
+struct SeenSet {
+    chunks: BTreeMap<u64, Box<[u64; (CHUNK_SEQS / 64) as usize]>>,
+}
+
+impl SeenSet {
+    /// Marks `seq`; false if it was already marked.
+    fn insert(&mut self, seq: u64) -> bool {
+        let chunk = self
+            .chunks
+            .entry(seq / CHUNK_SEQS)
+            .or_insert_with(|| Box::new([0; (CHUNK_SEQS / 64) as usize]));
+        let bit = seq % CHUNK_SEQS;
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        let fresh = chunk[word] & mask == 0;
+        chunk[word] |= mask;
+        fresh
+    }
+
+    /// Inclusive ranges of seqs seen, in order.
+    fn ranges(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (c, words) in &self.chunks {
+            for (w, word) in words.iter().enumerate() {
+                let mut bits = *word;
+                while bits != 0 {
+                    let b = u64::from(bits.trailing_zeros());
+                    bits &= bits - 1;
+                    let seq = c * CHUNK_SEQS + w as u64 * 64 + b;
+                    match out.last_mut() {
+                        Some((_, last)) if *last + 1 == seq => *last = seq,
+                        _ => out.push((seq, seq)),
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Verifies arrivals and remembers what was seen.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    seen: HashMap<u32, SeenSet>,
+    counts: Counts,
+}
+
+impl Tracker {
+    /// An empty tracker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks one DELIVER frame read at `arrival_ns`.
+    pub fn observe(&mut self, d: &Deliver, arrival_ns: u64) -> Arrival {
+        self.counts.received += 1;
+        let mut a = Arrival {
+            arrival_ns,
+            emitter: None,
+            seq: 0,
+            priority: d.priority,
+            sent_ns: 0,
+            queued_ns: d.queued_ns,
+            dispatch_ns: d.dispatch_ns,
+            size: d.payload.len() as u32,
+            crc_ok: false,
+            duplicate: false,
+        };
+        match probe::verify(d.priority, &d.payload) {
+            Ok(p) => {
+                a.emitter = Some(p.emitter);
+                a.seq = p.seq;
+                a.sent_ns = p.sent_ns;
+                a.crc_ok = true;
+                a.duplicate = !self.seen.entry(p.emitter).or_default().insert(p.seq);
+                if a.duplicate {
+                    self.counts.duplicates += 1;
+                } else {
+                    self.counts.unique += 1;
+                }
+            }
+            Err(ProbeError::Crc { probe, .. }) => {
+                // The fields may be the corrupted part: reported, never marked as seen.
+                a.emitter = Some(probe.emitter);
+                a.seq = probe.seq;
+                a.sent_ns = probe.sent_ns;
+                self.counts.corrupt += 1;
+            }
+            Err(ProbeError::NotProbe { .. }) => self.counts.non_probe += 1,
+        }
+        a
+    }
+
+    /// The totals so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Every emitter's seen seqs as inclusive `(emitter, first, last)` ranges.
+    pub fn ranges(&self) -> Vec<(u32, u64, u64)> {
+        let mut emitters: Vec<&u32> = self.seen.keys().collect();
+        emitters.sort();
+        emitters
+            .into_iter()
+            .flat_map(|e| {
+                self.seen[e]
+                    .ranges()
+                    .into_iter()
+                    .map(move |(a, b)| (*e, a, b))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use protocol::probe::Probe;
+
+    fn deliver(priority: u8, emitter: u32, seq: u64) -> Deliver {
+        let mut b = BytesMut::new();
+        probe::encode(
+            priority,
+            Probe {
+                emitter,
+                seq,
+                sent_ns: 100,
+            },
+            b"filler",
+            &mut b,
+        );
+        Deliver {
+            priority,
+            queued_ns: 1,
+            dispatch_ns: 2,
+            payload: b.freeze(),
+        }
+    }
+
+    #[test]
+    fn classifies_good_duplicate_corrupt_and_foreign_frames() {
+        let mut t = Tracker::new();
+        let a = t.observe(&deliver(3, 1, 5), 150);
+        assert!(a.crc_ok && !a.duplicate);
+        assert_eq!(a.latency_ns(), Some(50));
+        assert!(t.observe(&deliver(3, 1, 5), 160).duplicate);
+        let mut bad = deliver(3, 1, 6);
+        let mut raw = bad.payload.to_vec();
+        raw[30] ^= 0x40;
+        bad.payload = Bytes::from(raw);
+        let c = t.observe(&bad, 170);
+        assert!(!c.crc_ok && !c.duplicate && c.latency_ns().is_none());
+        // Same bytes but a different priority than the one the crc covers.
+        let mut moved = deliver(3, 1, 7);
+        moved.priority = 4;
+        assert!(!t.observe(&moved, 180).crc_ok);
+        let foreign = Deliver {
+            priority: 0,
+            queued_ns: 0,
+            dispatch_ns: 0,
+            payload: Bytes::from_static(b"hello"),
+        };
+        assert_eq!(t.observe(&foreign, 190).emitter, None);
+        assert_eq!(
+            t.counts(),
+            Counts {
+                received: 5,
+                unique: 1,
+                duplicates: 1,
+                corrupt: 2,
+                non_probe: 1
+            }
+        );
+        // The corrupt seq 6 is not counted as seen.
+        assert_eq!(t.ranges(), vec![(1, 5, 5)]);
+    }
+
+    #[test]
+    fn ranges_are_exact_and_merged() {
+        let mut t = Tracker::new();
+        for seq in (0..10).chain(12..13).chain(65_530..65_540).chain([1 << 40]) {
+            t.observe(&deliver(0, 9, seq), 0);
+        }
+        t.observe(&deliver(0, 2, 0), 0);
+        assert_eq!(
+            t.ranges(),
+            vec![
+                (2, 0, 0),
+                (9, 0, 9),
+                (9, 12, 12),
+                (9, 65_530, 65_539),
+                (9, 1 << 40, 1 << 40)
+            ]
+        );
+    }
+}

@@ -1,0 +1,383 @@
+//! One emitter: its connection, open-loop pacing, batched writes, reconnects and counters.
+//!
+//! Each batch is built in one buffer and written with one `write_all`, so frames are never
+//! split across connections. When the distributor half-closes the connection (it does at
+//! shutdown), the emitter stops at the batch boundary, closes its side and reconnects with
+//! backoff: everything it wrote was read, so nothing is lost. Frames of a batch whose write
+//! failed (the distributor died) may or may not have arrived: their seqs are recorded as
+//! in doubt. Messages that came due while no connection was up are counted as unsent and
+//! never sent late; seqs number only what was written, so they stay gap-free.
+
+use crate::Config;
+use crate::generate::{EmitterGen, PriorityGen, SizeGen};
+use crate::pacing::Schedule;
+use crate::progress::Counters;
+use anyhow::Context as _;
+use bytes::BytesMut;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+
+/// Bytes per write: past ~64 KiB a loopback write gains nothing more (BUILD-NOTES.md).
+const BATCH_BYTES: usize = 64 * 1024;
+/// A paced emitter sleeps at least this long between batches, so 100 emitters at 800 msg/s
+/// make ~20k wake-ups per second instead of 80k; stamps are taken at send time, so
+/// measured latency is not affected.
+const MIN_SLEEP: Duration = Duration::from_millis(5);
+/// How long a write under way when the run ends may still take before its frames are
+/// counted as in doubt.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Messages sent by one emitter at one priority in one second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondRow {
+    /// Unix time, whole seconds, of the send.
+    pub second: u64,
+    /// Priority.
+    pub priority: u8,
+    /// Messages.
+    pub sent: u64,
+}
+
+/// What one emitter did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Emitter id.
+    pub emitter: u32,
+    /// Messages written = the next seq (in-doubt ones included).
+    pub sent: u64,
+    /// Bytes written (LOG frames).
+    pub bytes: u64,
+    /// Write or connect errors.
+    pub errors: u64,
+    /// Connections made after the first.
+    pub reconnects: u64,
+    /// Seq ranges `[start, end)` of batches whose write failed: they may or may not have
+    /// reached the distributor.
+    pub in_doubt: Vec<(u64, u64)>,
+    /// Messages that came due while no connection was up: never sent.
+    pub unsent: u64,
+    /// First and last `sent_ns` stamped.
+    pub first_sent_ns: u64,
+    /// See `first_sent_ns`.
+    pub last_sent_ns: u64,
+    /// Largest delay behind the open-loop schedule.
+    pub max_lag: Duration,
+    /// Per second and priority.
+    pub seconds: Vec<SecondRow>,
+}
+
+/// Connects every emitter, retrying each for up to `--connect-timeout`.
+pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result<Vec<TcpStream>> {
+    let timeout = Duration::from_secs_f64(config.connect_timeout);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..config.emitters {
+        let target = config.target;
+        set.spawn(async move { (i, connect_retrying(target, timeout).await) });
+    }
+    let mut streams: Vec<Option<TcpStream>> = (0..config.emitters).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, result) = joined.context("a connect task failed")?;
+        let stream = result.with_context(|| {
+            format!(
+                "emitter {} cannot connect to the distributor at {} within {:.1} s",
+                config.emitter_id_base + i,
+                config.target,
+                timeout.as_secs_f64()
+            )
+        })?;
+        streams[i as usize] = Some(stream);
+    }
+    counters
+        .connected
+        .store(u64::from(config.emitters), Relaxed);
+    Ok(streams.into_iter().flatten().collect())
+}
+
+/// Tries to connect with backoff (50 ms doubling to 1 s) until `timeout`.
+async fn connect_retrying(
+    target: std::net::SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match TcpStream::connect(target).await {
+            Ok(s) => {
+                // Batches are whole; Nagle would only hold the tail of one back.
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) if Instant::now() + backoff >= deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// A live connection.
+struct Conn {
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+}
+
+impl Conn {
+    fn new(s: TcpStream) -> Self {
+        let (rd, wr) = s.into_split();
+        Self { rd, wr }
+    }
+
+    /// Whether the distributor has closed its side (it never sends data).
+    fn closed_by_peer(&self) -> bool {
+        let mut byte = [0u8; 16];
+        match self.rd.try_read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != ErrorKind::WouldBlock,
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.wr.shutdown().await;
+    }
+}
+
+/// Per-second, per-priority counts of the second under way.
+struct SecondCounts {
+    second: u64,
+    counts: Box<[u64; 256]>,
+    rows: Vec<SecondRow>,
+}
+
+impl SecondCounts {
+    fn add(&mut self, second: u64, priority: u8) {
+        if second != self.second {
+            self.flush();
+            self.second = second;
+        }
+        self.counts[priority as usize] += 1;
+    }
+
+    fn flush(&mut self) {
+        for (p, n) in self.counts.iter_mut().enumerate() {
+            if *n > 0 {
+                self.rows.push(SecondRow {
+                    second: self.second,
+                    priority: p as u8,
+                    sent: *n,
+                });
+                *n = 0;
+            }
+        }
+    }
+}
+
+/// Runs emitter `id` on `stream` until `stop`; returns its report.
+pub async fn run(
+    config: Arc<Config>,
+    id: u32,
+    stream: TcpStream,
+    started: Instant,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) -> Report {
+    let size = SizeGen::new(
+        config.size_mean,
+        config.size_sigma,
+        config.size_min,
+        config.size_max,
+    );
+    let Ok(size) = size else {
+        // Checked by Config::validate before any emitter starts.
+        return Report {
+            emitter: id,
+            ..Report::default()
+        };
+    };
+    let priority = PriorityGen::new(config.priority_mode, config.priority, config.priority_range);
+    let mut generator = EmitterGen::new(config.seed, id, priority, size);
+    let schedule = match config.rate {
+        crate::Rate::PerSecond(r) => Some(Schedule::new(r)),
+        crate::Rate::Max => None,
+    };
+    let mut report = Report {
+        emitter: id,
+        ..Report::default()
+    };
+    let mut seconds = SecondCounts {
+        second: 0,
+        counts: Box::new([0; 256]),
+        rows: Vec::new(),
+    };
+    let mut conn = Some(Conn::new(stream));
+    let mut handled = 0u64; // messages due so far that were sent or counted unsent
+    let mut out = BytesMut::with_capacity(BATCH_BYTES + config.size_max + 64);
+    let mut frame_priorities: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        if stop.is_cancelled() {
+            break;
+        }
+        let Some(c) = conn.as_ref() else {
+            conn = reconnect(&config, &mut report, &counters, &stop).await;
+            if let (Some(s), Some(_)) = (schedule, conn.as_ref()) {
+                // What came due while disconnected is not sent late.
+                let due = s.due(started.elapsed());
+                let missed = due.saturating_sub(handled);
+                report.unsent += missed;
+                counters.unsent.fetch_add(missed, Relaxed);
+                handled = due.max(handled);
+            }
+            continue;
+        };
+        if c.closed_by_peer() {
+            tracing::info!(
+                emitter = id,
+                "distributor closed the connection; reconnecting"
+            );
+            if let Some(c) = conn.take() {
+                c.close().await;
+            }
+            continue;
+        }
+        let elapsed = started.elapsed();
+        let want = match schedule {
+            Some(s) => {
+                let lag = s.lag(handled, elapsed);
+                report.max_lag = report.max_lag.max(lag);
+                counters.lag_us.store(lag.as_micros() as u64, Relaxed);
+                s.due(elapsed).saturating_sub(handled)
+            }
+            None => u64::MAX,
+        };
+        if want == 0 {
+            let next = schedule
+                .map_or(MIN_SLEEP, |s| s.at(handled).saturating_sub(elapsed))
+                .max(MIN_SLEEP);
+            let readable = c.rd.readable();
+            tokio::select! {
+                _ = tokio::time::sleep(next) => {}
+                _ = readable => {}
+                _ = stop.cancelled() => break,
+            }
+            continue;
+        }
+        out.clear();
+        frame_priorities.clear();
+        let sent_ns = protocol::now_ns();
+        let first_seq = report.sent;
+        while (frame_priorities.len() as u64) < want && out.len() < BATCH_BYTES {
+            let seq = first_seq + frame_priorities.len() as u64;
+            let (p, _) = generator.frame(seq, sent_ns, &mut out);
+            frame_priorities.push(p);
+        }
+        let n = frame_priorities.len() as u64;
+        let written = write_batch(conn.as_mut(), &out, &stop).await;
+        report.sent += n;
+        handled += n;
+        if report.first_sent_ns == 0 {
+            report.first_sent_ns = sent_ns;
+        }
+        report.last_sent_ns = sent_ns;
+        counters.sent.fetch_add(n, Relaxed);
+        if let Err(e) = written {
+            tracing::warn!(emitter = id, error = %e, seqs = ?(first_seq..first_seq + n), "write failed; these frames are in doubt");
+            report.errors += 1;
+            counters.errors.fetch_add(1, Relaxed);
+            report.in_doubt.push((first_seq, first_seq + n));
+            conn = None;
+            continue;
+        }
+        report.bytes += out.len() as u64;
+        counters.bytes.fetch_add(out.len() as u64, Relaxed);
+        let second = sent_ns / 1_000_000_000;
+        for p in &frame_priorities {
+            seconds.add(second, *p);
+        }
+    }
+    match conn.take() {
+        Some(c) => c.close().await,
+        None => {
+            if let Some(s) = schedule {
+                // Stopped while disconnected: what came due meanwhile was never sent.
+                let end = started
+                    .elapsed()
+                    .min(Duration::from_secs_f64(config.duration));
+                let missed = s.due(end).saturating_sub(handled);
+                report.unsent += missed;
+                counters.unsent.fetch_add(missed, Relaxed);
+            }
+        }
+    }
+    seconds.flush();
+    report.seconds = seconds.rows;
+    report
+}
+
+/// Writes one batch whole; a write under way when `stop` comes gets [`STOP_GRACE`] more.
+async fn write_batch(
+    conn: Option<&mut Conn>,
+    bytes: &[u8],
+    stop: &CancellationToken,
+) -> std::io::Result<()> {
+    let Some(c) = conn else {
+        return Err(std::io::Error::new(
+            ErrorKind::NotConnected,
+            "no connection",
+        ));
+    };
+    let write = c.wr.write_all(bytes);
+    tokio::pin!(write);
+    tokio::select! {
+        r = &mut write => return r,
+        _ = stop.cancelled() => {}
+    }
+    match tokio::time::timeout(STOP_GRACE, write).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            ErrorKind::TimedOut,
+            "write still blocked when the run ended",
+        )),
+    }
+}
+
+/// Reconnects with backoff (50 ms doubling to 1 s) until connected or `stop`.
+async fn reconnect(
+    config: &Config,
+    report: &mut Report,
+    counters: &Counters,
+    stop: &CancellationToken,
+) -> Option<Conn> {
+    counters.connected.fetch_sub(1, Relaxed);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let attempt = tokio::select! {
+            r = TcpStream::connect(config.target) => r,
+            _ = stop.cancelled() => return None,
+        };
+        match attempt {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                report.reconnects += 1;
+                counters.reconnects.fetch_add(1, Relaxed);
+                counters.connected.fetch_add(1, Relaxed);
+                tracing::info!(emitter = report.emitter, "reconnected");
+                return Some(Conn::new(s));
+            }
+            Err(e) => {
+                tracing::debug!(emitter = report.emitter, error = %e, "reconnect failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return None,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
