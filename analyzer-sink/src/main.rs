@@ -26,6 +26,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // One reader task per sink: a single-threaded runtime is all it needs, and leaves the
     // other core to the writer thread and the rest of the machine.

@@ -198,6 +198,10 @@ impl Sink {
                 };
                 let done = self.tracker.counts().received - base;
                 if let Err(wait) = self.pace.allowed(done, started.elapsed()) {
+                    // A slow sink: hand over what is recorded and ACK it before waiting.
+                    if let Err(e) = self.recorder.flush_pending() {
+                        return End::Fatal(e);
+                    }
                     if let Err(e) = self.ack(&mut wr, &mut acks, base, false).await {
                         return e;
                     }

@@ -1,0 +1,218 @@
+//! The load generator against test servers on loopback.
+#![expect(clippy::unwrap_used, reason = "a failed setup fails the test")]
+
+use bytes::BytesMut;
+use clap::Parser;
+use protocol::log::{DEFAULT_MAX_FRAME, LogDecoder};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+type Seen = Arc<Mutex<BTreeMap<u32, Vec<u64>>>>;
+
+/// Reads one connection to EOF, recording every probe's (emitter, seq); when `close_after`
+/// is set, half-closes after that many frames (as the distributor does at shutdown) and
+/// keeps reading until the emitter closes.
+async fn drain(mut s: TcpStream, seen: Seen, close_after: Option<usize>) {
+    let mut buf = BytesMut::with_capacity(1 << 16);
+    let mut dec = LogDecoder::new(DEFAULT_MAX_FRAME);
+    let mut frames = 0;
+    let mut closed = false;
+    loop {
+        buf.reserve(1 << 16);
+        if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+            assert!(buf.is_empty(), "the emitter stopped mid-frame");
+            return;
+        }
+        while let Some(f) = dec.decode(&mut buf).unwrap() {
+            let p = protocol::probe::verify(f.priority, &f.payload).unwrap();
+            seen.lock()
+                .unwrap()
+                .entry(p.emitter)
+                .or_default()
+                .push(p.seq);
+            frames += 1;
+        }
+        if !closed && close_after.is_some_and(|n| frames >= n) {
+            s.shutdown().await.unwrap();
+            closed = true;
+        }
+    }
+}
+
+/// A discard sink: every connection drained; the first one half-closed after
+/// `close_first_after` frames.
+async fn sink(close_first_after: Option<usize>) -> (std::net::SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let s2 = Arc::clone(&seen);
+    tokio::spawn(async move {
+        let mut first = close_first_after;
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            tokio::spawn(drain(s, Arc::clone(&s2), first.take()));
+        }
+    });
+    (addr, seen)
+}
+
+fn config(target: std::net::SocketAddr, out: &std::path::Path, extra: &[&str]) -> loadgen::Config {
+    let target = target.to_string();
+    let mut args = vec![
+        "loadgen",
+        "--target",
+        &target,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    loadgen::Config::parse_from(args)
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("loadgen-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn assert_gap_free(seen: &Seen, summary: &loadgen::Summary) {
+    let seen = seen.lock().unwrap();
+    for e in &summary.emitters {
+        let seqs = &seen[&e.emitter];
+        assert_eq!(seqs.len() as u64, e.sent, "emitter {}", e.emitter);
+        assert!(
+            seqs.iter().enumerate().all(|(i, s)| *s == i as u64),
+            "emitter {} seqs in order, no gaps",
+            e.emitter
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meets_the_rate_and_writes_its_csvs() {
+    let (addr, seen) = sink(None).await;
+    let out = tempdir("rate");
+    let c = config(
+        addr,
+        &out,
+        &[
+            "--emitters",
+            "3",
+            "--rate",
+            "500",
+            "--duration",
+            "2",
+            "--emitter-id-base",
+            "10",
+            "--priority-mode",
+            "random",
+            "--priority-range",
+            "5-9",
+        ],
+    );
+    let summary = loadgen::run(c, std::future::pending()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for e in &summary.emitters {
+        // Message i is due at i/500 s: 1001 by t = 2 s; the last wake-up may come up to
+        // 5 ms early.
+        assert!(
+            (995..=1001).contains(&e.sent),
+            "emitter {}: {}",
+            e.emitter,
+            e.sent
+        );
+    }
+    assert_eq!(
+        summary
+            .emitters
+            .iter()
+            .map(|e| e.emitter)
+            .collect::<Vec<_>>(),
+        [10, 11, 12]
+    );
+    assert_gap_free(&seen, &summary);
+    let manifest: Vec<csv::StringRecord> = csv::Reader::from_path(out.join("emitters-10.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(manifest.len(), 3);
+    let mut per_second = BTreeMap::<u32, u64>::new();
+    for r in csv::Reader::from_path(out.join("sent-10.csv"))
+        .unwrap()
+        .records()
+    {
+        let r = r.unwrap();
+        let p: u8 = r[2].parse().unwrap();
+        assert!((5..=9).contains(&p));
+        *per_second.entry(r[1].parse().unwrap()).or_default() += r[3].parse::<u64>().unwrap();
+    }
+    for (row, e) in manifest.iter().zip(&summary.emitters) {
+        assert_eq!(row[1].parse::<u64>().unwrap(), e.sent);
+        assert_eq!(per_second[&e.emitter], e.sent);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_rate_saturates() {
+    let (addr, seen) = sink(None).await;
+    let summary = loadgen::run(
+        config(
+            addr,
+            &tempdir("max"),
+            &["--rate", "max", "--duration", "0.5"],
+        ),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(summary.sent() > 20_000, "{}", summary.sent());
+    assert_gap_free(&seen, &summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_when_the_distributor_closes_and_loses_nothing() {
+    let (addr, seen) = sink(Some(200)).await;
+    let c = config(
+        addr,
+        &tempdir("reconnect"),
+        &["--emitters", "1", "--rate", "1000", "--duration", "1.5"],
+    );
+    let summary = loadgen::run(c, std::future::pending()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let e = &summary.emitters[0];
+    assert_eq!(e.reconnects, 1);
+    assert!(e.in_doubt.is_empty());
+    assert!(e.sent > 1000);
+    assert_gap_free(&seen, &summary);
+}
+
+#[tokio::test]
+async fn fails_clearly_when_nothing_listens() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let c = config(closed, &tempdir("closed"), &["--connect-timeout", "0.3"]);
+    let err = format!(
+        "{:#}",
+        loadgen::run(c, std::future::pending()).await.unwrap_err()
+    );
+    assert!(
+        err.contains("cannot connect") && err.contains(&closed.to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_flags_are_named() {
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let c = config(addr, &tempdir("flags"), &["--size-min", "10"]);
+    assert!(format!("{:#}", c.validate().unwrap_err()).contains("--size"));
+    assert!(loadgen::Config::try_parse_from(["loadgen", "--rate", "fast"]).is_err());
+    assert!(loadgen::Config::try_parse_from(["loadgen", "--priority-range", "9-3"]).is_err());
+}
