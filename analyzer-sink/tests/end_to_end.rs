@@ -1,6 +1,5 @@
 //! Distributor, two sinks and the loadgen in one test on loopback: every message sent is
 //! received exactly once, counted the same by every component.
-#![expect(clippy::unwrap_used, reason = "a failed setup fails the test")]
 
 use clap::Parser;
 use std::time::Duration;
