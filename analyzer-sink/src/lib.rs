@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`verify`]: magic, crc, duplicates, the exact seqs seen per emitter.
-//! - [`pace`]: the simulated slow analyzer (`--capacity`, `--delay-us`).
+//! - [`pace`]: the simulated slow analyzer (`--capacity`, `--delay-us`, and a slow phase
+//!   toggled by SIGUSR1/SIGUSR2 with `--slow-capacity`).
 //! - [`record`]: `full` (a row per arrival) and `summary` (per-second aggregates) logging.
 //! - [`session`]: connect, HELLO, read DELIVER frames, ACK, reconnect with backoff.
 //!
@@ -46,6 +47,9 @@ pub struct Config {
     /// Spend this long per message (same as --capacity 1e6/N).
     #[arg(long, value_name = "N")]
     pub delay_us: Option<u64>,
+    /// Capacity in msg/s during a slow phase: SIGUSR1 starts it, SIGUSR2 ends it.
+    #[arg(long, value_name = "MSGS_PER_SEC")]
+    pub slow_capacity: Option<f64>,
     /// Folder for the CSV files (created if missing).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
@@ -102,5 +106,33 @@ pub async fn run(
     config.validate()?;
     std::fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create {}", config.out.display()))?;
-    session::Sink::new(config)?.run(shutdown).await
+    let sink = session::Sink::new(config)?;
+    let slow = sink.slow_switch();
+    // SIGUSR1 / SIGUSR2 toggle the slow phase; without signal support the phase never
+    // starts, which the log says.
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut on), Ok(mut off)) = (
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
+        ) else {
+            tracing::warn!("cannot listen for SIGUSR1/SIGUSR2: no slow phase");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = on.recv() => {
+                    tracing::info!("SIGUSR1: slow phase on");
+                    slow.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ = off.recv() => {
+                    tracing::info!("SIGUSR2: slow phase off");
+                    slow.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    let result = sink.run(shutdown).await;
+    signals.abort();
+    result
 }

@@ -41,9 +41,10 @@ pub enum LogMode {
 
 /// The header of `arrivals-<id>.csv`.
 pub const ARRIVALS_HEADER: &str =
-    "arrival_ns,emitter,seq,priority,sent_ns,queued_ns,dispatch_ns,size,crc_ok,duplicate";
+    "arrival_ns,emitter,seq,priority,sent_ns,queued_ns,dispatch_ns,size,crc_ok,duplicate,session";
 /// The header of `summary-<id>.csv`.
-pub const SUMMARY_HEADER: &str = "second,priority,count,duplicates,corrupt,non_probe,lat_p50_us,lat_p99_us,lat_max_us,queue_wait_max_us";
+pub const SUMMARY_HEADER: &str = "second,priority,count,duplicates,corrupt,non_probe,inversions,overtaken,\
+lat_p50_us,lat_p99_us,lat_max_us,queue_wait_max_us";
 
 fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -118,9 +119,7 @@ pub struct FullLog {
 impl FullLog {
     fn open(dir: &Path, id: &str) -> anyhow::Result<Self> {
         let path = dir.join(format!("arrivals-{id}.csv"));
-        let mut out = create(&path)?;
-        writeln!(out, "{ARRIVALS_HEADER}")?;
-        out.flush()?;
+        let out = open_arrivals(&path)?;
         // Bounded: a writer that cannot keep up slows the reader, it never drops rows.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Arrival>>(64);
         let written = Arc::new(AtomicU64::new(0));
@@ -175,6 +174,47 @@ impl FullLog {
     }
 }
 
+/// Opens `arrivals-<id>.csv` for appending: a sink restarted after a crash continues the
+/// same file. A partial last line (the crash came mid-write; never acknowledged) is cut off.
+fn open_arrivals(path: &Path) -> anyhow::Result<BufWriter<File>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        let mut out = BufWriter::with_capacity(1 << 20, f);
+        writeln!(out, "{ARRIVALS_HEADER}")?;
+        out.flush()?;
+        return Ok(out);
+    }
+    let mut head = vec![0u8; ARRIVALS_HEADER.len()];
+    f.seek(SeekFrom::Start(0))?;
+    f.read_exact(&mut head).ok();
+    anyhow::ensure!(
+        head == ARRIVALS_HEADER.as_bytes(),
+        "{} exists with other columns; move it away or use another --out",
+        path.display()
+    );
+    // Find the end of the last whole line.
+    let tail_len = len.min(1 << 16);
+    let mut tail = vec![0u8; tail_len as usize];
+    f.seek(SeekFrom::Start(len - tail_len))?;
+    f.read_exact(&mut tail)?;
+    if let Some(pos) = tail.iter().rposition(|b| *b == b'\n') {
+        let keep = len - tail_len + pos as u64 + 1;
+        if keep < len {
+            tracing::warn!(file = %path.display(), cut = len - keep, "cutting a partial last line left by a crash");
+            f.set_len(keep)?;
+        }
+    }
+    tracing::info!(file = %path.display(), "appending to the arrivals of an earlier run of this sink");
+    Ok(BufWriter::with_capacity(1 << 20, f))
+}
+
 /// The writer thread: formats rows, flushes whenever it has caught up.
 fn write_rows(
     rx: Receiver<Vec<Arrival>>,
@@ -210,14 +250,15 @@ fn write_row(out: &mut impl Write, a: &Arrival) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{}",
         a.priority,
         a.sent_ns,
         a.queued_ns,
         a.dispatch_ns,
         a.size,
         u8::from(a.crc_ok),
-        u8::from(a.duplicate)
+        u8::from(a.duplicate),
+        a.session
     )
 }
 
@@ -228,6 +269,8 @@ struct Bucket {
     duplicates: u64,
     corrupt: u64,
     non_probe: u64,
+    inversions: u64,
+    overtaken: u64,
     latency_us: Histogram<u64>,
     queue_wait_max_us: u64,
 }
@@ -276,6 +319,8 @@ impl SummaryLog {
                 duplicates: 0,
                 corrupt: 0,
                 non_probe: 0,
+                inversions: 0,
+                overtaken: 0,
                 latency_us: histogram()?,
                 queue_wait_max_us: 0,
             }),
@@ -284,6 +329,8 @@ impl SummaryLog {
         b.duplicates += u64::from(a.duplicate);
         b.corrupt += u64::from(!a.crc_ok && a.emitter.is_some());
         b.non_probe += u64::from(a.emitter.is_none());
+        b.inversions += u64::from(a.inverted);
+        b.overtaken += u64::from(a.overtaken);
         if let Some(ns) = a.latency_ns() {
             let _ = b.latency_us.record(ns / 1000);
         }
@@ -307,12 +354,14 @@ impl SummaryLog {
             let h = b.latency_us;
             writeln!(
                 self.out,
-                "{},{p},{},{},{},{},{},{},{},{}",
+                "{},{p},{},{},{},{},{},{},{},{},{},{}",
                 self.second,
                 b.count,
                 b.duplicates,
                 b.corrupt,
                 b.non_probe,
+                b.inversions,
+                b.overtaken,
                 h.value_at_quantile(0.5),
                 h.value_at_quantile(0.99),
                 h.max(),
@@ -384,6 +433,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The header of `totals-<id>.csv`.
+pub const TOTALS_HEADER: &str = "id,mode,received,unique,duplicates,corrupt,non_probe,inversions,overtaken,sessions,first_arrival_ns,last_arrival_ns";
+
 /// The one-row `totals-<id>.csv`.
 #[derive(Debug, Clone)]
 pub struct TotalsRow {
@@ -402,23 +454,22 @@ pub struct TotalsRow {
 impl TotalsRow {
     fn write(&self, path: &Path, c: Counts) -> anyhow::Result<()> {
         let mut out = create(path)?;
-        writeln!(
-            out,
-            "id,mode,received,unique,duplicates,corrupt,non_probe,sessions,first_arrival_ns,last_arrival_ns"
-        )?;
+        writeln!(out, "{TOTALS_HEADER}")?;
         let mode = match self.mode {
             LogMode::Full => "full",
             LogMode::Summary => "summary",
         };
         writeln!(
             out,
-            "{},{mode},{},{},{},{},{},{},{},{}",
+            "{},{mode},{},{},{},{},{},{},{},{},{},{}",
             self.id,
             c.received,
             c.unique,
             c.duplicates,
             c.corrupt,
             c.non_probe,
+            c.inversions,
+            c.overtaken,
             self.sessions,
             self.first_arrival_ns,
             self.last_arrival_ns

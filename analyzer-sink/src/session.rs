@@ -3,12 +3,14 @@
 //! 2 s) and log the gap.
 
 use crate::Config;
-use crate::pace::Pace;
+use crate::pace::{Pacer, rate_from_flags};
 use crate::record::{Recorder, TotalsRow};
 use crate::verify::{Counts, Tracker};
 use bytes::BytesMut;
 use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -39,7 +41,9 @@ pub struct Sink {
     config: Config,
     tracker: Tracker,
     recorder: Recorder,
-    pace: Pace,
+    pacer: Pacer,
+    /// Set by SIGUSR1 (slow phase on), cleared by SIGUSR2.
+    slow: Arc<AtomicBool>,
     sessions: u64,
     first_arrival_ns: u64,
     last_arrival_ns: u64,
@@ -50,7 +54,8 @@ impl Sink {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let recorder = Recorder::open(config.log, &config.out, &config.id)?;
         Ok(Self {
-            pace: Pace::from_flags(config.capacity, config.delay_us),
+            pacer: Pacer::new(rate_from_flags(config.capacity, config.delay_us)),
+            slow: Arc::new(AtomicBool::new(false)),
             config,
             tracker: Tracker::new(),
             recorder,
@@ -58,6 +63,19 @@ impl Sink {
             first_arrival_ns: 0,
             last_arrival_ns: 0,
         })
+    }
+
+    /// The flag that switches the slow phase (`--slow-capacity`) on and off.
+    pub fn slow_switch(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.slow)
+    }
+
+    /// The rate in force now.
+    fn rate(&self) -> Option<f64> {
+        match (self.slow.load(Ordering::Relaxed), self.config.slow_capacity) {
+            (true, Some(slow)) => Some(slow),
+            _ => rate_from_flags(self.config.capacity, self.config.delay_us),
+        }
     }
 
     /// Sessions until `shutdown`; then flush and write the totals.
@@ -153,6 +171,7 @@ impl Sink {
             return End::Lost(format!("sending HELLO: {e}"));
         }
         self.sessions += 1;
+        self.tracker.new_session();
         match down_since.take() {
             Some(t) => {
                 tracing::info!(id = %self.config.id, gap_s = t.elapsed().as_secs_f64(), "reconnected")
@@ -161,7 +180,6 @@ impl Sink {
                 tracing::info!(id = %self.config.id, distributor = %self.config.distributor, "connected")
             }
         }
-        let started = Instant::now();
         let base = self.tracker.counts().received;
         let mut acks = AckState {
             sent: 0,
@@ -196,8 +214,10 @@ impl Sink {
                     Downstream::Deliver(d) => d,
                     Downstream::Reject(reason) => return End::Rejected(reason),
                 };
-                let done = self.tracker.counts().received - base;
-                if let Err(wait) = self.pace.allowed(done, started.elapsed()) {
+                let rate = self.rate();
+                self.pacer.set_rate(rate, Instant::now());
+                let wait = self.pacer.admit(Instant::now());
+                if !wait.is_zero() {
                     // A slow sink: hand over what is recorded and ACK it before waiting.
                     if let Err(e) = self.recorder.flush_pending() {
                         return End::Fatal(e);

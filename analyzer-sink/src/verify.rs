@@ -2,6 +2,7 @@
 //! (emitter, seq), and the exact set of seqs seen per emitter.
 
 use protocol::analyzer::Deliver;
+use protocol::order::OrderCheck;
 use protocol::probe::{self, ProbeError};
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +29,14 @@ pub struct Arrival {
     pub crc_ok: bool,
     /// An earlier arrival had the same (emitter, seq).
     pub duplicate: bool,
+    /// Session ordinal of this sink process (1, 2, ... per connection).
+    pub session: u32,
+    /// A less urgent frame delivered earlier on this connection was dispatched after this
+    /// one was queued: a priority inversion (PROTOCOL.md §3).
+    pub inverted: bool,
+    /// A frame delivered earlier on this connection was queued after this one: this one
+    /// was overtaken (evidence that priority reordered a backlog).
+    pub overtaken: bool,
 }
 
 impl Arrival {
@@ -51,6 +60,10 @@ pub struct Counts {
     pub corrupt: u64,
     /// Frames without the probe magic, or too short.
     pub non_probe: u64,
+    /// Priority inversions seen (see [`Arrival::inverted`]).
+    pub inversions: u64,
+    /// Frames overtaken (see [`Arrival::overtaken`]).
+    pub overtaken: u64,
 }
 
 /// Seqs per chunk of the seen-set: 64 Ki seqs in 8 KiB.
@@ -102,6 +115,8 @@ impl SeenSet {
 pub struct Tracker {
     seen: HashMap<u32, SeenSet>,
     counts: Counts,
+    order: OrderCheck,
+    session: u32,
 }
 
 impl Tracker {
@@ -110,9 +125,18 @@ impl Tracker {
         Self::default()
     }
 
+    /// A new connection starts: delivery order is checked per connection.
+    pub fn new_session(&mut self) {
+        self.session += 1;
+        self.order = OrderCheck::default();
+    }
+
     /// Checks one DELIVER frame read at `arrival_ns`.
     pub fn observe(&mut self, d: &Deliver, arrival_ns: u64) -> Arrival {
         self.counts.received += 1;
+        let (inverted, overtaken) = self.order.observe(d.priority, d.queued_ns, d.dispatch_ns);
+        self.counts.inversions += u64::from(inverted);
+        self.counts.overtaken += u64::from(overtaken);
         let mut a = Arrival {
             arrival_ns,
             emitter: None,
@@ -124,6 +148,9 @@ impl Tracker {
             size: d.payload.len() as u32,
             crc_ok: false,
             duplicate: false,
+            session: self.session,
+            inverted,
+            overtaken,
         };
         match probe::verify(d.priority, &d.payload) {
             Ok(p) => {
@@ -228,7 +255,11 @@ mod tests {
                 unique: 1,
                 duplicates: 1,
                 corrupt: 2,
-                non_probe: 1
+                non_probe: 1,
+                // The foreign frame (priority 0, queued at 0) came after priority-3
+                // frames dispatched at 2: an inversion, and it was overtaken.
+                inversions: 1,
+                overtaken: 1,
             }
         );
         // The corrupt seq 6 is not counted as seen.

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: the command line (flags over an optional `--config` file).
 //! - [`config`]: settings from a TOML file and flags, checked at load time.
 //! - [`router`]: weighted choice among live analyzers in O(log n) (random or smooth).
 //! - [`queues`]: the 256 strict-priority FIFO queues of one analyzer.
@@ -24,6 +25,7 @@
 //! reader for ACKs. A session that closes, errors, breaks the protocol or hangs leaves the
 //! routing set at once and its queued and unacknowledged frames are routed again.
 
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod health;

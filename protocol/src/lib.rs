@@ -7,6 +7,7 @@
 //! - [`log`]: the emitter stream (emitter -> distributor): back-to-back LOG frames.
 //! - [`analyzer`]: the analyzer session: HELLO and ACK (analyzer -> distributor), DELIVER
 //!   and REJECT (distributor -> analyzer).
+//! - [`order`]: the delivery-order rule of §3, checked online.
 //! - [`probe`]: the test message the load generator puts inside a LOG payload and the
 //!   analyzer sink verifies end to end.
 //!
@@ -18,6 +19,7 @@
 
 pub mod analyzer;
 pub mod log;
+pub mod order;
 pub mod probe;
 
 /// Reads a big-endian u32 at `at`; the caller has checked the length.

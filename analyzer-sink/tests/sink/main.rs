@@ -30,8 +30,11 @@ fn deliver(priority: u8, emitter: u32, seq: u64) -> BytesMut {
 }
 
 fn raw_deliver(priority: u8, payload: &[u8]) -> BytesMut {
-    let now = protocol::now_ns();
-    let mut b = BytesMut::from(&wire::deliver_header(priority, now - 1000, now, payload.len())[..]);
+    // Stamps in delivery order, each queued after the previous one was dispatched: an
+    // orderly stream with no inversion.
+    static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+    let t = CLOCK.fetch_add(10, std::sync::atomic::Ordering::Relaxed);
+    let mut b = BytesMut::from(&wire::deliver_header(priority, t, t + 1, payload.len())[..]);
     b.extend_from_slice(payload);
     b
 }
@@ -144,13 +147,18 @@ async fn detects_corrupt_duplicate_and_foreign_frames() {
             unique: 300,
             duplicates: 1,
             corrupt: 1,
-            non_probe: 1
+            non_probe: 1,
+            inversions: 0,
+            overtaken: 0,
         }
     );
     let rows = csv_rows(&dir.join("arrivals-s1.csv"));
     assert_eq!(rows.len(), 303);
     let dup = &rows[300];
-    assert_eq!((&dup[1], &dup[2], &dup[8], &dup[9]), ("7", "5", "1", "1"));
+    assert_eq!(
+        (&dup[1], &dup[2], &dup[8], &dup[9], &dup[10]),
+        ("7", "5", "1", "1", "1")
+    );
     let bad = &rows[301];
     assert_eq!((&bad[1], &bad[8], &bad[9]), ("8", "0", "0"));
     let foreign = &rows[302];
@@ -265,7 +273,38 @@ async fn reconnects_after_the_distributor_goes_away() {
     let counts = sink.await.unwrap().unwrap();
     assert_eq!((counts.received, counts.unique), (20, 20));
     let totals = csv_rows(&dir.join("totals-r.csv"));
-    assert_eq!(&totals[0][7], "3", "three sessions");
+    assert_eq!(&totals[0][9], "3", "three sessions");
+}
+
+#[tokio::test]
+async fn a_restarted_sink_appends_and_cuts_a_partial_line() {
+    let dir = tempdir("append");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    for (round, garbage) in [
+        (0u64, &b"1795786664638290850,2,0,0,17957866646"[..]),
+        (1, b""),
+    ] {
+        let (stop, sink) = start_sink(addr, &dir, &["--id", "again"]);
+        let (mut s, _) = accept(&listener).await;
+        let mut wire = BytesMut::new();
+        for seq in 0..5 {
+            wire.extend_from_slice(&deliver(0, 1, round * 5 + seq));
+        }
+        s.write_all(&wire).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send(()).unwrap();
+        sink.await.unwrap().unwrap();
+        // As if the process had been killed in the middle of a row.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("arrivals-again.csv"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, garbage).unwrap();
+    }
+    let rows = csv_rows(&dir.join("arrivals-again.csv"));
+    let seqs: Vec<&str> = rows.iter().map(|r| r.get(2).unwrap()).collect();
+    assert_eq!(seqs, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
 }
 
 #[tokio::test]

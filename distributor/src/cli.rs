@@ -1,0 +1,130 @@
+//! The command line: every setting as a flag, over an optional `--config` file.
+
+use crate::config::{Config, parse_secs, parse_weight};
+use crate::core::Overflow;
+use crate::router::Strategy;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// High-throughput log distributor: routes LOG frames from emitters to weighted analyzers
+/// with 256 strict priority levels (wire protocol: PROTOCOL.md).
+///
+/// Settings come from the flags, then `--config FILE.toml` (same names), then defaults.
+/// Logging: RUST_LOG (default info), to stderr.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Cli {
+    /// TOML file with any of these settings (flags win).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address for emitters (LOG frames). [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    emitter_listen: Option<SocketAddr>,
+    /// Address for analyzers (HELLO/DELIVER/ACK). [default: 127.0.0.1:8081]
+    #[arg(long, value_name = "ADDR")]
+    analyzer_listen: Option<SocketAddr>,
+    /// Pin analyzer ID's weight to W, whatever its HELLO says (repeatable).
+    #[arg(long = "weight", value_name = "ID=W", value_parser = parse_weight)]
+    weights: Vec<(String, f64)>,
+    /// How to choose an analyzer: random in proportion to weight, or smooth (deterministic,
+    /// exact proportions). [default: random]
+    #[arg(long, value_enum)]
+    routing: Option<Strategy>,
+    /// Seed of the random router, for reproducible runs. [default: from the clock]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Frames per priority level per analyzer. [default: 1000]
+    #[arg(long, value_name = "N")]
+    queue_capacity: Option<usize>,
+    /// When every live analyzer's queue for a frame's priority is full: stop reading that
+    /// emitter until room frees (backpressure), or drop and count. [default: backpressure]
+    #[arg(long, value_enum)]
+    overflow: Option<Overflow>,
+    /// Unacknowledged frames per at-least-once analyzer before it is sent nothing more.
+    /// [default: 16384]
+    #[arg(long, value_name = "N")]
+    ack_window: Option<usize>,
+    /// Seconds without write progress (or, with ACKs, ACK progress while frames are
+    /// outstanding) after which an analyzer is treated as failed. [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
+    hang_timeout: Option<std::time::Duration>,
+    /// Largest LOG frame_len accepted; a larger one is a protocol error. [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    max_frame: Option<u32>,
+    /// Retries (10 ms doubling to 2 s) of a frame held while no analyzer can take it,
+    /// before it is dropped and counted. [default: 20, about 26.5 s]
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<u32>,
+    /// Frames the holding queue keeps while no analyzer is live, before the overflow
+    /// policy applies. [default: 100000]
+    #[arg(long, value_name = "N")]
+    holding_capacity: Option<usize>,
+    /// Seconds to drain queues to live analyzers at shutdown. [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
+    drain_timeout: Option<std::time::Duration>,
+    /// Emitter connections open at once. [default: 10000]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Serve Prometheus text at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Write per-second stats to this CSV file.
+    #[arg(long, value_name = "PATH")]
+    stats_csv: Option<PathBuf>,
+}
+
+fn parse_secs_arg(s: &str) -> Result<std::time::Duration, String> {
+    parse_secs(
+        s.parse::<f64>()
+            .map_err(|_| format!("{s:?} is not a number of seconds"))?,
+    )
+}
+
+impl Cli {
+    /// The file's settings (or the defaults) with every given flag on top.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! flag {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        flag!(
+            emitter_listen,
+            analyzer_listen,
+            routing,
+            queue_capacity,
+            overflow,
+            ack_window,
+            hang_timeout,
+            max_frame,
+            max_attempts,
+            holding_capacity,
+            drain_timeout,
+            max_connections
+        );
+        if self.seed.is_some() {
+            c.seed = self.seed;
+        }
+        if self.metrics_listen.is_some() {
+            c.metrics_listen = self.metrics_listen;
+        }
+        if self.stats_csv.is_some() {
+            c.stats_csv = self.stats_csv;
+        }
+        c.weights.extend(self.weights);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Binds, runs until SIGTERM or SIGINT (or the harness going away), drains.
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let config = cli.into_config().context("invalid settings")?;
+    let listeners = crate::Listeners::bind(&config).await?;
+    crate::run(config, listeners, runner::stop_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The `harness` binary: `harness <PROFILE> [--duration SECS] [--out DIR]`,
+//! `harness check <PROFILE>...`, and the component roles it starts its children in.
+
+use clap::Parser;
+use harness::profile::{Profile, locate};
+use harness::run::{RunOptions, run};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Runs a profile end to end (distributor, analyzer sinks and loadgen as child processes,
+/// the chaos schedule, then the report) into results/<profile>-<UTC time>/; the exit code
+/// is the report's (0 pass, 1 a check failed, 2 no report).
+///
+/// Also: `harness check PROFILE...` validates profiles. The component roles
+/// (`harness distributor|analyzer-sink|loadgen|report ARGS`) take the flags of the
+/// binaries of the same names.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// A profile name in profiles/ (basic, throughput, chaos) or a path to a .toml file.
+    profile: String,
+    /// Seconds of load instead of the profile's; the chaos schedule scales along.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Folder for run folders.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out: PathBuf,
+}
+
+fn check(names: &[String]) -> ExitCode {
+    let mut ok = true;
+    for name in names {
+        match locate(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|p| Profile::load(&p).map(|_| p).map_err(Into::into))
+        {
+            Ok(p) => println!("ok: {}", p.display()),
+            Err(e) => {
+                ok = false;
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    if ok && !names.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let rest = || args.iter().skip(1).cloned();
+    match args.get(1).map(String::as_str) {
+        Some("distributor") => {
+            let cli = distributor::cli::Cli::parse_from(rest());
+            runner::main(runner::Threads::Multi, || distributor::cli::main(cli))
+        }
+        Some("analyzer-sink") => {
+            let config = analyzer_sink::Config::parse_from(rest());
+            runner::main(runner::Threads::Current, || async move {
+                analyzer_sink::run(config, runner::stop_signal())
+                    .await
+                    .map(|_| ())
+            })
+        }
+        Some("loadgen") => {
+            let config = loadgen::Config::parse_from(rest());
+            runner::main(runner::Threads::Multi, || async move {
+                loadgen::run(config, runner::stop_signal())
+                    .await
+                    .map(|_| ())
+            })
+        }
+        Some("report") => report::cli::main(report::cli::Cli::parse_from(rest())),
+        Some("check") => check(&args[2..]),
+        _ => {
+            let cli = Cli::parse();
+            let mut code = ExitCode::from(2);
+            let status = runner::main(runner::Threads::Multi, || async {
+                let path = locate(&cli.profile)?;
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("run")
+                    .to_owned();
+                let opts = RunOptions {
+                    name,
+                    path,
+                    duration: cli.duration,
+                    out: cli.out.clone(),
+                };
+                let result = run(opts, runner::stop_signal()).await?;
+                code = ExitCode::from(result.exit_code);
+                Ok(())
+            });
+            if status == ExitCode::SUCCESS {
+                code
+            } else {
+                ExitCode::from(2)
+            }
+        }
+    }
+}

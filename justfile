@@ -1,0 +1,49 @@
+# Thin recipes over the binaries. `just --list` shows them all.
+# One build command everywhere (cargo's feature unification would otherwise rebuild polars).
+
+target := env_var_or_default("CARGO_TARGET_DIR", "target")
+
+# Show the recipes.
+default:
+    @just --list
+
+# Build every binary (release).
+build:
+    cargo build --release --workspace --all-targets
+
+# Run every test (the README's test command).
+test:
+    cargo test --release --workspace
+
+# Everything CI checks: fmt, clippy, tests, profile validation and short profile runs.
+ci:
+    bash .ci/run
+
+# The basic profile: 3 emitters x 300 msg/s, 3 analyzers (5/3/2), 60 s.
+basic *ARGS: build
+    {{target}}/release/harness basic {{ARGS}}
+
+# The throughput profile: 100 emitters x 800 msg/s, 10 analyzers, 120 s.
+throughput *ARGS: build
+    {{target}}/release/harness throughput {{ARGS}}
+
+# The chaos profile: 20 emitters x 500 msg/s, 8 analyzers, 300 s, with failures.
+chaos *ARGS: build
+    {{target}}/release/harness chaos {{ARGS}}
+
+# Validate every profile.
+check: build
+    {{target}}/release/harness check profiles/*.toml
+
+# Re-run the report on a run folder.
+report DIR: build
+    {{target}}/release/report {{DIR}}
+
+# Criterion benchmarks of the hot paths, then the end-to-end performance suite.
+bench *ARGS: build
+    cargo bench --workspace
+    {{target}}/release/harness bench {{ARGS}}
+
+# Remove run results (keeps the folder).
+clean:
+    find results -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -1,0 +1,163 @@
+//! Every message is accounted for (Jepsen total-queue style): per emitter, the seqs sent
+//! (the loadgen manifest) against the seqs delivered over all analyzers. A missing seq is
+//! explained when its write failed (in doubt: the distributor died under it) or by the
+//! distributor's count of dropped frames; anything else is an unexplained loss and FAILs.
+//! Duplicates are reported; they are expected only after a failure in at-least-once runs.
+
+use super::{Outcome, Row, Status};
+use crate::model::{Emitter, Run};
+
+/// How many lost ranges the report lists.
+const LIST: usize = 10;
+
+/// Missing seqs of one emitter: (missing, of which in doubt, the first ranges).
+fn missing(run: &Run, e: &Emitter) -> (u64, u64, Vec<(u64, u64)>) {
+    let (mut total, mut doubt) = (0, 0);
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for seq in 0..e.sent {
+        if run.seen.has(e.id, seq) {
+            continue;
+        }
+        total += 1;
+        if e.in_doubt.iter().any(|(a, b)| (*a..*b).contains(&seq)) {
+            doubt += 1;
+            continue;
+        }
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == seq => *last = seq,
+            _ => {
+                if ranges.len() < LIST {
+                    ranges.push((seq, seq));
+                }
+            }
+        }
+    }
+    (total, doubt, ranges)
+}
+
+/// The accounting check.
+pub fn check(run: &Run) -> Outcome {
+    if run.emitters.is_empty() {
+        let row = Row::new(
+            "accounting",
+            Status::NotExercised,
+            0,
+            0,
+            "no loadgen manifest (emitters-*.csv) in the run folder",
+        );
+        return Outcome {
+            status: Status::NotExercised,
+            rows: vec![row],
+        };
+    }
+    let sent: u64 = run.emitters.iter().map(|e| e.sent).sum();
+    let unique: u64 = run.emitters.iter().map(|e| run.seen.unique(e.id)).sum();
+    let dropped = run.distributor.dropped_total();
+    let mut rows = Vec::new();
+    let (mut lost, mut in_doubt) = (0, 0);
+    for e in &run.emitters {
+        let (m, d, ranges) = missing(run, e);
+        lost += m;
+        in_doubt += d;
+        if m > d {
+            let list: Vec<String> = ranges
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect();
+            rows.push(Row::new(
+                format!("accounting:emitter:{}", e.id),
+                Status::Fail,
+                m - d,
+                0,
+                format!(
+                    "{} of {} seqs missing ({d} in doubt); first missing: {}",
+                    m,
+                    e.sent,
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
+    let explained_by_drops = dropped.min(lost - in_doubt);
+    let unexplained = lost - in_doubt - explained_by_drops;
+    let failures = run.distributor.failures > 0 || !run.events.is_empty();
+    let dup = run.seen.duplicates;
+    let status = if unexplained > 0 || (dup > 0 && !failures) {
+        Status::Fail
+    } else if sent == 0 {
+        Status::NotExercised
+    } else {
+        Status::Pass
+    };
+    if unexplained == 0 {
+        // Emitter rows above were losses before the drop count was applied.
+        for r in &mut rows {
+            r.status = Status::Pass;
+        }
+    }
+    let mut detail = format!(
+        "sent {sent}, delivered unique {unique}, duplicates {dup}, dropped by the distributor {dropped}, missing {lost} ({in_doubt} in doubt, {explained_by_drops} explained by drops), unexplained {unexplained}"
+    );
+    if dup > 0 && !failures {
+        detail.push_str("; duplicates without any failure are a bug");
+    }
+    if dropped > lost {
+        detail.push_str(&format!(
+            "; the distributor counted {} more drops than messages are missing",
+            dropped - lost
+        ));
+    }
+    let mut head = vec![
+        Row::new("accounting", status, unexplained, 0, detail),
+        Row::new(
+            "accounting:sent",
+            status,
+            sent,
+            "",
+            "messages written by the loadgen (next seq)",
+        ),
+        Row::new(
+            "accounting:delivered_unique",
+            status,
+            unique,
+            sent - dropped.min(sent),
+            "distinct (emitter, seq) over all analyzers",
+        ),
+        Row::new(
+            "accounting:duplicates",
+            status,
+            dup,
+            if failures { "after failures" } else { "0" },
+            "arrivals of an (emitter, seq) already delivered",
+        ),
+        Row::new(
+            "accounting:dropped",
+            status,
+            dropped,
+            "",
+            format!("counted by the distributor: {:?}", run.distributor.dropped),
+        ),
+        Row::new(
+            "accounting:in_doubt",
+            status,
+            in_doubt,
+            "",
+            "missing seqs whose write failed at the emitter",
+        ),
+        Row::new(
+            "accounting:unsent",
+            status,
+            run.emitters.iter().map(|e| e.unsent).sum::<u64>(),
+            "",
+            "due while disconnected, never sent (no seq)",
+        ),
+    ];
+    head.extend(rows);
+    Outcome { status, rows: head }
+}

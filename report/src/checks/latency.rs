@@ -1,0 +1,113 @@
+//! End-to-end latency (`arrival_ns - sent_ns`, both CLOCK_REALTIME on one host):
+//! p50/p90/p99/p999/max overall and per priority. FAILs only against a limit set in the
+//! profile (`[checks] latency_p99_ms`).
+
+use super::{Outcome, Row, Status};
+use crate::model::Run;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+
+/// Merges per-priority histograms.
+pub fn merge<'a>(
+    sources: impl Iterator<Item = &'a BTreeMap<u8, Histogram<u64>>>,
+) -> BTreeMap<u8, Histogram<u64>> {
+    let mut out: BTreeMap<u8, Histogram<u64>> = BTreeMap::new();
+    for m in sources {
+        for (p, h) in m {
+            match out.get_mut(p) {
+                Some(acc) => {
+                    let _ = acc.add(h);
+                }
+                None => {
+                    out.insert(*p, h.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// All priorities in one histogram.
+pub fn overall(by_priority: &BTreeMap<u8, Histogram<u64>>) -> Option<Histogram<u64>> {
+    let mut it = by_priority.values();
+    let mut acc = it.next()?.clone();
+    for h in it {
+        let _ = acc.add(h);
+    }
+    Some(acc)
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+/// The latency check.
+pub fn check(run: &Run) -> Outcome {
+    let by_priority = merge(run.analyzers.iter().map(|a| &a.latency));
+    let Some(all) = overall(&by_priority).filter(|h| h.len() > 0) else {
+        let row = Row::new(
+            "latency",
+            Status::NotExercised,
+            "",
+            "",
+            "no latency samples (no intact probe arrived)",
+        );
+        return Outcome {
+            status: Status::NotExercised,
+            rows: vec![row],
+        };
+    };
+    let p99 = all.value_at_quantile(0.99) as f64 / 1000.0;
+    let (status, expected) = match run.settings.latency_p99_ms {
+        Some(limit) if p99 > limit => (Status::Fail, format!("p99 <= {limit} ms")),
+        Some(limit) => (Status::Pass, format!("p99 <= {limit} ms")),
+        None => (Status::Pass, "no limit set".to_owned()),
+    };
+    let q = |h: &Histogram<u64>, q: f64| ms(h.value_at_quantile(q));
+    let mut rows = vec![Row::new(
+        "latency",
+        status,
+        format!("{p99:.3}"),
+        expected,
+        format!(
+            "{} samples, ms: p50 {} p90 {} p99 {} p999 {} max {}",
+            all.len(),
+            q(&all, 0.5),
+            q(&all, 0.9),
+            q(&all, 0.99),
+            q(&all, 0.999),
+            ms(all.max())
+        ),
+    )];
+    for (name, quantile) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+        rows.push(Row::new(
+            format!("latency:{name}_ms:all"),
+            status,
+            q(&all, quantile),
+            "",
+            format!("{} samples", all.len()),
+        ));
+    }
+    rows.push(Row::new(
+        "latency:max_ms:all",
+        status,
+        ms(all.max()),
+        "",
+        "",
+    ));
+    for (p, h) in &by_priority {
+        rows.push(Row::new(
+            format!("latency:p99_ms:priority_{p}"),
+            status,
+            q(h, 0.99),
+            "",
+            format!(
+                "{} samples; p50 {} ms, max {} ms",
+                h.len(),
+                q(h, 0.5),
+                ms(h.max())
+            ),
+        ));
+    }
+    Outcome { status, rows }
+}

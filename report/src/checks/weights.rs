@@ -1,0 +1,223 @@
+//! Each analyzer's share of the deliveries against its expected share.
+//!
+//! The expected share follows the live set over time: for every second, the arrivals of
+//! that second are expected to split over the analyzers the distributor had live then, in
+//! proportion to their weights (an analyzer that is down expects nothing). Summed over the
+//! run this gives each analyzer's expected count `E_i` out of `N`.
+//!
+//! - `smooth` routing is deterministic: PASS when `|O_i - E_i| / E_i <= tolerance`.
+//! - `random` routing: the observed share has a 95% confidence interval
+//!   `p̂ ± 1.96 sqrt(p (1 - p) / N)` (p = E_i / N). PASS when the interval lies inside the
+//!   band `p (1 ± tolerance)`, FAIL when it lies outside, INCONCLUSIVE otherwise, with the
+//!   N that would decide.
+//! - A chi-square goodness-of-fit statistic and p-value over all analyzers are reported.
+
+use super::{Outcome, Row, Status, chi_square_p};
+use crate::model::Run;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// 95% two-sided normal quantile.
+const Z: f64 = 1.96;
+
+/// Expected counts per analyzer and the arrivals they cover.
+fn expected(run: &Run) -> (BTreeMap<String, f64>, BTreeMap<String, u64>, u64) {
+    let seconds: BTreeSet<u64> = run
+        .analyzers
+        .iter()
+        .flat_map(|a| a.per_second.keys().copied())
+        .collect();
+    let mut expected: BTreeMap<String, f64> = BTreeMap::new();
+    let mut observed: BTreeMap<String, u64> = BTreeMap::new();
+    let mut covered = 0;
+    for s in seconds {
+        let live: Vec<(String, f64)> = match run.distributor.live.range(..=s).next_back() {
+            Some((_, samples)) => samples
+                .iter()
+                .filter(|x| x.live)
+                .map(|x| (x.analyzer.clone(), x.weight))
+                .collect(),
+            None if run.distributor.live.is_empty() => run
+                .settings
+                .weights
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            None => Vec::new(),
+        };
+        let total_weight: f64 = live.iter().map(|(_, w)| w).sum();
+        if live.is_empty() || total_weight <= 0.0 {
+            continue;
+        }
+        let n: u64 = run
+            .analyzers
+            .iter()
+            .map(|a| a.per_second.get(&s).copied().unwrap_or(0))
+            .sum();
+        covered += n;
+        for (id, w) in live {
+            *expected.entry(id).or_default() += n as f64 * w / total_weight;
+        }
+        for a in &run.analyzers {
+            *observed.entry(a.id.clone()).or_default() +=
+                a.per_second.get(&s).copied().unwrap_or(0);
+        }
+    }
+    (expected, observed, covered)
+}
+
+/// The messages a conclusive interval needs when the observed share is `p_hat`.
+fn needed(p: f64, p_hat: f64, tolerance: f64) -> f64 {
+    let margin = (tolerance * p - (p_hat - p).abs()).abs();
+    if margin <= 0.0 {
+        return f64::INFINITY;
+    }
+    (Z * Z * p * (1.0 - p) / (margin * margin)).ceil()
+}
+
+/// The weights check.
+pub fn check(run: &Run) -> Outcome {
+    let (expected, observed, n) = expected(run);
+    let tol = run.settings.weight_tolerance;
+    let random = run.settings.routing != "smooth";
+    if n == 0 || expected.is_empty() {
+        let why = if n == 0 {
+            "no arrivals"
+        } else {
+            "no weights known (no distributor stats, no profile)"
+        };
+        return Outcome {
+            status: Status::NotExercised,
+            rows: vec![Row::new("weights", Status::NotExercised, 0, "", why)],
+        };
+    }
+    let mut rows = Vec::new();
+    let mut status = Status::Pass;
+    let mut chi2 = 0.0;
+    let mut k = 0;
+    let ids: BTreeSet<&String> = expected.keys().chain(observed.keys()).collect();
+    for id in ids {
+        let e = expected.get(id).copied().unwrap_or(0.0);
+        let o = observed.get(id).copied().unwrap_or(0) as f64;
+        let (p, p_hat) = (e / n as f64, o / n as f64);
+        if e <= 0.0 {
+            let s = if o > 0.0 {
+                Status::Fail
+            } else {
+                Status::NotExercised
+            };
+            status = status.worst(s);
+            rows.push(Row::new(
+                format!("weights:{id}"),
+                s,
+                format!("{p_hat:.4}"),
+                "0",
+                format!("{o} arrivals while never live"),
+            ));
+            continue;
+        }
+        chi2 += (o - e).powi(2) / e;
+        k += 1;
+        let rel = (o - e).abs() / e;
+        let (s, detail) = if random {
+            let half = Z * (p * (1.0 - p) / n as f64).sqrt();
+            let (lo, hi) = (p * (1.0 - tol), p * (1.0 + tol));
+            let ci = format!(
+                "95% CI [{:.4}, {:.4}] vs band [{lo:.4}, {hi:.4}]",
+                p_hat - half,
+                p_hat + half
+            );
+            if p_hat - half >= lo && p_hat + half <= hi {
+                (Status::Pass, ci)
+            } else if p_hat + half < lo || p_hat - half > hi {
+                (Status::Fail, ci)
+            } else {
+                (
+                    Status::Inconclusive,
+                    format!(
+                        "{ci}; about {} messages would decide",
+                        needed(p, p_hat, tol)
+                    ),
+                )
+            }
+        } else if rel <= tol {
+            (
+                Status::Pass,
+                format!(
+                    "smooth routing: relative error {:.2}% <= {:.1}%",
+                    rel * 100.0,
+                    tol * 100.0
+                ),
+            )
+        } else {
+            (
+                Status::Fail,
+                format!(
+                    "smooth routing: relative error {:.2}% > {:.1}%",
+                    rel * 100.0,
+                    tol * 100.0
+                ),
+            )
+        };
+        status = status.worst(s);
+        rows.push(Row::new(
+            format!("weights:{id}"),
+            s,
+            format!("{p_hat:.4}"),
+            format!("{p:.4}"),
+            format!(
+                "{o} of {n} (expected {e:.0}, relative error {:.2}%); {detail}",
+                rel * 100.0
+            ),
+        ));
+    }
+    let dof = (k.max(1) - 1) as f64;
+    let p_value = chi_square_p(chi2, dof);
+    let mut head = vec![Row::new(
+        "weights",
+        status,
+        format!("{:.2}%", max_rel(&rows)),
+        format!("<= {:.1}%", tol * 100.0),
+        format!(
+            "{} routing over {n} arrivals; chi-square {chi2:.2} with {dof} dof, p = {p_value:.4}",
+            run.settings.routing
+        ),
+    )];
+    head.push(Row::new(
+        "weights:chi_square",
+        status,
+        format!("{chi2:.3}"),
+        format!("dof {dof}"),
+        format!("p-value {p_value:.4}"),
+    ));
+    head.extend(rows);
+    Outcome { status, rows: head }
+}
+
+/// The largest relative error among the analyzer rows, in %.
+fn max_rel(rows: &[Row]) -> f64 {
+    rows.iter()
+        .filter_map(|r| {
+            let (o, e) = (
+                r.value.parse::<f64>().ok()?,
+                r.expected.parse::<f64>().ok()?,
+            );
+            (e > 0.0).then(|| (o - e).abs() / e * 100.0)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Per analyzer: (id, observed share, expected share), for the chart.
+pub fn shares(run: &Run) -> Vec<(String, f64, f64)> {
+    let (expected, observed, n) = expected(run);
+    if n == 0 {
+        return Vec::new();
+    }
+    let ids: BTreeSet<&String> = expected.keys().chain(observed.keys()).collect();
+    ids.into_iter()
+        .map(|id| {
+            let o = observed.get(id).copied().unwrap_or(0) as f64 / n as f64;
+            let e = expected.get(id).copied().unwrap_or(0.0) / n as f64;
+            (id.clone(), o, e)
+        })
+        .collect()
+}

@@ -1,0 +1,106 @@
+//! Process plumbing shared by every binary (and by the harness, which runs each component
+//! as a child process of its own executable): logging to stderr, the async runtime, and the
+//! stop signal (SIGTERM, SIGINT, or the parent going away).
+//!
+//! A process started by the harness gets `HARNESS_WATCH_STDIN=1` and a pipe as stdin; when
+//! the harness dies, even by SIGKILL, the pipe closes and the process stops as on SIGTERM,
+//! so no component outlives its run.
+
+use std::future::Future;
+use std::io::Read as _;
+use std::process::ExitCode;
+
+/// The environment variable that makes [`stop_signal`] also watch stdin for EOF.
+pub const WATCH_STDIN: &str = "HARNESS_WATCH_STDIN";
+
+/// How many worker threads a component wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// A multi-threaded runtime, one worker per core.
+    Multi,
+    /// One thread: enough for a single connection's work.
+    Current,
+}
+
+/// Logging to stderr: `RUST_LOG` (default `info`), colours only on a terminal.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Completes on SIGTERM or SIGINT, or (under the harness) when stdin reaches EOF.
+pub async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let parent = async {
+        if std::env::var_os(WATCH_STDIN).is_none() {
+            return std::future::pending::<()>().await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // A blocking read on its own thread: it ends when the parent's end of the pipe
+        // closes.
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 64];
+            while let Ok(n) = std::io::stdin().read(&mut sink) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = parent => tracing::warn!("the harness went away; stopping"),
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => tracing::info!("SIGINT received"),
+            Err(e) => tracing::error!(error = %e, "cannot listen for SIGINT"),
+        },
+    }
+}
+
+/// Runs `body` on a runtime with logging set up; `Err` prints `error: {:#}` and exits 1.
+pub fn main<F, Fut>(threads: Threads, body: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    init_tracing();
+    let runtime = match threads {
+        Threads::Multi => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        Threads::Current => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(body()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
