@@ -565,9 +565,12 @@ fn decode_histogram(hex: &str) -> std::result::Result<Histogram<u64>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| format!("histogram hex: {e}")))
         .collect::<std::result::Result<_, _>>()?;
-    Deserializer::new()
+    let mut h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut &bytes[..])
-        .map_err(|e| format!("histogram: {e:?}"))
+        .map_err(|e| format!("histogram: {e:?}"))?;
+    // Deserialized histograms do not grow; merged ones must.
+    h.auto(true);
+    Ok(h)
 }
 
 /// The distributor's stats: the live set per second, queue depth, and the final drops of
@@ -664,4 +667,27 @@ fn resources(dir: &Path, run: &mut Run) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+
+    #[test]
+    fn decoded_histograms_merge_whatever_their_range() {
+        let mut small = histogram();
+        small.record(10).unwrap();
+        let mut big = histogram();
+        big.record(50_000_000).unwrap();
+        let hex = |h: &Histogram<u64>| {
+            let mut raw = Vec::new();
+            V2DeflateSerializer::new().serialize(h, &mut raw).unwrap();
+            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let mut merged = decode_histogram(&hex(&small)).unwrap();
+        merged.add(decode_histogram(&hex(&big)).unwrap()).unwrap();
+        assert_eq!(merged.len(), 2);
+        assert!(decode_histogram("abc").is_err());
+    }
 }
