@@ -78,10 +78,7 @@ impl Component {
 
     /// Whether a process is running (not exited; a stopped one counts as running).
     pub fn running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            _ => false,
-        }
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
     /// Sends a signal by name (TERM, STOP, CONT, USR1, USR2).

@@ -35,6 +35,9 @@ fn fonts() {
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
+/// A named line: legend label, colour, points.
+type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
+
 /// Draws with `f` on a white W x H bitmap and encodes it as PNG.
 fn render(f: impl FnOnce(&Area) -> Result<(), String>) -> Result<Vec<u8>, String> {
     fonts();
@@ -73,12 +76,7 @@ fn start_second(run: &Run) -> u64 {
 }
 
 /// A line chart of several series over the run's seconds, with chaos events marked.
-fn time_chart(
-    run: &Run,
-    title: &str,
-    y_desc: &str,
-    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
-) -> Result<Vec<u8>, String> {
+fn time_chart(run: &Run, title: &str, y_desc: &str, series: &[Series]) -> Result<Vec<u8>, String> {
     let x_max = series
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.0))
@@ -246,7 +244,7 @@ pub fn shares_chart(run: &Run) -> Result<Chart, String> {
 pub fn latency_by_priority(run: &Run) -> Result<Chart, String> {
     let by_p = merge(run.analyzers.iter().map(|a| &a.latency));
     let ms = |v: u64| v as f64 / 1000.0;
-    let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = vec![
+    let series: Vec<Series> = vec![
         (
             "p50",
             RGBColor(20, 150, 60),

@@ -466,6 +466,10 @@ fn per_second_counts(df: &DataFrame, path: &Path) -> Result<BTreeMap<u64, u64>> 
 }
 
 /// A `summary` sink: per-second rows, latency histograms and seq ranges.
+#[expect(
+    clippy::needless_range_loop,
+    reason = "each row index reads eleven columns"
+)]
 fn summary(dir: &Path, path: &Path, run: &mut Run) -> Result<()> {
     let id = id_of(path, "summary-");
     let df = read_csv(path)?;
@@ -558,7 +562,7 @@ fn summary(dir: &Path, path: &Path, run: &mut Run) -> Result<()> {
 
 /// A histogram from the hex of its V2+deflate serialization.
 fn decode_histogram(hex: &str) -> std::result::Result<Histogram<u64>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err("histogram hex has odd length".into());
     }
     let bytes: Vec<u8> = (0..hex.len())

@@ -1,5 +1,6 @@
 //! The report on synthetic run folders: the clean run passes every check, and each
 //! tampered run fails (or is not exercised) in the check that should catch it.
+#![expect(clippy::unwrap_used, reason = "a failed setup fails the test")]
 
 use report::checks::Status;
 use report::model::Overrides;

@@ -44,7 +44,7 @@ fn ms(us: u64) -> String {
 /// The latency check.
 pub fn check(run: &Run) -> Outcome {
     let by_priority = merge(run.analyzers.iter().map(|a| &a.latency));
-    let Some(all) = overall(&by_priority).filter(|h| h.len() > 0) else {
+    let Some(all) = overall(&by_priority).filter(|h| !h.is_empty()) else {
         let row = Row::new(
             "latency",
             Status::NotExercised,

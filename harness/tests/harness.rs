@@ -1,0 +1,202 @@
+//! The harness as users run it: a real process with real children, stopped every way a
+//! run can end, leaving no process behind.
+#![expect(clippy::unwrap_used, reason = "a failed setup fails the test")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PROFILE: &str = r#"
+description = "test"
+duration = 30
+[distributor]
+seed = 1
+[[analyzers]]
+id = "x1"
+weight = 2
+[[analyzers]]
+id = "x2"
+weight = 1
+acks = true
+[emitters]
+count = 2
+rate = 200
+priority_mode = "random"
+priority_range = "0-7"
+[[chaos]]
+at = 2
+action = "kill"
+targets = ["x2"]
+[[chaos]]
+at = 3
+action = "start"
+targets = ["x2"]
+"#;
+
+fn workdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("harness-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("p.toml"), PROFILE).unwrap();
+    d
+}
+
+fn start(dir: &Path, duration: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg(dir.join("p.toml"))
+        .args(["--duration", duration, "--out"])
+        .arg(dir.join("results"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Pids of processes whose command line mentions `dir` (the harness's children do).
+fn processes_using(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        // Zombies have an empty cmdline; only live processes count.
+        if cmd.contains(&needle) && pid != std::process::id() {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run_dir(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir.join("results"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap()
+}
+
+#[test]
+fn a_short_run_passes_and_writes_everything() {
+    let dir = workdir("ok");
+    let status = start(&dir, "6").wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let run = run_dir(&dir);
+    for f in [
+        "profile.toml",
+        "manifest.json",
+        "events.csv",
+        "resources.csv",
+        "report.html",
+        "summary.csv",
+        "emitters-0.csv",
+        "arrivals-x1.csv",
+        "arrivals-x2.csv",
+        "stats-1.csv",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let events = std::fs::read_to_string(run.join("events.csv")).unwrap();
+    assert!(
+        events.contains(",kill,x2") && events.contains(",start,x2"),
+        "{events}"
+    );
+    assert!(std::fs::read_link(dir.join("results/latest")).is_ok());
+    assert!(processes_using(&dir).is_empty());
+}
+
+#[test]
+fn killing_the_harness_leaves_no_process_behind() {
+    let dir = workdir("sigkill");
+    let mut h = start(&dir, "30");
+    wait_for("the components", Duration::from_secs(20), || {
+        processes_using(&dir).len() >= 4
+    });
+    h.kill().unwrap();
+    h.wait().unwrap();
+    wait_for("every child to exit", Duration::from_secs(15), || {
+        processes_using(&dir).is_empty()
+    });
+}
+
+#[test]
+fn a_failed_component_stops_the_run_cleanly() {
+    let dir = workdir("failed");
+    let mut h = start(&dir, "30");
+    wait_for("the components", Duration::from_secs(20), || {
+        processes_using(&dir).len() >= 4
+    });
+    // Kill the distributor behind the harness's back.
+    let victim = processes_using(&dir)
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .contains("\0distributor\0")
+        })
+        .unwrap();
+    Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    let status = h.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "no report: the run failed");
+    wait_for("every child to exit", Duration::from_secs(15), || {
+        processes_using(&dir).is_empty()
+    });
+}
+
+#[test]
+fn sigint_stops_the_run_cleanly() {
+    let dir = workdir("sigint");
+    let h = start(&dir, "30");
+    wait_for("the components", Duration::from_secs(20), || {
+        processes_using(&dir).len() >= 4
+    });
+    Command::new("kill")
+        .args(["-INT", &h.id().to_string()])
+        .status()
+        .unwrap();
+    let mut h = h;
+    let status = h.wait().unwrap();
+    assert_ne!(status.code(), Some(0));
+    wait_for("every child to exit", Duration::from_secs(15), || {
+        processes_using(&dir).is_empty()
+    });
+}
+
+#[test]
+fn check_names_the_bad_field() {
+    let dir = workdir("check");
+    std::fs::write(
+        dir.join("bad.toml"),
+        PROFILE.replace("weight = 2", "weight = -2"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("check")
+        .arg(dir.join("bad.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("analyzers[0].weight"));
+    let ok = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("check")
+        .arg(dir.join("p.toml"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+}
