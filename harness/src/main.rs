@@ -11,7 +11,8 @@ use std::process::ExitCode;
 /// the chaos schedule, then the report) into results/<profile>-<UTC time>/; the exit code
 /// is the report's (0 pass, 1 a check failed, 2 no report).
 ///
-/// Also: `harness check PROFILE...` validates profiles. The component roles
+/// Also: `harness check PROFILE...` validates profiles; `harness bench` runs the
+/// performance suite. The component roles
 /// (`harness distributor|analyzer-sink|loadgen|report ARGS`) take the flags of the
 /// binaries of the same names.
 #[derive(Debug, Parser)]
@@ -23,6 +24,25 @@ struct Cli {
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
     /// Folder for run folders.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out: PathBuf,
+}
+
+/// End-to-end performance suite: saturation, latency at fixed loads, scaling, and a
+/// plain TCP relay (socat) as reference; writes results/bench-<UTC time>/bench.json and
+/// bench.md.
+#[derive(Debug, Parser)]
+struct BenchCli {
+    /// Runs per scenario (figures are medians with their spread).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Seconds of load per run.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Only saturation, latency and the reference (no scaling scenarios).
+    #[arg(long)]
+    quick: bool,
+    /// Folder for the bench folder.
     #[arg(long, value_name = "DIR", default_value = "results")]
     out: PathBuf,
 }
@@ -74,6 +94,17 @@ fn main() -> ExitCode {
         }
         Some("report") => report::cli::main(report::cli::Cli::parse_from(rest())),
         Some("check") => check(&args[2..]),
+        Some("bench") => {
+            let b = BenchCli::parse_from(rest());
+            let opts = harness::bench::BenchOptions {
+                out: b.out,
+                repeat: b.repeat,
+                seconds: b.seconds,
+            };
+            runner::main(runner::Threads::Multi, || async move {
+                harness::bench::bench(opts, b.quick).await.map(|_| ())
+            })
+        }
         _ => {
             let cli = Cli::parse();
             let mut code = ExitCode::from(2);

@@ -51,7 +51,7 @@ pub fn utc_stamp(secs: u64) -> String {
     )
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -67,7 +67,7 @@ fn json_str(s: &str) -> String {
 }
 
 /// Reads `/metrics` once: metric name -> sum over label sets.
-async fn metrics(port: u16) -> Option<BTreeMap<String, f64>> {
+pub(crate) async fn metrics(port: u16) -> Option<BTreeMap<String, f64>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::time::timeout(
         Duration::from_secs(2),

@@ -1,0 +1,450 @@
+//! `harness bench`: end-to-end performance of the distributor on this machine, loadgen and
+//! sinks included, written to `results/bench-<UTC time>/bench.json` and `bench.md`.
+//!
+//! 1. saturation: the loadgen at `max`, sinks in summary mode: delivered msg/s and MiB/s,
+//!    distributor CPU seconds per million messages (from /proc), peak RSS, loss;
+//! 2. latency: p50/p99/p999 end to end at fixed offered loads;
+//! 3. scaling: 10/100/1000 emitter connections, 3/10/100 analyzers;
+//! 4. a reference: the same byte stream (one connection at `max`) through the distributor
+//!    and through a plain TCP relay (socat), CPU per MiB of each.
+//!
+//! Every figure is the median of `--repeat` runs with its spread (min-max).
+
+use crate::procs::{Component, free_port, proc_usage, ticks_per_second};
+use crate::run::{json_str, metrics, utc_stamp};
+use anyhow::Context as _;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Where the bench folder goes.
+    pub out: PathBuf,
+    /// Runs per scenario.
+    pub repeat: usize,
+    /// Seconds of load per run.
+    pub seconds: f64,
+}
+
+/// One scenario's setup.
+#[derive(Debug, Clone)]
+struct Scenario {
+    group: &'static str,
+    name: String,
+    emitters: u32,
+    /// Per emitter, msg/s, or `max`.
+    rate: String,
+    sinks: usize,
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    sent: u64,
+    delivered_per_s: f64,
+    mib_per_s: f64,
+    cpu_s_per_million: f64,
+    cpu_us_per_mib: f64,
+    peak_rss_mib: f64,
+    lost: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+}
+
+fn median_spread(xs: &[f64]) -> (f64, f64, f64) {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = if v.is_empty() { 0.0 } else { v[v.len() / 2] };
+    (
+        mid,
+        v.first().copied().unwrap_or(0.0),
+        v.last().copied().unwrap_or(0.0),
+    )
+}
+
+/// Runs distributor + sinks + loadgen once in `dir`.
+async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figures> {
+    std::fs::create_dir_all(dir)?;
+    let (ep, ap, mp) = (free_port()?, free_port()?, free_port()?);
+    let mut dist = Component::new(
+        "distributor",
+        "distributor",
+        vec![
+            format!("--emitter-listen=127.0.0.1:{ep}"),
+            format!("--analyzer-listen=127.0.0.1:{ap}"),
+            format!("--metrics-listen=127.0.0.1:{mp}"),
+            "--seed=1".into(),
+        ],
+        dir.join("distributor.log"),
+    );
+    dist.start()?;
+    let mut sinks: Vec<Component> = (0..s.sinks)
+        .map(|i| {
+            Component::new(
+                &format!("sink-{i}"),
+                "analyzer-sink",
+                vec![
+                    format!("--distributor=127.0.0.1:{ap}"),
+                    format!("--id=b{i:03}"),
+                    format!("--weight={}", 1 + i % 3),
+                    "--log=summary".into(),
+                    format!("--out={}", dir.display()),
+                ],
+                dir.join(format!("sink-{i}.log")),
+            )
+        })
+        .collect();
+    for k in &mut sinks {
+        k.start()?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let live = metrics(mp)
+            .await
+            .and_then(|m| m.get("distributor_analyzer_live").copied())
+            .unwrap_or(0.0);
+        if live as usize >= s.sinks {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{}: analyzers did not connect",
+            s.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut loadgen = Component::new(
+        "loadgen",
+        "loadgen",
+        vec![
+            format!("--target=127.0.0.1:{ep}"),
+            format!("--emitters={}", s.emitters),
+            format!("--rate={}", s.rate),
+            format!("--duration={seconds}"),
+            format!("--out={}", dir.display()),
+        ],
+        dir.join("loadgen.log"),
+    );
+    let ticks = ticks_per_second();
+    let pid = dist.pid().context("distributor not running")?;
+    let (cpu0, _) = proc_usage(pid, ticks).context("cannot read the distributor's /proc")?;
+    let d0 = metrics(mp)
+        .await
+        .and_then(|m| m.get("distributor_delivered_frames_total").copied())
+        .unwrap_or(0.0);
+    let t0 = Instant::now();
+    loadgen.start()?;
+    let mut peak_rss = 0u64;
+    while loadgen.running() {
+        if let Some((_, rss)) = proc_usage(pid, ticks) {
+            peak_rss = peak_rss.max(rss);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let code = loadgen.wait().await?;
+    anyhow::ensure!(
+        code == Some(0),
+        "{}: loadgen failed; see {}",
+        s.name,
+        loadgen.log.display()
+    );
+    // Let the distributor finish what it holds, then read the figures.
+    let received = metrics(mp)
+        .await
+        .and_then(|m| m.get("distributor_received_frames_total").copied())
+        .unwrap_or(0.0);
+    let drain_deadline = Instant::now() + Duration::from_secs(20);
+    let mut delivered = d0;
+    while Instant::now() < drain_deadline {
+        delivered = metrics(mp)
+            .await
+            .and_then(|m| m.get("distributor_delivered_frames_total").copied())
+            .unwrap_or(0.0);
+        if delivered >= received {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (cpu1, rss) = proc_usage(pid, ticks).unwrap_or((cpu0, 0));
+    peak_rss = peak_rss.max(rss);
+    dist.stop(Duration::from_secs(20)).await?;
+    for k in &mut sinks {
+        k.stop(Duration::from_secs(10)).await?;
+    }
+    let run = report::load::run(dir, &report::model::Overrides::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sent: u64 = run.emitters.iter().map(|e| e.sent).sum();
+    let unique: u64 = run.emitters.iter().map(|e| run.seen.unique(e.id)).sum();
+    let bytes: u64 = manifest_bytes(dir)?;
+    let lat = report::checks::latency::overall(&report::checks::latency::merge(
+        run.analyzers.iter().map(|a| &a.latency),
+    ));
+    let q = |p: f64| {
+        lat.as_ref()
+            .map_or(0.0, |h| h.value_at_quantile(p) as f64 / 1000.0)
+    };
+    let n = delivered - d0;
+    let cpu = cpu1 - cpu0;
+    let mib = bytes as f64 / (1 << 20) as f64;
+    Ok(Figures {
+        sent,
+        delivered_per_s: n / seconds.min(elapsed),
+        mib_per_s: mib / seconds.min(elapsed),
+        cpu_s_per_million: if n > 0.0 { cpu / (n / 1e6) } else { 0.0 },
+        cpu_us_per_mib: if mib > 0.0 { cpu * 1e6 / mib } else { 0.0 },
+        peak_rss_mib: peak_rss as f64 / (1 << 20) as f64,
+        lost: sent.saturating_sub(unique),
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
+    })
+}
+
+/// Bytes the loadgen wrote, from its manifest.
+fn manifest_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let text =
+        std::fs::read_to_string(dir.join("emitters-0.csv")).context("no loadgen manifest")?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2)?.parse::<u64>().ok())
+        .sum())
+}
+
+/// The same byte stream (one emitter at `max`) through socat; socat's CPU per MiB.
+async fn relay_once(seconds: f64, dir: &Path) -> anyhow::Result<Option<f64>> {
+    std::fs::create_dir_all(dir)?;
+    if std::process::Command::new("socat")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let (front, back) = (free_port()?, free_port()?);
+    let mut discard = tokio::process::Command::new("socat")
+        .args([
+            "-u",
+            &format!("TCP-LISTEN:{back},reuseaddr,fork"),
+            "OPEN:/dev/null",
+        ])
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start socat")?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut relay = tokio::process::Command::new("socat")
+        .args([
+            &format!("TCP-LISTEN:{front},reuseaddr"),
+            &format!("TCP:127.0.0.1:{back}"),
+        ])
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start socat")?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = relay.id().context("socat exited")?;
+    let ticks = ticks_per_second();
+    let mut loadgen = Component::new(
+        "loadgen",
+        "loadgen",
+        vec![
+            format!("--target=127.0.0.1:{front}"),
+            "--emitters=1".into(),
+            "--rate=max".into(),
+            format!("--duration={seconds}"),
+            format!("--out={}", dir.display()),
+        ],
+        dir.join("loadgen.log"),
+    );
+    let (cpu0, _) = proc_usage(pid, ticks).context("cannot read socat's /proc")?;
+    let mut last_cpu = cpu0;
+    loadgen.start()?;
+    while loadgen.running() {
+        if let Some((c, _)) = proc_usage(pid, ticks) {
+            last_cpu = c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loadgen.wait().await?;
+    let _ = relay.kill().await;
+    let _ = discard.kill().await;
+    let mib = manifest_bytes(dir)? as f64 / (1 << 20) as f64;
+    Ok(Some((last_cpu - cpu0) * 1e6 / mib.max(1e-9)))
+}
+
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    let sc = |group, name: &str, emitters, rate: &str, sinks| Scenario {
+        group,
+        name: name.to_owned(),
+        emitters,
+        rate: rate.to_owned(),
+        sinks,
+    };
+    let mut v = vec![
+        sc("saturation", "max, 8 emitters, 3 analyzers", 8, "max", 3),
+        sc("latency", "10k msg/s", 20, "500", 3),
+        sc("latency", "80k msg/s", 20, "4000", 3),
+        sc("latency", "200k msg/s", 20, "10000", 3),
+        sc("reference", "1 emitter at max, distributor", 1, "max", 3),
+    ];
+    if !quick {
+        v.extend([
+            sc("scaling", "10 emitters, 50k msg/s", 10, "5000", 3),
+            sc("scaling", "100 emitters, 50k msg/s", 100, "500", 3),
+            sc("scaling", "1000 emitters, 50k msg/s", 1000, "50", 3),
+            sc("scaling", "10 analyzers, 50k msg/s", 20, "2500", 10),
+            sc("scaling", "100 analyzers, 50k msg/s", 20, "2500", 100),
+        ]);
+    }
+    v
+}
+
+/// Runs the suite; returns the bench folder.
+pub async fn bench(opts: BenchOptions, quick: bool) -> anyhow::Result<PathBuf> {
+    let dir = opts.out.join(format!(
+        "bench-{}",
+        utc_stamp(protocol::now_ns() / 1_000_000_000)
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut rows: Vec<(Scenario, Vec<Figures>)> = Vec::new();
+    for s in scenarios(quick) {
+        let mut runs = Vec::new();
+        for r in 0..opts.repeat {
+            let d = dir.join(format!("{}-{}-{r}", s.group, rows.len()));
+            let f = run_once(&s, opts.seconds, &d)
+                .await
+                .with_context(|| format!("scenario {}", s.name))?;
+            println!(
+                "bench: {:<11} {:<34} run {r}: {:>9.0} msg/s {:>7.1} MiB/s cpu {:.2} s/M msgs rss {:.1} MiB p99 {:.2} ms lost {}",
+                s.group,
+                s.name,
+                f.delivered_per_s,
+                f.mib_per_s,
+                f.cpu_s_per_million,
+                f.peak_rss_mib,
+                f.p99_ms,
+                f.lost
+            );
+            runs.push(f);
+            // Runs keep only their figures: the per-run folders are large.
+            let _ = std::fs::remove_dir_all(&d);
+        }
+        rows.push((s, runs));
+    }
+    let mut relay = Vec::new();
+    for r in 0..opts.repeat {
+        if let Some(us) = relay_once(opts.seconds, &dir.join(format!("relay-{r}"))).await? {
+            println!("bench: reference   socat relay run {r}: cpu {us:.0} µs/MiB");
+            relay.push(us);
+        }
+        let _ = std::fs::remove_dir_all(dir.join(format!("relay-{r}")));
+    }
+    let (json, md) = render(&rows, &relay, &opts);
+    std::fs::write(dir.join("bench.json"), json)?;
+    std::fs::write(dir.join("bench.md"), &md)?;
+    println!("\n{md}");
+    println!("bench: {}", dir.join("bench.md").display());
+    Ok(dir)
+}
+
+fn stat(runs: &[Figures], f: impl Fn(&Figures) -> f64) -> (f64, f64, f64) {
+    median_spread(&runs.iter().map(f).collect::<Vec<_>>())
+}
+
+fn render(
+    rows: &[(Scenario, Vec<Figures>)],
+    relay: &[f64],
+    opts: &BenchOptions,
+) -> (String, String) {
+    let mut md = format!(
+        "Median of {} runs of {} s each (min-max in brackets); loadgen, sinks and distributor on the same {}-core machine.\n\n\
+| group | scenario | delivered msg/s | MiB/s | distributor CPU s per M msgs | CPU µs per MiB | peak RSS MiB | p50 ms | p99 ms | p999 ms | lost |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        opts.repeat,
+        opts.seconds,
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
+    let mut json = String::from("{\n  \"scenarios\": [\n");
+    for (i, (s, runs)) in rows.iter().enumerate() {
+        let cell = |f: &dyn Fn(&Figures) -> f64, prec: usize| {
+            let (m, lo, hi) = stat(runs, f);
+            format!("{m:.prec$} [{lo:.prec$}-{hi:.prec$}]")
+        };
+        let lost: u64 = runs.iter().map(|r| r.lost).sum();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {lost} |",
+            s.group,
+            s.name,
+            cell(&|f| f.delivered_per_s, 0),
+            cell(&|f| f.mib_per_s, 1),
+            cell(&|f| f.cpu_s_per_million, 2),
+            cell(&|f| f.cpu_us_per_mib, 0),
+            cell(&|f| f.peak_rss_mib, 1),
+            cell(&|f| f.p50_ms, 2),
+            cell(&|f| f.p99_ms, 2),
+            cell(&|f| f.p999_ms, 2),
+        );
+        let series = |f: &dyn Fn(&Figures) -> f64| {
+            runs.iter()
+                .map(|r| format!("{:.4}", f(r)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = write!(
+            json,
+            "    {{\"group\": {}, \"name\": {}, \"emitters\": {}, \"rate\": {}, \"analyzers\": {}, \"sent\": [{}], \"delivered_per_s\": [{}], \"mib_per_s\": [{}], \"cpu_s_per_million\": [{}], \"cpu_us_per_mib\": [{}], \"peak_rss_mib\": [{}], \"p50_ms\": [{}], \"p99_ms\": [{}], \"p999_ms\": [{}], \"lost\": [{}]}}{}\n",
+            json_str(s.group),
+            json_str(&s.name),
+            s.emitters,
+            json_str(&s.rate),
+            s.sinks,
+            series(&|f| f.sent as f64),
+            series(&|f| f.delivered_per_s),
+            series(&|f| f.mib_per_s),
+            series(&|f| f.cpu_s_per_million),
+            series(&|f| f.cpu_us_per_mib),
+            series(&|f| f.peak_rss_mib),
+            series(&|f| f.p50_ms),
+            series(&|f| f.p99_ms),
+            series(&|f| f.p999_ms),
+            series(&|f| f.lost as f64),
+            if i + 1 < rows.len() { "," } else { "" }
+        );
+    }
+    let (relay_m, relay_lo, relay_hi) = median_spread(relay);
+    let dist_us = rows
+        .iter()
+        .find(|r| r.0.group == "reference")
+        .map(|r| stat(&r.1, |f| f.cpu_us_per_mib).0);
+    let _ = write!(
+        json,
+        "  ],\n  \"relay_cpu_us_per_mib\": [{}],\n",
+        relay
+            .iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match (relay.is_empty(), dist_us) {
+        (false, Some(d)) => {
+            let _ = writeln!(
+                md,
+                "\nReference: the same single-connection byte stream relayed by socat costs {relay_m:.0} µs of CPU per MiB [{relay_lo:.0}-{relay_hi:.0}]; the distributor {d:.0} µs per MiB: **{:.2}x** the plain relay.",
+                d / relay_m
+            );
+            let _ = writeln!(
+                json,
+                "  \"distributor_vs_relay_cpu_ratio\": {:.3}\n}}",
+                d / relay_m
+            );
+        }
+        _ => {
+            md.push_str("\nReference: socat is not installed (`apt-get install socat`); no relay comparison.\n");
+            json.push_str("  \"distributor_vs_relay_cpu_ratio\": null\n}\n");
+        }
+    }
+    (json, md)
+}
