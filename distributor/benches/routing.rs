@@ -1,4 +1,4 @@
-//! Routing pick cost for 3, 10, 100 and 1000 analyzers (O(log n) for both strategies).
+//! Routing pick cost for 3, 10, 100 and 1000 analyzers (O(1) random, O(log n) smooth).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use distributor::router::{Router, Strategy};

@@ -6,7 +6,7 @@
 //!
 //! - [`cli`]: the command line (flags over an optional `--config` file).
 //! - [`config`]: settings from a TOML file and flags, checked at load time.
-//! - [`router`]: weighted choice among live analyzers in O(log n) (random or smooth).
+//! - [`router`]: weighted choice among live analyzers: O(1) random, O(log n) smooth.
 //! - [`queues`]: the 256 strict-priority FIFO queues of one analyzer.
 //! - [`health`]: hang detection and the retry schedule, pure and clock-injected.
 //! - [`core`]: the state behind one mutex: sessions, routing, holding queue, accounting.
