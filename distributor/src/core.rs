@@ -56,17 +56,29 @@ pub struct CoreConfig {
     pub pinned: HashMap<String, f64>,
 }
 
-/// Frames queued for one analyzer beyond which new ones are compacted (see [`compact`]).
-/// Below it frames pass through in well under a millisecond and stay zero-copy.
-const COMPACT_AFTER: usize = 256;
+/// Frames that have waited this long get their own allocation (see [`compact`]).
+const COMPACT_AFTER_NS: u64 = 100_000_000;
 
-/// A payload that is going to wait gets its own allocation. Payloads are slices of an
-/// emitter connection's 64 KiB read buffer, and one queued slice keeps the whole buffer
-/// alive: a backlog of 512-byte frames would otherwise pin 64 KiB each (seen: 627 MiB RSS
-/// for a 26k-frame backlog). Copying only what waits keeps the fast path zero-copy and
-/// memory proportional to the bytes queued.
-fn compact(payload: Bytes) -> Bytes {
+/// A payload that waits gets its own allocation. Payloads are slices of an emitter
+/// connection's 64 KiB read buffer, and one waiting slice keeps the whole buffer alive: a
+/// backlog of 512-byte frames would otherwise pin 64 KiB each (seen: 627 MiB RSS for a 26k
+/// frame backlog). Frames that pass through in under 100 ms stay zero-copy (at saturation
+/// copying every frame cost 70% more CPU per message); the tick copies the ones that wait
+/// longer, so memory follows the bytes queued.
+pub(crate) fn compact(payload: Bytes) -> Bytes {
     Bytes::copy_from_slice(&payload)
+}
+
+/// Compacts the frames of a FIFO that queued before `cutoff`, past the `owned` prefix of
+/// frames already compacted (the front waits longest).
+pub(crate) fn compact_front(frames: &mut VecDeque<Frame>, owned: &mut usize, cutoff: u64) {
+    while let Some(f) = frames.get_mut(*owned) {
+        if f.queued_ns >= cutoff {
+            break;
+        }
+        f.payload = compact(std::mem::take(&mut f.payload));
+        *owned += 1;
+    }
 }
 
 /// Identifies one analyzer session (ids are reused across sessions, keys never).
@@ -83,6 +95,8 @@ struct Session {
     /// Frames taken off the queues and not yet released, oldest first: being written,
     /// or (with ACKs) written and awaiting acknowledgement.
     inflight: VecDeque<Frame>,
+    /// How many frames at the front of `inflight` own their bytes (see [`compact`]).
+    inflight_owned: usize,
     /// Counters of this session; folded into the id's [`AnalyzerStats`] when it ends.
     routed: u64,
     dispatched: u64,
@@ -240,9 +254,6 @@ impl Core {
         };
         frame.queued_ns = now_ns;
         let s = &mut self.live[i];
-        if s.queues.len() >= COMPACT_AFTER {
-            frame.payload = compact(frame.payload);
-        }
         s.queues.push(frame)?;
         s.routed += 1;
         self.wake(i);
@@ -373,6 +384,7 @@ impl Core {
             acks: hello.acks,
             queues: PriorityQueues::new(self.cfg.queue_capacity),
             inflight: VecDeque::new(),
+            inflight_owned: 0,
             routed: 0,
             dispatched: 0,
             written: 0,
@@ -480,6 +492,7 @@ impl Core {
         } else {
             let n = frames.min(s.inflight.len());
             s.inflight.drain(..n);
+            s.inflight_owned = s.inflight_owned.saturating_sub(n);
             self.totals.delivered += n as u64;
         }
     }
@@ -507,7 +520,9 @@ impl Core {
         }
         let released = (count - s.acked) as usize;
         s.acked = count;
-        s.inflight.drain(..released.min(s.inflight.len()));
+        let n = released.min(s.inflight.len());
+        s.inflight.drain(..n);
+        s.inflight_owned = s.inflight_owned.saturating_sub(n);
         let outstanding = s.written.saturating_sub(s.acked) as usize;
         s.liveness.outstanding(now, outstanding, released > 0);
         let more = !s.queues.is_empty();
@@ -543,6 +558,11 @@ impl Core {
             self.room_freed = true;
         }
         self.drain_holding(now_ns);
+        let cutoff = now_ns.saturating_sub(COMPACT_AFTER_NS);
+        for s in &mut self.live {
+            s.queues.compact_waiting(cutoff);
+            compact_front(&mut s.inflight, &mut s.inflight_owned, cutoff);
+        }
         hung.into_iter().map(|(_, id, h)| (id, h)).collect()
     }
 
@@ -671,24 +691,46 @@ mod tests {
         c.register(&hello("a"), 1).unwrap();
         let buffer = Bytes::from(vec![7u8; 300 * 10]);
         let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
-        let mut batch: VecDeque<LogFrame> = (0..300)
+        let shared = |c: &Core| -> Vec<bool> {
+            let q = &c.live[0].queues;
+            q.iter()
+                .map(|f| range.contains(&(f.payload.as_ptr() as usize)))
+                .collect()
+        };
+        let t0 = 1_000_000_000;
+        let mut first: VecDeque<LogFrame> = (0..200)
             .map(|i| LogFrame {
-                priority: 0,
+                priority: (i % 2) as u8,
                 payload: buffer.slice(i * 10..i * 10 + 10),
             })
             .collect();
-        assert_eq!(c.offer(&mut batch, Instant::now(), 1), Offer::Taken);
-        let shared: Vec<bool> = std::iter::from_fn(|| c.live[0].queues.pop())
-            .map(|f| range.contains(&(f.payload.as_ptr() as usize)))
+        assert_eq!(c.offer(&mut first, Instant::now(), t0), Offer::Taken);
+        let mut later: VecDeque<LogFrame> = (200..300)
+            .map(|i| LogFrame {
+                priority: (i % 2) as u8,
+                payload: buffer.slice(i * 10..i * 10 + 10),
+            })
             .collect();
-        assert!(
-            shared[..COMPACT_AFTER].iter().all(|s| *s),
-            "the first frames stay zero-copy"
+        assert_eq!(
+            c.offer(&mut later, Instant::now(), t0 + COMPACT_AFTER_NS),
+            Offer::Taken
         );
         assert!(
-            shared[COMPACT_AFTER..].iter().all(|s| !*s),
-            "the backlog owns its bytes"
+            shared(&c).iter().all(|s| *s),
+            "queued frames start zero-copy"
         );
+        // 100 ms after the first batch, only it has waited long enough to be compacted.
+        c.tick(Instant::now(), t0 + COMPACT_AFTER_NS + 1);
+        assert_eq!(shared(&c).iter().filter(|s| !**s).count(), 200);
+        c.tick(Instant::now(), t0 + 3 * COMPACT_AFTER_NS);
+        assert!(
+            shared(&c).iter().all(|s| !*s),
+            "every waiting frame owns its bytes"
+        );
+        let payloads: Vec<u8> = std::iter::from_fn(|| c.live[0].queues.pop())
+            .map(|f| f.payload[0])
+            .collect();
+        assert_eq!(payloads, vec![7u8; 300], "bytes unchanged");
     }
 
     #[test]

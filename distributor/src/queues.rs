@@ -21,6 +21,8 @@ pub struct Frame {
 #[derive(Debug)]
 pub struct PriorityQueues {
     levels: Vec<VecDeque<Frame>>,
+    /// Per level, how many frames at the front own their bytes (see `core::compact`).
+    owned: Vec<usize>,
     occupied: [u64; 4],
     capacity: usize,
     len: usize,
@@ -31,6 +33,7 @@ impl PriorityQueues {
     pub fn new(capacity: usize) -> Self {
         Self {
             levels: (0..256).map(|_| VecDeque::new()).collect(),
+            owned: vec![0; 256],
             occupied: [0; 4],
             capacity,
             len: 0,
@@ -60,11 +63,30 @@ impl PriorityQueues {
         let p = word * 64 + self.occupied[word].trailing_zeros() as usize;
         let level = &mut self.levels[p];
         let frame = level.pop_front();
+        self.owned[p] = self.owned[p].saturating_sub(1);
         if level.is_empty() {
             self.occupied[word] &= !(1 << (p % 64));
         }
         self.len -= usize::from(frame.is_some());
         frame
+    }
+
+    /// Gives every frame queued before `cutoff` (ns) its own allocation, oldest first;
+    /// each frame is copied at most once.
+    pub fn compact_waiting(&mut self, cutoff: u64) {
+        for (word, bits) in self.occupied.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                let p = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                crate::core::compact_front(&mut self.levels[p], &mut self.owned[p], cutoff);
+            }
+        }
+    }
+
+    /// Every queued frame, most urgent level first (for inspection).
+    pub fn iter(&self) -> impl Iterator<Item = &Frame> {
+        self.levels.iter().flatten()
     }
 
     /// Frames queued over all levels.

@@ -393,9 +393,9 @@ fn render(
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let _ = write!(
+        let _ = writeln!(
             json,
-            "    {{\"group\": {}, \"name\": {}, \"emitters\": {}, \"rate\": {}, \"analyzers\": {}, \"sent\": [{}], \"delivered_per_s\": [{}], \"mib_per_s\": [{}], \"cpu_s_per_million\": [{}], \"cpu_us_per_mib\": [{}], \"peak_rss_mib\": [{}], \"p50_ms\": [{}], \"p99_ms\": [{}], \"p999_ms\": [{}], \"lost\": [{}]}}{}\n",
+            "    {{\"group\": {}, \"name\": {}, \"emitters\": {}, \"rate\": {}, \"analyzers\": {}, \"sent\": [{}], \"delivered_per_s\": [{}], \"mib_per_s\": [{}], \"cpu_s_per_million\": [{}], \"cpu_us_per_mib\": [{}], \"peak_rss_mib\": [{}], \"p50_ms\": [{}], \"p99_ms\": [{}], \"p999_ms\": [{}], \"lost\": [{}]}}{}",
             json_str(s.group),
             json_str(&s.name),
             s.emitters,

@@ -75,6 +75,14 @@ fn start_second(run: &Run) -> u64 {
     a.into_iter().chain(b).min().unwrap_or(0)
 }
 
+/// Per-second counts as points, x in seconds since `t0`.
+fn points(per_second: &std::collections::BTreeMap<u64, u64>, t0: u64) -> Vec<(f64, f64)> {
+    per_second
+        .iter()
+        .map(|(s, n)| (s.saturating_sub(t0) as f64, *n as f64))
+        .collect()
+}
+
 /// A line chart of several series over the run's seconds, with chaos events marked.
 fn time_chart(run: &Run, title: &str, y_desc: &str, series: &[Series]) -> Result<Vec<u8>, String> {
     let x_max = series
@@ -142,21 +150,14 @@ fn time_chart(run: &Run, title: &str, y_desc: &str, series: &[Series]) -> Result
 /// Sent vs delivered messages per second, with chaos events.
 pub fn throughput(run: &Run) -> Result<Chart, String> {
     let t0 = start_second(run);
-    let sent: Vec<(f64, f64)> = run
-        .sent_per_second
-        .iter()
-        .map(|(s, n)| ((s - t0) as f64, *n as f64))
-        .collect();
+    let sent = points(&run.sent_per_second, t0);
     let mut delivered = std::collections::BTreeMap::<u64, u64>::new();
     for a in &run.analyzers {
         for (s, n) in &a.per_second {
             *delivered.entry(*s).or_default() += n;
         }
     }
-    let delivered: Vec<(f64, f64)> = delivered
-        .iter()
-        .map(|(s, n)| (s.saturating_sub(t0) as f64, *n as f64))
-        .collect();
+    let delivered = points(&delivered, t0);
     let title = "Throughput: sent vs delivered per second".to_owned();
     let png = time_chart(
         run,
@@ -354,12 +355,7 @@ pub fn latency_over_time(run: &Run) -> Result<Chart, String> {
 /// Frames queued in the distributor per second.
 pub fn queue_depth(run: &Run) -> Result<Chart, String> {
     let t0 = start_second(run);
-    let q = run
-        .distributor
-        .queued
-        .iter()
-        .map(|(s, n)| (s.saturating_sub(t0) as f64, *n as f64))
-        .collect();
+    let q = points(&run.distributor.queued, t0);
     let title = "Distributor queue depth (frames queued over all analyzers)".to_owned();
     let png = time_chart(
         run,

@@ -74,54 +74,40 @@ fn read_csv(path: &Path) -> Result<DataFrame> {
         })
 }
 
-/// A column as `Option<u64>` per row.
-fn col_u64(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<Option<u64>>> {
+/// An error about column `name` of the file.
+fn column_error(path: &Path, name: &str) -> impl Fn(PolarsError) -> InputError {
+    let (path, name) = (path.to_owned(), name.to_owned());
+    move |e| InputError::Csv {
+        path: path.clone(),
+        message: format!("column {name}: {e}"),
+    }
+}
+
+/// Column `name` cast to `dtype` (values that do not convert become null).
+fn column(df: &DataFrame, path: &Path, name: &str, dtype: &DataType) -> Result<Column> {
     let c = df.column(name).map_err(|_| InputError::Column {
         path: path.to_owned(),
         column: name.to_owned(),
     })?;
-    let c = c.cast(&DataType::UInt64).map_err(|e| InputError::Csv {
-        path: path.to_owned(),
-        message: format!("column {name}: {e}"),
-    })?;
-    let ca = c.u64().map_err(|e| InputError::Csv {
-        path: path.to_owned(),
-        message: format!("column {name}: {e}"),
-    })?;
-    Ok(ca.iter().collect())
+    c.cast(dtype).map_err(column_error(path, name))
+}
+
+/// A column as `Option<u64>` per row.
+fn col_u64(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<Option<u64>>> {
+    let c = column(df, path, name, &DataType::UInt64)?;
+    Ok(c.u64().map_err(column_error(path, name))?.iter().collect())
 }
 
 /// A column as `Option<f64>` per row.
 fn col_f64(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<Option<f64>>> {
-    let c = df.column(name).map_err(|_| InputError::Column {
-        path: path.to_owned(),
-        column: name.to_owned(),
-    })?;
-    let c = c.cast(&DataType::Float64).map_err(|e| InputError::Csv {
-        path: path.to_owned(),
-        message: format!("column {name}: {e}"),
-    })?;
-    let ca = c.f64().map_err(|e| InputError::Csv {
-        path: path.to_owned(),
-        message: format!("column {name}: {e}"),
-    })?;
-    Ok(ca.iter().collect())
+    let c = column(df, path, name, &DataType::Float64)?;
+    Ok(c.f64().map_err(column_error(path, name))?.iter().collect())
 }
 
 /// A column as strings (empty for null).
 fn col_str(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<String>> {
-    let c = df.column(name).map_err(|_| InputError::Column {
-        path: path.to_owned(),
-        column: name.to_owned(),
-    })?;
-    let c = c.cast(&DataType::String).map_err(|e| InputError::Csv {
-        path: path.to_owned(),
-        message: format!("column {name}: {e}"),
-    })?;
-    let ca = c.str().map_err(|e| InputError::Csv {
-        path: path.to_owned(),
-        message: format!("column {name}: {e}"),
-    })?;
+    let c = column(df, path, name, &DataType::String)?;
+    let ca = c.str().map_err(column_error(path, name))?;
     Ok(ca
         .iter()
         .map(|s| s.unwrap_or_default().to_owned())
