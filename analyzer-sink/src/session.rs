@@ -15,11 +15,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 /// ACK at least this often while frames are unacknowledged.
 const ACK_INTERVAL: Duration = Duration::from_millis(100);
 /// ... or after this many frames.
 const ACK_EVERY: u64 = 1024;
+/// On shutdown, the session stops once nothing has arrived for this long.
+const QUIET: Duration = Duration::from_millis(300);
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -84,11 +87,26 @@ impl Sink {
         let mut backoff = Duration::from_millis(100);
         let mut down_since: Option<Instant> = None;
         let mut failure: Option<anyhow::Error> = None;
+        // Set on shutdown: the session under way reads what the distributor already sent
+        // (until it closes, or nothing comes for QUIET), then the sink stops.
+        let stopping = CancellationToken::new();
         loop {
-            let end = tokio::select! {
-                e = self.session(&mut down_since) => e,
-                _ = &mut shutdown => break,
+            if stopping.is_cancelled() {
+                break;
+            }
+            let end = {
+                let session = self.session(&mut down_since, &stopping);
+                tokio::pin!(session);
+                loop {
+                    tokio::select! {
+                        e = &mut session => break e,
+                        _ = &mut shutdown, if !stopping.is_cancelled() => stopping.cancel(),
+                    }
+                }
             };
+            if stopping.is_cancelled() && !matches!(end, End::Rejected(_) | End::Fatal(_)) {
+                break;
+            }
             match end {
                 End::Connect(e) => {
                     tracing::debug!(error = %e, "cannot connect to the distributor");
@@ -151,7 +169,11 @@ impl Sink {
         Ok(stream)
     }
 
-    async fn session(&mut self, down_since: &mut Option<Instant>) -> End {
+    async fn session(
+        &mut self,
+        down_since: &mut Option<Instant>,
+        stopping: &CancellationToken,
+    ) -> End {
         let stream = match self.connect().await {
             Ok(s) => s,
             Err(e) => return End::Connect(e),
@@ -188,8 +210,27 @@ impl Sink {
         let mut decoder = DownstreamDecoder::new(self.config.max_frame);
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut tick = tokio::time::interval(ACK_INTERVAL);
+        let mut quiet_until: Option<tokio::time::Instant> = None;
         loop {
             buf.reserve(READ_CHUNK);
+            // Stopping: what is already in the socket is still read; the session ends
+            // once nothing has arrived for QUIET.
+            if stopping.is_cancelled() && quiet_until.is_none() {
+                quiet_until = Some(tokio::time::Instant::now() + QUIET);
+            }
+            // Completes with true when the quiet deadline passes, false when stopping begins.
+            let quiet = async {
+                match quiet_until {
+                    Some(t) => {
+                        tokio::time::sleep_until(t).await;
+                        true
+                    }
+                    None => {
+                        stopping.cancelled().await;
+                        false
+                    }
+                }
+            };
             let read = tokio::select! {
                 r = rd.read_buf(&mut buf) => r,
                 _ = tick.tick() => {
@@ -198,9 +239,22 @@ impl Sink {
                     }
                     continue;
                 }
+                passed = quiet => {
+                    if !passed {
+                        quiet_until = Some(tokio::time::Instant::now() + QUIET);
+                        continue;
+                    }
+                    // Final ACK for what was logged, then stop.
+                    let _ = self.recorder.flush_pending();
+                    let _ = self.ack(&mut wr, &mut acks, base, true).await;
+                    return End::Lost("stopping".into());
+                }
             };
             match read {
                 Ok(0) => return End::Lost("the distributor closed the connection".into()),
+                Ok(_) if quiet_until.is_some() => {
+                    quiet_until = Some(tokio::time::Instant::now() + QUIET)
+                }
                 Ok(_) => {}
                 Err(e) => return End::Lost(format!("read error: {e}")),
             }

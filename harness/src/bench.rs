@@ -328,9 +328,18 @@ pub async fn bench(opts: BenchOptions, quick: bool) -> anyhow::Result<PathBuf> {
                 f.p99_ms,
                 f.lost
             );
+            // Runs keep only their figures (the folders are large), unless something was
+            // lost: then the folder stays for the report to explain.
+            if f.lost == 0 {
+                let _ = std::fs::remove_dir_all(&d);
+            } else {
+                println!(
+                    "bench: {} messages lost; the run is kept in {}",
+                    f.lost,
+                    d.display()
+                );
+            }
             runs.push(f);
-            // Runs keep only their figures: the per-run folders are large.
-            let _ = std::fs::remove_dir_all(&d);
         }
         rows.push((s, runs));
     }

@@ -308,6 +308,28 @@ async fn a_restarted_sink_appends_and_cuts_a_partial_line() {
 }
 
 #[tokio::test]
+async fn on_stop_it_reads_what_was_already_sent() {
+    let dir = tempdir("drain");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, sink) = start_sink(
+        listener.local_addr().unwrap(),
+        &dir,
+        &["--id", "d", "--capacity", "20000"],
+    );
+    let (mut s, _) = accept(&listener).await;
+    let mut wire = BytesMut::new();
+    for seq in 0..2000 {
+        wire.extend_from_slice(&deliver(0, 1, seq));
+    }
+    s.write_all(&wire).await.unwrap();
+    // Stop while most of it still waits in the socket (20k msg/s: 0.1 s of work).
+    stop.send(()).unwrap();
+    let counts = sink.await.unwrap().unwrap();
+    assert_eq!(counts.received, 2000, "nothing already sent is left unread");
+    drop(s);
+}
+
+#[tokio::test]
 async fn a_reject_stops_the_sink_with_the_reason() {
     let dir = tempdir("reject");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -21,6 +21,9 @@ const MAX_BATCH_FRAMES: usize = 2048;
 /// limit, BUILD-NOTES.md) while a batch stays well under a millisecond of wire time.
 const MAX_BATCH_BYTES: usize = 128 * 1024;
 
+/// SO_SNDBUF of analyzer connections, before the kernel doubles it.
+const ANALYZER_SNDBUF: usize = 64 * 1024;
+
 /// Accepts analyzer connections until `stop`.
 pub(super) async fn accept_loop(
     shared: Arc<Shared>,
@@ -96,6 +99,13 @@ async fn session(
     // DELIVER batches are written whole; the last partial segment of a batch should leave
     // at once rather than wait for an ACK (Nagle), which would add up to 40 ms of latency.
     let _ = stream.set_nodelay(true);
+    // Bytes the kernel holds for a slow analyzer are beyond the priority scheduler: they
+    // are delivered FIFO whatever arrives later. A small send buffer (the kernel doubles
+    // it: 128 KiB, ~250 typical frames) keeps a backlog in the priority queues, where an
+    // urgent frame can overtake it. Loopback throughput does not need more: the receiver
+    // drains it at memory speed. Best effort: without it, only latency under backlog
+    // suffers.
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(ANALYZER_SNDBUF);
     let (mut rd, wr) = stream.into_split();
     let mut buf = BytesMut::with_capacity(4096);
     let hello = tokio::select! {
