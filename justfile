@@ -39,9 +39,11 @@ check: build
 report DIR: build
     {{target}}/release/report {{DIR}}
 
-# Criterion benchmarks of the hot paths, then the end-to-end performance suite.
+# Criterion benchmarks of the hot paths, then the end-to-end performance suite (socat, the
+# reference relay, comes from Debian's packages).
 bench *ARGS: build
-    cargo bench --workspace
+    command -v socat >/dev/null || (apt-get update -qq && apt-get install -y -qq socat)
+    cargo bench --workspace --bench codec --bench routing --bench generate --bench verify
     {{target}}/release/harness bench {{ARGS}}
 
 # Remove run results (keeps the folder).

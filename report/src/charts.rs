@@ -186,7 +186,7 @@ pub fn shares_chart(run: &Run) -> Result<Chart, String> {
         .fold(0.05, f64::max)
         * 1.15;
     let title = format!(
-        "Share per analyzer: observed (bar) vs expected (line) with the ±{:.0}% band",
+        "Share per analyzer: observed (blue bar) vs expected (line), ±{:.0}% band",
         tol * 100.0
     );
     let png = render(|root| {
@@ -209,12 +209,7 @@ pub fn shares_chart(run: &Run) -> Result<Chart, String> {
             .map_err(err)?;
         for (i, (_, observed, expected)) in rows.iter().enumerate() {
             let x = i as f64;
-            chart
-                .draw_series([Rectangle::new(
-                    [(x + 0.2, 0.0), (x + 0.8, *observed)],
-                    RGBColor(70, 110, 200).filled(),
-                )])
-                .map_err(err)?;
+            // The band behind, the (narrower) bar over it, the expected line on top.
             let band = [
                 (x + 0.1, expected * (1.0 - tol)),
                 (x + 0.9, expected * (1.0 + tol)),
@@ -223,6 +218,12 @@ pub fn shares_chart(run: &Run) -> Result<Chart, String> {
                 .draw_series([Rectangle::new(
                     band,
                     RGBColor(240, 160, 40).mix(0.35).filled(),
+                )])
+                .map_err(err)?;
+            chart
+                .draw_series([Rectangle::new(
+                    [(x + 0.3, 0.0), (x + 0.7, *observed)],
+                    RGBColor(70, 110, 200).filled(),
                 )])
                 .map_err(err)?;
             chart
