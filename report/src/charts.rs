@@ -4,6 +4,7 @@
 use crate::checks::latency::{merge, overall};
 use crate::checks::weights::shares;
 use crate::model::Run;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::sync::Once;
@@ -73,6 +74,34 @@ fn start_second(run: &Run) -> u64 {
         .filter_map(|x| x.per_second.keys().next().copied())
         .min();
     a.into_iter().chain(b).min().unwrap_or(0)
+}
+
+/// A chart of `n` categories (one unit of x each) with its y axis drawn. Bars are named
+/// above themselves, so the x axis carries no numbers.
+fn category_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    title: &str,
+    n: f64,
+    y_max: f64,
+    y_desc: &str,
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String>
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0f64..n, 0f64..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|_| String::new())
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
 }
 
 /// Per-second counts as points, x in seconds since `t0`.
@@ -190,22 +219,7 @@ pub fn shares_chart(run: &Run) -> Result<Chart, String> {
         tol * 100.0
     );
     let png = render(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..n, 0f64..y_max)
-            .map_err(err)?;
-        // Bars are categories: each is named above itself, the x axis carries no numbers.
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|_| String::new())
-            .y_desc("share of deliveries")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        let mut chart = category_chart(root, &title, n, y_max, "share of deliveries")?;
         for (i, (id, observed, expected)) in rows.iter().enumerate() {
             let x = i as f64;
             let top = observed.max(expected * (1.0 + tol)) + y_max * 0.07;
@@ -434,21 +448,7 @@ pub fn accounting(run: &Run) -> Result<Chart, String> {
     let title =
         "Accounting: every message sent, delivered, duplicated, dropped or missing".to_owned();
     let png = render(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0f64..bars.len() as f64, 0f64..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&|_| String::new())
-            .y_desc("messages")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        let mut chart = category_chart(root, &title, bars.len() as f64, y_max, "messages")?;
         for (i, (name, v, color)) in bars.iter().enumerate() {
             let x = i as f64;
             chart
