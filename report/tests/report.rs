@@ -130,3 +130,22 @@ fn a_partial_last_line_is_tolerated() {
     assert!(!r.failed(), "{:?}", r.outcomes);
     assert!(r.notes.iter().any(|n| n.contains("partial last line")));
 }
+
+#[test]
+fn a_second_in_which_analyzers_joined_is_not_held_against_them() {
+    let dir = folder("joining", Tamper::None);
+    // The distributor's first sample saw only a1 live: the others joined later in that
+    // second. Arrivals of that second are not expected to go all to a1.
+    let path = dir.join("stats-1.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for l in lines.iter_mut().skip(1).take(4) {
+        if l.contains(",a2,1,") || l.contains(",a3,1,") {
+            *l = l.replacen(",1,", ",0,", 1);
+        }
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let r = report::run(&dir, &Overrides::default()).unwrap();
+    let w = r.outcomes.iter().find(|o| o.name() == "weights").unwrap();
+    assert_eq!(w.status, Status::Pass, "{:?}", w.rows);
+}

@@ -19,6 +19,27 @@ use std::collections::{BTreeMap, BTreeSet};
 /// 95% two-sided normal quantile.
 const Z: f64 = 1.96;
 
+/// The live analyzers and weights at second `s`: the distributor's latest sample, or the
+/// profile's weights when there are no stats at all.
+fn live_set(run: &Run, s: u64) -> Option<Vec<(String, f64)>> {
+    let mut live: Vec<(String, f64)> = match run.distributor.live.range(..=s).next_back() {
+        Some((_, samples)) => samples
+            .iter()
+            .filter(|x| x.live)
+            .map(|x| (x.analyzer.clone(), x.weight))
+            .collect(),
+        None if run.distributor.live.is_empty() => run
+            .settings
+            .weights
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+        None => return None,
+    };
+    live.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(live)
+}
+
 /// Expected counts per analyzer and the arrivals they cover.
 fn expected(run: &Run) -> (BTreeMap<String, f64>, BTreeMap<String, u64>, u64) {
     let seconds: BTreeSet<u64> = run
@@ -30,20 +51,15 @@ fn expected(run: &Run) -> (BTreeMap<String, f64>, BTreeMap<String, u64>, u64) {
     let mut observed: BTreeMap<String, u64> = BTreeMap::new();
     let mut covered = 0;
     for s in seconds {
-        let live: Vec<(String, f64)> = match run.distributor.live.range(..=s).next_back() {
-            Some((_, samples)) => samples
-                .iter()
-                .filter(|x| x.live)
-                .map(|x| (x.analyzer.clone(), x.weight))
-                .collect(),
-            None if run.distributor.live.is_empty() => run
-                .settings
-                .weights
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
-            None => Vec::new(),
+        // The live set sampled during second s may predate a join or a failure later in
+        // that second; when the samples of s and s + 1 disagree, the second is a
+        // transition with no clear expectation and is left out (observed and expected).
+        let Some(live) = live_set(run, s) else {
+            continue;
         };
+        if !run.distributor.live.is_empty() && live_set(run, s + 1).as_ref() != Some(&live) {
+            continue;
+        }
         let total_weight: f64 = live.iter().map(|(_, w)| w).sum();
         if live.is_empty() || total_weight <= 0.0 {
             continue;
