@@ -1,0 +1,160 @@
+//! The closed sets shared by settings, command lines and files. Each is a clap `ValueEnum`
+//! and a serde enum with the same spelling, and displays as written.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! spelled {
+    ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// As written in settings, flags and files.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// How the distributor chooses an analyzer for a frame.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// A random draw in proportion to weight.
+    #[default]
+    Random,
+    /// Deterministic, exact proportions (earliest deadline first).
+    Smooth,
+}
+spelled!(Routing { Random => "random", Smooth => "smooth" });
+
+/// What the distributor does with a frame when every live analyzer's queue for its
+/// priority is full.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overflow {
+    /// Stop reading that emitter until room frees; nothing is dropped.
+    #[default]
+    Backpressure,
+    /// Drop the frame and count it.
+    Drop,
+}
+spelled!(Overflow { Backpressure => "backpressure", Drop => "drop" });
+
+/// How an analyzer sink logs arrivals.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogMode {
+    /// A row per arrival (`arrivals-<id>.csv`).
+    #[default]
+    Full,
+    /// Per-second aggregates plus exact seq ranges (`summary-<id>.csv` and friends).
+    Summary,
+}
+spelled!(LogMode { Full => "full", Summary => "summary" });
+
+/// How an emitter chooses each message's priority.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PriorityMode {
+    /// Always one fixed priority.
+    #[default]
+    Single,
+    /// Uniform over the range.
+    Random,
+    /// Most traffic on the most urgent levels of the range, a tail over the rest.
+    Weighted,
+    /// Round robin over the range.
+    Cyclic,
+}
+spelled!(PriorityMode {
+    Single => "single",
+    Random => "random",
+    Weighted => "weighted",
+    Cyclic => "cyclic",
+});
+
+/// What a chaos event of a profile does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChaosAction {
+    /// SIGKILL an analyzer.
+    Kill,
+    /// Start an analyzer that is down (after `kill`).
+    Start,
+    /// SIGSTOP an analyzer: it hangs.
+    Stop,
+    /// SIGCONT a stopped analyzer.
+    Cont,
+    /// SIGUSR1: the analyzer runs at its `slow_capacity`.
+    Slow,
+    /// SIGUSR2: back to its normal capacity.
+    Fast,
+    /// SIGTERM the distributor, let it drain, start it again.
+    RestartDistributor,
+}
+spelled!(ChaosAction {
+    Kill => "kill",
+    Start => "start",
+    Stop => "stop",
+    Cont => "cont",
+    Slow => "slow",
+    Fast => "fast",
+    RestartDistributor => "restart-distributor",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum as _;
+
+    /// serde, clap and `Display` spell every value the same way.
+    fn same_spelling<T>(all: &[T])
+    where
+        T: clap::ValueEnum + Serialize + for<'de> Deserialize<'de> + std::fmt::Display + PartialEq,
+        T: std::fmt::Debug,
+    {
+        for v in all {
+            let text = v.to_string();
+            let json = serde_json::to_string(v).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), v);
+            assert_eq!(&T::from_str(&text, false).unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn spellings_agree() {
+        same_spelling(Routing::ALL);
+        same_spelling(Overflow::ALL);
+        same_spelling(LogMode::ALL);
+        same_spelling(PriorityMode::ALL);
+        same_spelling(ChaosAction::ALL);
+        assert_eq!(ChaosAction::value_variants().len(), ChaosAction::ALL.len());
+    }
+
+    #[test]
+    fn unknown_values_are_refused_with_the_choices() {
+        let err = serde_json::from_str::<Routing>("\"rr\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rr") && err.contains("smooth"), "{err}");
+    }
+}

@@ -1,0 +1,125 @@
+//! The JSON files: the run manifest and the bench suite's results.
+
+use serde::{Deserialize, Serialize};
+
+/// `manifest.json`: what ran, where, when and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The profile's name.
+    pub profile: String,
+    /// The profile file the run used (a copy is `profile.toml`).
+    pub profile_file: String,
+    /// The profile's description.
+    pub description: String,
+    /// The toolkit's version.
+    pub version: String,
+    /// `git rev-parse HEAD` where the harness ran (empty outside a checkout).
+    pub git_commit: String,
+    /// Host name.
+    pub host: String,
+    /// Cores available.
+    pub cores: usize,
+    /// Start, UTC, `YYYYMMDDTHHMMSSZ`.
+    pub start_utc: String,
+    /// End, UTC.
+    pub end_utc: String,
+    /// Seconds of load.
+    pub duration_s: f64,
+    /// `duration_s` over the profile's duration (the chaos schedule scaled by it).
+    pub scale: f64,
+    /// Distributor processes started (1 + restarts).
+    pub distributor_incarnations: u32,
+    /// Every command line started, in order: the shipped binaries with their arguments.
+    pub command_lines: Vec<String>,
+}
+
+/// `bench.json`: the bench suite's figures, every run of every scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bench {
+    /// Runs per scenario.
+    pub repeat: usize,
+    /// Seconds of load per run.
+    pub seconds: f64,
+    /// Cores available.
+    pub cores: usize,
+    /// `git rev-parse HEAD` where the suite ran.
+    pub git_commit: String,
+    /// Each scenario with its runs.
+    pub scenarios: Vec<BenchScenario>,
+    /// CPU µs per MiB of a plain TCP relay (socat) on one stream, per run (empty without
+    /// socat).
+    pub relay_cpu_us_per_mib: Vec<f64>,
+    /// The distributor's median CPU per MiB on the same stream over the relay's.
+    pub distributor_vs_relay_cpu_ratio: Option<f64>,
+}
+
+/// One scenario of the bench suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchScenario {
+    /// `saturation`, `latency`, `reference`, `scaling`.
+    pub group: String,
+    /// What it runs, for a person.
+    pub name: String,
+    /// Emitter connections.
+    pub emitters: u32,
+    /// Per emitter: msg/s, or `max`.
+    pub rate: String,
+    /// Analyzer sinks.
+    pub analyzers: usize,
+    /// One entry per run.
+    pub runs: Vec<BenchRun>,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BenchRun {
+    /// Messages the loadgen sent.
+    pub sent: u64,
+    /// Delivered msg/s.
+    pub delivered_per_s: f64,
+    /// Delivered payload MiB/s.
+    pub mib_per_s: f64,
+    /// Distributor CPU seconds per million messages (= µs per message).
+    pub cpu_s_per_million: f64,
+    /// Distributor CPU µs per MiB of payload.
+    pub cpu_us_per_mib: f64,
+    /// The distributor's peak RSS, MiB.
+    pub peak_rss_mib: f64,
+    /// End-to-end latency p50, ms.
+    pub p50_ms: f64,
+    /// p99, ms.
+    pub p99_ms: f64,
+    /// p99.9, ms.
+    pub p999_ms: f64,
+    /// Messages sent but never delivered.
+    pub lost: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{read_json, write_json};
+
+    #[test]
+    fn manifest_round_trips_with_any_text() {
+        let m = Manifest {
+            profile: "basic".into(),
+            profile_file: "profiles/basic.toml".into(),
+            description: "quotes \" and \\ and\nnewlines".into(),
+            version: "0.1.0".into(),
+            git_commit: String::new(),
+            host: "h".into(),
+            cores: 2,
+            start_utc: "20260101T000000Z".into(),
+            end_utc: "20260101T000100Z".into(),
+            duration_s: 60.0,
+            scale: 1.0,
+            distributor_incarnations: 1,
+            command_lines: vec!["/x/distributor --config=/r/distributor.toml".into()],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        write_json(&path, &m).unwrap();
+        assert_eq!(read_json::<Manifest>(&path).unwrap(), m);
+    }
+}

@@ -1,0 +1,126 @@
+//! File names of a run folder. Files written once per run have a constant name; files
+//! written once per component instance form a [`Family`]: a prefix, a key (an analyzer id,
+//! an emitter id base, a distributor incarnation) and a suffix.
+
+use std::path::{Path, PathBuf};
+
+/// The copy of the profile the run used.
+pub const PROFILE: &str = "profile.toml";
+/// The run's manifest ([`crate::json::Manifest`]).
+pub const MANIFEST: &str = "manifest.json";
+/// Chaos events as applied ([`crate::rows::Event`]).
+pub const EVENTS: &str = "events.csv";
+/// The distributor's CPU and RSS over time ([`crate::rows::Resource`]).
+pub const RESOURCES: &str = "resources.csv";
+/// The distributor's settings as the harness handed them over (`--config`).
+pub const DISTRIBUTOR_CONFIG: &str = "distributor.toml";
+/// The bench suite's results ([`crate::json::Bench`]).
+pub const BENCH: &str = "bench.json";
+
+/// Files of one kind, one per component instance: `<prefix><key><suffix>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// Before the key.
+    pub prefix: &'static str,
+    /// After the key.
+    pub suffix: &'static str,
+}
+
+/// Messages sent per second, emitter and priority, per loadgen process (key: emitter id
+/// base).
+pub const SENT: Family = Family::csv("sent-");
+/// The loadgen's per-emitter manifest (key: emitter id base).
+pub const EMITTERS: Family = Family::csv("emitters-");
+/// A `full` sink's row per arrival (key: analyzer id).
+pub const ARRIVALS: Family = Family::csv("arrivals-");
+/// A `summary` sink's per-second aggregates (key: analyzer id).
+pub const SUMMARY: Family = Family::csv("summary-");
+/// A `summary` sink's whole-run latency histograms (key: analyzer id).
+pub const LATENCY: Family = Family::csv("latency-");
+/// A `summary` sink's exact seq ranges (key: analyzer id).
+pub const SEQS: Family = Family::csv("seqs-");
+/// A sink's totals at exit (key: analyzer id).
+pub const TOTALS: Family = Family::csv("totals-");
+/// The distributor's per-second stats (key: the incarnation, 1, 2, ... across restarts).
+pub const STATS: Family = Family::csv("stats-");
+/// A component's log (key: `distributor-<n>`, `sink-<id>`, `loadgen`).
+pub const LOG: Family = Family {
+    prefix: "",
+    suffix: ".log",
+};
+
+impl Family {
+    const fn csv(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            suffix: ".csv",
+        }
+    }
+
+    /// The file name for `key`.
+    pub fn name(&self, key: impl std::fmt::Display) -> String {
+        format!("{}{key}{}", self.prefix, self.suffix)
+    }
+
+    /// The path of `key`'s file in `dir`.
+    pub fn path(&self, dir: &Path, key: impl std::fmt::Display) -> PathBuf {
+        dir.join(self.name(key))
+    }
+
+    /// The key of a file name of this family.
+    pub fn key_of<'a>(&self, file_name: &'a str) -> Option<&'a str> {
+        file_name
+            .strip_prefix(self.prefix)?
+            .strip_suffix(self.suffix)
+            .filter(|k| !k.is_empty())
+    }
+
+    /// Every file of this family in `dir`, as (key, path), sorted by file name.
+    pub fn list(&self, dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let key = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| self.key_of(n))
+                .map(str::to_owned);
+            if let Some(key) = key
+                && path.is_file()
+            {
+                out.push((key, path));
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_keys() {
+        assert_eq!(ARRIVALS.name("a1"), "arrivals-a1.csv");
+        assert_eq!(ARRIVALS.key_of("arrivals-a1.csv"), Some("a1"));
+        assert_eq!(ARRIVALS.key_of("arrivals-.csv"), None);
+        assert_eq!(ARRIVALS.key_of("summary-a1.csv"), None);
+        assert_eq!(STATS.name(2), "stats-2.csv");
+    }
+
+    #[test]
+    fn lists_a_family() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["sent-0.csv", "sent-100.csv", "emitters-0.csv", "sent-x.txt"] {
+            std::fs::write(dir.path().join(n), "").unwrap();
+        }
+        let keys: Vec<String> = SENT
+            .list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["0", "100"]);
+    }
+}

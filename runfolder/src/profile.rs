@@ -1,0 +1,199 @@
+//! What the report reads of a run's `profile.toml`: the routing, the analyzers' weights
+//! and the check thresholds. The harness deserializes the whole profile into each
+//! component's settings; this view takes only its part (other keys are the components'
+//! business), but what it takes is typed: `routing = "rr"` is an error naming the field.
+
+use crate::enums::Routing;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The report's part of a profile.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ProfileView {
+    /// The profile's description.
+    #[serde(default)]
+    pub description: String,
+    /// The distributor's routing and pinned weights.
+    #[serde(default)]
+    pub distributor: DistributorView,
+    /// The analyzers' ids and weights.
+    #[serde(default)]
+    pub analyzers: Vec<AnalyzerView>,
+    /// Check thresholds.
+    #[serde(default)]
+    pub checks: Checks,
+}
+
+/// The report's part of `[distributor]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct DistributorView {
+    /// How the distributor routed.
+    #[serde(default)]
+    pub routing: Routing,
+    /// Weights pinned by analyzer id (they win over the analyzers' own).
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+}
+
+/// The report's part of an `[[analyzers]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AnalyzerView {
+    /// Analyzer id.
+    pub id: String,
+    /// Weight sent in its HELLO.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// Thresholds of the report's checks (`[checks]` of a profile).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// Relative tolerance of each analyzer's share (0.05: within 5% of its weight).
+    #[serde(default = "default_tolerance")]
+    pub weight_tolerance: f64,
+    /// A queue wait at least this long (ms) marks a backlog.
+    #[serde(default = "default_backlog")]
+    pub backlog_ms: f64,
+    /// p99 end-to-end latency limit in ms (none: reported, not judged).
+    #[serde(default)]
+    pub latency_p99_ms: Option<f64>,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self {
+            weight_tolerance: default_tolerance(),
+            backlog_ms: default_backlog(),
+            latency_p99_ms: None,
+        }
+    }
+}
+
+fn default_tolerance() -> f64 {
+    0.05
+}
+fn default_backlog() -> f64 {
+    1.0
+}
+
+impl Checks {
+    /// Checks the ranges: the field that is wrong and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let t = self.weight_tolerance;
+        if !(t.is_finite() && t > 0.0 && t < 1.0) {
+            return Err(("checks.weight_tolerance", format!("{t} must be in (0, 1)")));
+        }
+        if !(self.backlog_ms.is_finite() && self.backlog_ms > 0.0) {
+            return Err((
+                "checks.backlog_ms",
+                format!("{} must be > 0 ms", self.backlog_ms),
+            ));
+        }
+        if let Some(l) = self.latency_p99_ms
+            && !(l.is_finite() && l > 0.0)
+        {
+            return Err(("checks.latency_p99_ms", format!("{l} must be > 0 ms")));
+        }
+        Ok(())
+    }
+}
+
+/// A profile copy that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileViewError {
+    /// Unreadable.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not a valid profile (the message names the field).
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ProfileView {
+    /// Parses profile text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ProfileViewError> {
+        let view: ProfileView = parse_toml(text).map_err(|message| ProfileViewError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
+        view.checks
+            .validate()
+            .map_err(|(field, reason)| ProfileViewError::Parse {
+                path: path.to_owned(),
+                message: format!("invalid {field}: {reason}"),
+            })?;
+        Ok(view)
+    }
+
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Self, ProfileViewError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileViewError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The weight each analyzer id is expected to have: pinned weights win.
+    pub fn weights(&self) -> BTreeMap<String, f64> {
+        let mut w: BTreeMap<String, f64> = self
+            .analyzers
+            .iter()
+            .map(|a| (a.id.clone(), a.weight))
+            .collect();
+        w.extend(self.distributor.weights.clone());
+        w
+    }
+}
+
+fn parse_toml(text: &str) -> Result<ProfileView, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_part_and_ignores_the_rest() {
+        let v = ProfileView::parse(
+            "description = \"d\"\nduration = 5\n[distributor]\nrouting = \"smooth\"\nqueue_capacity = 3\n[[analyzers]]\nid = \"a\"\nweight = 2\nacks = true\n[checks]\nweight_tolerance = 0.1\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        assert_eq!(v.distributor.routing, Routing::Smooth);
+        assert_eq!(v.weights()["a"], 2.0);
+        assert_eq!(v.checks.weight_tolerance, 0.1);
+    }
+
+    #[test]
+    fn a_typo_in_routing_is_an_error_naming_the_field() {
+        let err = ProfileView::parse("[distributor]\nrouting = \"rr\"\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.toml") && err.contains("rr") && err.contains("routing"),
+            "{err}"
+        );
+        let err = ProfileView::parse("[checks]\nweight_tolerance = 5\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("checks.weight_tolerance"), "{err}");
+    }
+}

@@ -1,0 +1,627 @@
+//! One row type per CSV file of a run folder. The field names are the columns; every
+//! column is documented here and in the README.
+
+use crate::enums::{ChaosAction, LogMode};
+use crate::table::table;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+table! {
+    /// `sent-<base>.csv` (loadgen): messages sent per Unix second, emitter and priority;
+    /// rows only where `sent` > 0.
+    pub struct Sent {
+        /// Unix second.
+        pub second: u64,
+        /// Emitter id.
+        pub emitter: u32,
+        /// Priority.
+        pub priority: u8,
+        /// Messages sent in that second at that priority.
+        pub sent: u64,
+    }
+}
+
+table! {
+    /// `emitters-<base>.csv` (loadgen): one row per emitter at the end of the run.
+    pub struct EmitterTotals {
+        /// Emitter id.
+        pub emitter: u32,
+        /// Messages written, which is also the next seq: seqs `0..sent` were written.
+        pub sent: u64,
+        /// Payload bytes written.
+        pub bytes: u64,
+        /// Failed writes and connects.
+        pub errors: u64,
+        /// Connections made after the first.
+        pub reconnects: u64,
+        /// Messages in `in_doubt_ranges`.
+        pub in_doubt: u64,
+        /// Seq ranges of batches whose write failed: they may or may not have arrived.
+        pub in_doubt_ranges: SeqRanges,
+        /// Messages that came due while disconnected and were never sent.
+        pub unsent: u64,
+        /// First send, ns since the epoch.
+        pub first_sent_ns: u64,
+        /// Last send, ns since the epoch.
+        pub last_sent_ns: u64,
+        /// Largest lag behind the open-loop schedule, µs.
+        pub max_lag_us: u64,
+    }
+}
+
+table! {
+    /// `arrivals-<id>.csv` (analyzer sink, `full` mode): one row per arrival, in arrival
+    /// order. `emitter` and `seq` are empty for a frame that is not a probe.
+    pub struct Arrival {
+        /// When the sink read it, ns since the epoch.
+        pub arrival_ns: u64,
+        /// The probe's emitter id.
+        pub emitter: Option<u32>,
+        /// The probe's seq.
+        pub seq: Option<u64>,
+        /// Priority from the DELIVER header.
+        pub priority: u8,
+        /// The probe's send stamp (0 for a frame that is not a probe).
+        pub sent_ns: u64,
+        /// The distributor's queue stamp.
+        pub queued_ns: u64,
+        /// The distributor's dispatch stamp.
+        pub dispatch_ns: u64,
+        /// Payload bytes.
+        pub size: u32,
+        /// 1 when magic and crc32 verified.
+        #[serde(with = "crate::table::flag")]
+        pub crc_ok: bool,
+        /// 1 when this (emitter, seq) had arrived before.
+        #[serde(with = "crate::table::flag")]
+        pub duplicate: bool,
+        /// The sink's session number (a new connection restarts the order check).
+        pub session: u64,
+    }
+}
+
+table! {
+    /// `summary-<id>.csv` (analyzer sink, `summary` mode): aggregates per second and
+    /// priority. The latency columns are empty for a second with no verified probe.
+    pub struct SummarySecond {
+        /// Unix second of arrival.
+        pub second: u64,
+        /// Priority.
+        pub priority: u8,
+        /// Arrivals.
+        pub count: u64,
+        /// Arrivals seen before.
+        pub duplicates: u64,
+        /// Probes whose crc failed.
+        pub corrupt: u64,
+        /// Frames that are not probes.
+        pub non_probe: u64,
+        /// Arrivals that broke the priority order.
+        pub inversions: u64,
+        /// Arrivals overtaken by a more urgent frame queued after them (allowed).
+        pub overtaken: u64,
+        /// End-to-end latency p50, µs.
+        pub lat_p50_us: Option<u64>,
+        /// End-to-end latency p99, µs.
+        pub lat_p99_us: Option<u64>,
+        /// End-to-end latency max, µs.
+        pub lat_max_us: Option<u64>,
+        /// Largest queue wait (dispatch - queued), µs.
+        pub queue_wait_max_us: u64,
+    }
+}
+
+table! {
+    /// `latency-<id>.csv` (analyzer sink, `summary` mode): whole-run end-to-end latency
+    /// per priority and over all (`all`), with the histogram itself.
+    pub struct Latency {
+        /// A priority, or `all`.
+        pub priority: LatencyClass,
+        /// Samples.
+        pub count: u64,
+        /// p50, µs.
+        pub p50_us: u64,
+        /// p90, µs.
+        pub p90_us: u64,
+        /// p99, µs.
+        pub p99_us: u64,
+        /// p99.9, µs.
+        pub p999_us: u64,
+        /// Largest, µs.
+        pub max_us: u64,
+        /// HdrHistogram V2 + deflate serialization, lower-case hex.
+        pub histogram: String,
+    }
+}
+
+table! {
+    /// `seqs-<id>.csv` (analyzer sink, `summary` mode): the exact seq ranges seen.
+    pub struct SeqRange {
+        /// Emitter id.
+        pub emitter: u32,
+        /// First seq of the range.
+        pub first: u64,
+        /// Last seq of the range (inclusive).
+        pub last: u64,
+    }
+}
+
+table! {
+    /// `totals-<id>.csv` (analyzer sink): one row at exit.
+    pub struct SinkTotals {
+        /// Analyzer id.
+        pub id: String,
+        /// Log mode.
+        pub mode: LogMode,
+        /// Frames received.
+        pub received: u64,
+        /// Distinct (emitter, seq) received.
+        pub unique: u64,
+        /// Arrivals seen before.
+        pub duplicates: u64,
+        /// Probes whose crc failed.
+        pub corrupt: u64,
+        /// Frames that are not probes.
+        pub non_probe: u64,
+        /// Priority-order violations.
+        pub inversions: u64,
+        /// Allowed overtakes.
+        pub overtaken: u64,
+        /// Sessions (connections that got past HELLO).
+        pub sessions: u64,
+        /// First arrival, ns since the epoch.
+        pub first_arrival_ns: u64,
+        /// Last arrival, ns since the epoch.
+        pub last_arrival_ns: u64,
+    }
+}
+
+table! {
+    /// `stats-<n>.csv` (distributor, `--stats-csv`): every second, one `*` row of totals,
+    /// then one row per analyzer id. Counters are cumulative since the distributor
+    /// started. In analyzer rows `received` and the distributor-wide columns are 0.
+    pub struct Stats {
+        /// When the row was taken, ns since the epoch.
+        pub ts_ns: u64,
+        /// `*` for the totals row, else the analyzer id.
+        pub analyzer: Scope,
+        /// Totals row: live analyzers; analyzer row: 1 while live.
+        pub live: u64,
+        /// Totals row: sum of live weights; analyzer row: its weight.
+        pub weight: f64,
+        /// LOG frames accepted.
+        pub received: u64,
+        /// Written (best effort) or acknowledged (at least once).
+        pub delivered: u64,
+        /// Frames queued for analyzers (re-routes included).
+        pub routed: u64,
+        /// DELIVER frames written.
+        pub written: u64,
+        /// Frames acknowledged.
+        pub acked: u64,
+        /// Frames taken off failed analyzers.
+        pub rerouted: u64,
+        /// Sessions ended by failure.
+        pub failures: u64,
+        /// Dropped: every queue full under `--overflow drop`.
+        pub dropped_queue_full: u64,
+        /// Dropped: holding queue full under `--overflow drop`.
+        pub dropped_holding_full: u64,
+        /// Dropped: retries exhausted in the holding queue.
+        pub dropped_retries_exhausted: u64,
+        /// Dropped: still inside at the drain deadline.
+        pub dropped_shutdown: u64,
+        /// Connections ended for bad input.
+        pub protocol_errors: u64,
+        /// Partial frames at the end of an emitter stream.
+        pub truncated: u64,
+        /// Emitter connections open.
+        pub emitter_connections_open: u64,
+        /// Frames in priority queues.
+        pub queued: u64,
+        /// Frames written or being written, not yet released.
+        pub inflight: u64,
+        /// Frames in the holding queue.
+        pub holding: u64,
+    }
+}
+
+table! {
+    /// `events.csv` (harness): the chaos events as applied.
+    pub struct Event {
+        /// When it was applied, ns since the epoch.
+        pub ts_ns: u64,
+        /// Seconds after the load started (the profile's time, scaled).
+        pub at_s: f64,
+        /// What was done.
+        pub action: ChaosAction,
+        /// The analyzer id, or `distributor`.
+        pub target: String,
+    }
+}
+
+table! {
+    /// `resources.csv` (harness): the distributor's CPU and memory once a second.
+    pub struct Resource {
+        /// When it was sampled, ns since the epoch.
+        pub ts_ns: u64,
+        /// CPU over the last second, percent of one core.
+        pub cpu_pct: f64,
+        /// Resident set size, bytes.
+        pub rss_bytes: u64,
+    }
+}
+
+/// Seq ranges `[start, end)`, written `start-end` and separated by `;`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeqRanges(pub Vec<(u64, u64)>);
+
+impl SeqRanges {
+    /// Seqs in every range.
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|(a, b)| b.saturating_sub(*a)).sum()
+    }
+}
+
+impl std::fmt::Display for SeqRanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (a, b)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(";")?;
+            }
+            write!(f, "{a}-{b}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for SeqRanges {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(';')
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                let (a, b) = r
+                    .split_once('-')
+                    .ok_or_else(|| format!("{r:?} is not START-END"))?;
+                let (a, b) = (
+                    a.parse::<u64>()
+                        .map_err(|_| format!("{r:?} is not START-END"))?,
+                    b.parse::<u64>()
+                        .map_err(|_| format!("{r:?} is not START-END"))?,
+                );
+                if a > b {
+                    return Err(format!("{r:?}: START exceeds END"));
+                }
+                Ok((a, b))
+            })
+            .collect::<Result<_, _>>()
+            .map(SeqRanges)
+    }
+}
+
+/// The `analyzer` column of the stats: the totals row or one analyzer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// The distributor-wide row, written `*`.
+    Total,
+    /// One analyzer id.
+    Analyzer(String),
+}
+
+/// The `priority` column of the latency file: one level, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LatencyClass {
+    /// One priority level.
+    Priority(u8),
+    /// Every level together.
+    All,
+}
+
+/// Serde through `Display` and `FromStr`.
+macro_rules! text_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+text_serde!(SeqRanges);
+text_serde!(Scope);
+text_serde!(LatencyClass);
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Total => f.write_str("*"),
+            Scope::Analyzer(id) => f.write_str(id),
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" => Err("an empty analyzer id".into()),
+            "*" => Ok(Scope::Total),
+            id => Ok(Scope::Analyzer(id.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for LatencyClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LatencyClass::Priority(p) => write!(f, "{p}"),
+            LatencyClass::All => f.write_str("all"),
+        }
+    }
+}
+
+impl std::str::FromStr for LatencyClass {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(LatencyClass::All),
+            p => p
+                .parse()
+                .map(LatencyClass::Priority)
+                .map_err(|_| format!("{p:?} is neither a priority 0..=255 nor \"all\"")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{Error, Table, TableReader, TableWriter, header, read_all};
+
+    /// serde's header for `row` equals `T::COLUMNS`, and the row reads back equal.
+    fn round_trip<T: Table + std::fmt::Debug + PartialEq>(row: T) {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&row).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(text.lines().next().unwrap(), header::<T>());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut tw = TableWriter::<T>::create(&path).unwrap();
+        tw.write(&row).unwrap();
+        tw.flush().unwrap();
+        drop(tw);
+        assert_eq!(read_all::<T>(&path).unwrap(), vec![row]);
+    }
+
+    fn arrival() -> Arrival {
+        Arrival {
+            arrival_ns: 10,
+            emitter: Some(3),
+            seq: Some(4),
+            priority: 7,
+            sent_ns: 5,
+            queued_ns: 6,
+            dispatch_ns: 8,
+            size: 64,
+            crc_ok: true,
+            duplicate: false,
+            session: 1,
+        }
+    }
+
+    #[test]
+    fn every_table_round_trips_through_its_columns() {
+        round_trip(Sent {
+            second: 1,
+            emitter: 2,
+            priority: 3,
+            sent: 4,
+        });
+        round_trip(EmitterTotals {
+            emitter: 1,
+            sent: 10,
+            bytes: 640,
+            errors: 1,
+            reconnects: 1,
+            in_doubt: 3,
+            in_doubt_ranges: SeqRanges(vec![(2, 4), (7, 8)]),
+            unsent: 0,
+            first_sent_ns: 1,
+            last_sent_ns: 2,
+            max_lag_us: 3,
+        });
+        round_trip(arrival());
+        round_trip(Arrival {
+            emitter: None,
+            seq: None,
+            crc_ok: false,
+            ..arrival()
+        });
+        round_trip(SummarySecond {
+            second: 1,
+            priority: 0,
+            count: 5,
+            duplicates: 0,
+            corrupt: 0,
+            non_probe: 5,
+            inversions: 0,
+            overtaken: 0,
+            lat_p50_us: None,
+            lat_p99_us: None,
+            lat_max_us: None,
+            queue_wait_max_us: 3,
+        });
+        round_trip(Latency {
+            priority: LatencyClass::All,
+            count: 1,
+            p50_us: 1,
+            p90_us: 1,
+            p99_us: 1,
+            p999_us: 1,
+            max_us: 1,
+            histogram: "1c84".into(),
+        });
+        round_trip(SeqRange {
+            emitter: 1,
+            first: 0,
+            last: 9,
+        });
+        round_trip(SinkTotals {
+            id: "a1".into(),
+            mode: LogMode::Summary,
+            received: 1,
+            unique: 1,
+            duplicates: 0,
+            corrupt: 0,
+            non_probe: 0,
+            inversions: 0,
+            overtaken: 0,
+            sessions: 1,
+            first_arrival_ns: 1,
+            last_arrival_ns: 2,
+        });
+        let stats = Stats {
+            ts_ns: 1,
+            analyzer: Scope::Total,
+            live: 2,
+            weight: 3.5,
+            received: 1,
+            delivered: 1,
+            routed: 1,
+            written: 1,
+            acked: 0,
+            rerouted: 0,
+            failures: 0,
+            dropped_queue_full: 0,
+            dropped_holding_full: 0,
+            dropped_retries_exhausted: 0,
+            dropped_shutdown: 0,
+            protocol_errors: 0,
+            truncated: 0,
+            emitter_connections_open: 1,
+            queued: 0,
+            inflight: 0,
+            holding: 0,
+        };
+        round_trip(stats.clone());
+        round_trip(Stats {
+            analyzer: Scope::Analyzer("a1".into()),
+            ..stats
+        });
+        round_trip(Event {
+            ts_ns: 1,
+            at_s: 2.5,
+            action: ChaosAction::RestartDistributor,
+            target: "distributor".into(),
+        });
+        round_trip(Resource {
+            ts_ns: 1,
+            cpu_pct: 12.5,
+            rss_bytes: 1 << 20,
+        });
+    }
+
+    #[test]
+    fn the_file_format_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arrivals-a.csv");
+        let mut w = TableWriter::<Arrival>::create(&path).unwrap();
+        w.write(&arrival()).unwrap();
+        w.write(&Arrival {
+            emitter: None,
+            seq: None,
+            sent_ns: 0,
+            crc_ok: false,
+            ..arrival()
+        })
+        .unwrap();
+        w.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "arrival_ns,emitter,seq,priority,sent_ns,queued_ns,dispatch_ns,size,crc_ok,duplicate,session\n\
+             10,3,4,7,5,6,8,64,1,0,1\n\
+             10,,,7,0,6,8,64,0,0,1\n"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sent-0.csv");
+        std::fs::write(&path, "second,emitter,sent\n1,2,3\n").unwrap();
+        let err = TableReader::<Sent>::open(&path).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::MissingColumn {
+                column: "priority",
+                ..
+            }
+        ));
+        assert!(
+            err.to_string()
+                .contains("sent-0.csv: missing column \"priority\"")
+        );
+
+        std::fs::write(&path, "second,emitter,priority,sent\n1,2,3,4\n1,2,300,4\n").unwrap();
+        let err = read_all::<Sent>(&path).unwrap_err().to_string();
+        assert!(err.contains("sent-0.csv:3: priority:"), "{err}");
+
+        let stats = dir.path().join("stats-1.csv");
+        std::fs::write(&stats, "").unwrap();
+        let err = read_all::<Stats>(&stats).unwrap_err();
+        assert!(matches!(err, Error::NoHeader { .. }), "{err}");
+
+        let events = dir.path().join("events.csv");
+        std::fs::write(&events, "ts_ns,at_s,action,target\n1,2,explode,x\n").unwrap();
+        let err = read_all::<Event>(&events).unwrap_err().to_string();
+        assert!(
+            err.contains("events.csv:2: ") && err.contains("explode"),
+            "{err}"
+        );
+
+        let e = dir.path().join("emitters-0.csv");
+        let mut text = header::<EmitterTotals>();
+        text.push_str("\n1,2,3,0,0,1,5-x,0,0,0,0\n");
+        std::fs::write(&e, text).unwrap();
+        let err = read_all::<EmitterTotals>(&e).unwrap_err().to_string();
+        assert!(
+            err.contains("emitters-0.csv:2: ") && err.contains("5-x"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_partial_last_line_is_left_out_and_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arrivals-a.csv");
+        let mut w = TableWriter::<Arrival>::create(&path).unwrap();
+        w.write(&arrival()).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"11,3,5,7").unwrap();
+        let r = TableReader::<Arrival>::open(&path).unwrap();
+        assert_eq!(r.partial_tail, 8);
+        assert_eq!(r.read_all().unwrap(), vec![arrival()]);
+        let (mut w, cut) = TableWriter::<Arrival>::append(&path).unwrap();
+        assert_eq!(cut, 8);
+        w.write(&arrival()).unwrap();
+        w.flush().unwrap();
+        assert_eq!(read_all::<Arrival>(&path).unwrap().len(), 2);
+
+        let other = dir.path().join("other.csv");
+        std::fs::write(&other, "a,b\n1,2\n").unwrap();
+        let err = TableWriter::<Arrival>::append(&other).unwrap_err();
+        assert!(matches!(err, Error::OtherColumns { .. }), "{err}");
+    }
+}
