@@ -11,45 +11,25 @@
 //!   `seqs-<id>.csv` (written at exit: this mode is for rates where a row per message is
 //!   too much, not for runs that kill the sink).
 //!
-//! Both write `totals-<id>.csv` at exit. Columns are documented in the README.
+//! Both write `totals-<id>.csv` at exit. Every file is a table of the run folder's schema
+//! (`runfolder::rows`); columns are documented there and in the README.
 
 use crate::verify::{Arrival, Counts, Tracker};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+use runfolder::rows::{self, LatencyClass, SeqRange, SinkTotals, SummarySecond};
+use runfolder::{TableWriter, names};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
-/// How arrivals are logged.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum LogMode {
-    /// A row per arrival.
-    Full,
-    /// Per-second aggregates plus exact seq ranges.
-    Summary,
-}
-
-/// The header of `arrivals-<id>.csv`.
-pub const ARRIVALS_HEADER: &str =
-    "arrival_ns,emitter,seq,priority,sent_ns,queued_ns,dispatch_ns,size,crc_ok,duplicate,session";
-/// The header of `summary-<id>.csv`.
-pub const SUMMARY_HEADER: &str = "second,priority,count,duplicates,corrupt,non_probe,inversions,overtaken,\
-lat_p50_us,lat_p99_us,lat_max_us,queue_wait_max_us";
-
-fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
-    let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(BufWriter::with_capacity(1 << 20, f))
-}
+/// How arrivals are logged (shared with profiles and the totals file).
+pub use runfolder::LogMode;
 
 /// The logging side of a sink.
 #[derive(Debug)]
@@ -99,10 +79,7 @@ impl Recorder {
             Recorder::Full(f) => f.finish()?,
             Recorder::Summary(s) => s.finish(tracker)?,
         };
-        totals.write(
-            &dir.join(format!("totals-{}.csv", totals.id)),
-            tracker.counts(),
-        )
+        totals.write(&dir, tracker.counts())
     }
 }
 
@@ -112,14 +89,13 @@ pub struct FullLog {
     dir: PathBuf,
     batch: Vec<Arrival>,
     tx: Option<SyncSender<Vec<Arrival>>>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    thread: Option<JoinHandle<Result<(), runfolder::Error>>>,
     written: Arc<AtomicU64>,
 }
 
 impl FullLog {
     fn open(dir: &Path, id: &str) -> anyhow::Result<Self> {
-        let path = dir.join(format!("arrivals-{id}.csv"));
-        let out = open_arrivals(&path)?;
+        let out = open_arrivals(&names::ARRIVALS.path(dir, id))?;
         // Bounded: a writer that cannot keep up slows the reader, it never drops rows.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Arrival>>(64);
         let written = Arc::new(AtomicU64::new(0));
@@ -176,56 +152,30 @@ impl FullLog {
 
 /// Opens `arrivals-<id>.csv` for appending: a sink restarted after a crash continues the
 /// same file. A partial last line (the crash came mid-write; never acknowledged) is cut off.
-fn open_arrivals(path: &Path) -> anyhow::Result<BufWriter<File>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let len = f.metadata()?.len();
-    if len == 0 {
-        let mut out = BufWriter::with_capacity(1 << 20, f);
-        writeln!(out, "{ARRIVALS_HEADER}")?;
-        out.flush()?;
-        return Ok(out);
+fn open_arrivals(path: &Path) -> anyhow::Result<TableWriter<rows::Arrival>> {
+    let (out, cut) = TableWriter::append(path)?;
+    if cut > 0 {
+        tracing::warn!(file = %path.display(), cut, "cutting a partial last line left by a crash");
     }
-    let mut head = vec![0u8; ARRIVALS_HEADER.len()];
-    f.seek(SeekFrom::Start(0))?;
-    f.read_exact(&mut head).ok();
-    anyhow::ensure!(
-        head == ARRIVALS_HEADER.as_bytes(),
-        "{} exists with other columns; move it away or use another --out",
-        path.display()
-    );
-    // Find the end of the last whole line.
-    let tail_len = len.min(1 << 16);
-    let mut tail = vec![0u8; tail_len as usize];
-    f.seek(SeekFrom::Start(len - tail_len))?;
-    f.read_exact(&mut tail)?;
-    if let Some(pos) = tail.iter().rposition(|b| *b == b'\n') {
-        let keep = len - tail_len + pos as u64 + 1;
-        if keep < len {
-            tracing::warn!(file = %path.display(), cut = len - keep, "cutting a partial last line left by a crash");
-            f.set_len(keep)?;
-        }
+    if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+        > runfolder::table::header::<rows::Arrival>().len() as u64 + 1
+    {
+        tracing::info!(file = %path.display(), "appending to the arrivals of an earlier run of this sink");
     }
-    tracing::info!(file = %path.display(), "appending to the arrivals of an earlier run of this sink");
-    Ok(BufWriter::with_capacity(1 << 20, f))
+    Ok(out)
 }
 
-/// The writer thread: formats rows, flushes whenever it has caught up.
+/// The writer thread: writes rows, flushes whenever it has caught up.
 fn write_rows(
     rx: Receiver<Vec<Arrival>>,
-    mut out: BufWriter<File>,
+    mut out: TableWriter<rows::Arrival>,
     written: &AtomicU64,
-) -> std::io::Result<()> {
+) -> Result<(), runfolder::Error> {
     let mut count = 0u64;
     let mut next = rx.recv().ok();
     while let Some(batch) = next {
         for a in &batch {
-            write_row(&mut out, a)?;
+            out.write(&a.row())?;
         }
         count += batch.len() as u64;
         next = match rx.try_recv() {
@@ -241,25 +191,6 @@ fn write_rows(
     out.flush()?;
     written.store(count, Ordering::Release);
     Ok(())
-}
-
-fn write_row(out: &mut impl Write, a: &Arrival) -> std::io::Result<()> {
-    match a.emitter {
-        Some(e) => write!(out, "{},{},{},", a.arrival_ns, e, a.seq)?,
-        None => write!(out, "{},,,", a.arrival_ns)?,
-    }
-    writeln!(
-        out,
-        "{},{},{},{},{},{},{},{}",
-        a.priority,
-        a.sent_ns,
-        a.queued_ns,
-        a.dispatch_ns,
-        a.size,
-        u8::from(a.crc_ok),
-        u8::from(a.duplicate),
-        a.session
-    )
 }
 
 /// Aggregates of one priority in one second.
@@ -288,7 +219,7 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 pub struct SummaryLog {
     dir: PathBuf,
     id: String,
-    out: BufWriter<File>,
+    out: TableWriter<SummarySecond>,
     second: u64,
     buckets: BTreeMap<u8, Bucket>,
     whole_run: BTreeMap<u8, Histogram<u64>>,
@@ -297,8 +228,7 @@ pub struct SummaryLog {
 
 impl SummaryLog {
     fn open(dir: &Path, id: &str) -> anyhow::Result<Self> {
-        let mut out = create(&dir.join(format!("summary-{id}.csv")))?;
-        writeln!(out, "{SUMMARY_HEADER}")?;
+        let out = TableWriter::create(&names::SUMMARY.path(dir, id))?;
         Ok(Self {
             dir: dir.to_owned(),
             id: id.to_owned(),
@@ -352,21 +282,22 @@ impl SummaryLog {
         }
         for (p, b) in std::mem::take(&mut self.buckets) {
             let h = b.latency_us;
-            writeln!(
-                self.out,
-                "{},{p},{},{},{},{},{},{},{},{},{},{}",
-                self.second,
-                b.count,
-                b.duplicates,
-                b.corrupt,
-                b.non_probe,
-                b.inversions,
-                b.overtaken,
-                h.value_at_quantile(0.5),
-                h.value_at_quantile(0.99),
-                h.max(),
-                b.queue_wait_max_us
-            )?;
+            // A second with no verified probe has no latency: empty, not 0.
+            let lat = |v: u64| (!h.is_empty()).then_some(v);
+            self.out.write(&SummarySecond {
+                second: self.second,
+                priority: p,
+                count: b.count,
+                duplicates: b.duplicates,
+                corrupt: b.corrupt,
+                non_probe: b.non_probe,
+                inversions: b.inversions,
+                overtaken: b.overtaken,
+                lat_p50_us: lat(h.value_at_quantile(0.5)),
+                lat_p99_us: lat(h.value_at_quantile(0.99)),
+                lat_max_us: lat(h.max()),
+                queue_wait_max_us: b.queue_wait_max_us,
+            })?;
             match self.whole_run.entry(p) {
                 Entry::Occupied(mut o) => {
                     let _ = o.get_mut().add(&h);
@@ -383,58 +314,53 @@ impl SummaryLog {
 
     fn finish(mut self, tracker: &Tracker) -> anyhow::Result<PathBuf> {
         self.roll(u64::MAX)?;
-        let mut lat = create(&self.dir.join(format!("latency-{}.csv", self.id)))?;
-        writeln!(
-            lat,
-            "priority,count,p50_us,p90_us,p99_us,p999_us,max_us,histogram"
-        )?;
+        let mut lat = TableWriter::create(&names::LATENCY.path(&self.dir, &self.id))?;
         let mut all = histogram()?;
-        let rows = self
-            .whole_run
-            .iter()
-            .map(|(p, h)| (p.to_string(), h.clone()));
-        for (label, h) in rows.collect::<Vec<_>>() {
-            let _ = all.add(&h);
-            write_hist_row(&mut lat, &label, &h)?;
+        for (p, h) in &self.whole_run {
+            let _ = all.add(h);
+            lat.write(&latency_row(LatencyClass::Priority(*p), h)?)?;
         }
-        write_hist_row(&mut lat, "all", &all)?;
+        lat.write(&latency_row(LatencyClass::All, &all)?)?;
         lat.flush()?;
-        let mut seqs = create(&self.dir.join(format!("seqs-{}.csv", self.id)))?;
-        writeln!(seqs, "emitter,first,last")?;
-        for (e, a, b) in tracker.ranges() {
-            writeln!(seqs, "{e},{a},{b}")?;
+        let mut seqs = TableWriter::create(&names::SEQS.path(&self.dir, &self.id))?;
+        for (emitter, first, last) in tracker.ranges() {
+            seqs.write(&SeqRange {
+                emitter,
+                first,
+                last,
+            })?;
         }
         seqs.flush()?;
         Ok(self.dir)
     }
 }
 
-fn write_hist_row(out: &mut impl Write, label: &str, h: &Histogram<u64>) -> anyhow::Result<()> {
+fn latency_row(class: LatencyClass, h: &Histogram<u64>) -> anyhow::Result<rows::Latency> {
     let mut raw = Vec::new();
     V2DeflateSerializer::new()
         .serialize(h, &mut raw)
         .map_err(|e| anyhow::anyhow!("cannot serialize a latency histogram: {e:?}"))?;
-    writeln!(
-        out,
-        "{label},{},{},{},{},{},{},{}",
-        h.len(),
-        h.value_at_quantile(0.5),
-        h.value_at_quantile(0.9),
-        h.value_at_quantile(0.99),
-        h.value_at_quantile(0.999),
-        h.max(),
-        hex(&raw)
-    )?;
-    Ok(())
+    Ok(rows::Latency {
+        priority: class,
+        count: h.len(),
+        p50_us: h.value_at_quantile(0.5),
+        p90_us: h.value_at_quantile(0.9),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        max_us: h.max(),
+        histogram: hex(&raw),
+    })
 }
 
 /// Lower-case hex, the encoding of the `histogram` column.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
-
-/// The header of `totals-<id>.csv`.
-pub const TOTALS_HEADER: &str = "id,mode,received,unique,duplicates,corrupt,non_probe,inversions,overtaken,sessions,first_arrival_ns,last_arrival_ns";
 
 /// The one-row `totals-<id>.csv`.
 #[derive(Debug, Clone)]
@@ -452,28 +378,22 @@ pub struct TotalsRow {
 }
 
 impl TotalsRow {
-    fn write(&self, path: &Path, c: Counts) -> anyhow::Result<()> {
-        let mut out = create(path)?;
-        writeln!(out, "{TOTALS_HEADER}")?;
-        let mode = match self.mode {
-            LogMode::Full => "full",
-            LogMode::Summary => "summary",
-        };
-        writeln!(
-            out,
-            "{},{mode},{},{},{},{},{},{},{},{},{},{}",
-            self.id,
-            c.received,
-            c.unique,
-            c.duplicates,
-            c.corrupt,
-            c.non_probe,
-            c.inversions,
-            c.overtaken,
-            self.sessions,
-            self.first_arrival_ns,
-            self.last_arrival_ns
-        )?;
+    fn write(&self, dir: &Path, c: Counts) -> anyhow::Result<()> {
+        let mut out = TableWriter::create(&names::TOTALS.path(dir, &self.id))?;
+        out.write(&SinkTotals {
+            id: self.id.clone(),
+            mode: self.mode,
+            received: c.received,
+            unique: c.unique,
+            duplicates: c.duplicates,
+            corrupt: c.corrupt,
+            non_probe: c.non_probe,
+            inversions: c.inversions,
+            overtaken: c.overtaken,
+            sessions: self.sessions,
+            first_arrival_ns: self.first_arrival_ns,
+            last_arrival_ns: self.last_arrival_ns,
+        })?;
         out.flush()?;
         Ok(())
     }

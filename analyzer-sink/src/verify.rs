@@ -40,6 +40,24 @@ pub struct Arrival {
 }
 
 impl Arrival {
+    /// The row of `arrivals-<id>.csv` (emitter and seq empty for a frame that is not a
+    /// probe).
+    pub fn row(&self) -> runfolder::rows::Arrival {
+        runfolder::rows::Arrival {
+            arrival_ns: self.arrival_ns,
+            emitter: self.emitter,
+            seq: self.emitter.map(|_| self.seq),
+            priority: self.priority,
+            sent_ns: self.sent_ns,
+            queued_ns: self.queued_ns,
+            dispatch_ns: self.dispatch_ns,
+            size: self.size,
+            crc_ok: self.crc_ok,
+            duplicate: self.duplicate,
+            session: u64::from(self.session),
+        }
+    }
+
     /// End-to-end latency (arrival - sent), for good probes.
     pub fn latency_ns(&self) -> Option<u64> {
         (self.crc_ok && self.emitter.is_some())

@@ -2,7 +2,7 @@
 
 use crate::config::{Config, parse_secs, parse_weight};
 use crate::core::Overflow;
-use crate::router::Strategy;
+use crate::router::Routing;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ pub struct Cli {
     /// How to choose an analyzer: random in proportion to weight, or smooth (deterministic,
     /// exact proportions). [default: random]
     #[arg(long, value_enum)]
-    routing: Option<Strategy>,
+    routing: Option<Routing>,
     /// Seed of the random router, for reproducible runs. [default: from the clock]
     #[arg(long)]
     seed: Option<u64>,

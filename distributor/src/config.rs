@@ -4,8 +4,8 @@
 
 use crate::core::{CoreConfig, Overflow};
 use crate::health::RetrySchedule;
-use crate::router::Strategy;
-use serde::Deserialize;
+use crate::router::Routing;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub enum ConfigError {
 
 /// Every setting of the distributor. In a file the keys are these names with `_`, or with
 /// `-` as in the flags.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Address for emitters (LOG frames).
@@ -62,7 +62,7 @@ pub struct Config {
     pub weights: BTreeMap<String, f64>,
     /// `random` (default) or `smooth`.
     #[serde(default = "default_routing")]
-    pub routing: Strategy,
+    pub routing: Routing,
     /// Seed of the random router (default: from the clock).
     #[serde(default)]
     pub seed: Option<u64>,
@@ -79,7 +79,8 @@ pub struct Config {
     #[serde(
         default = "default_hang_timeout",
         alias = "hang_timeout",
-        deserialize_with = "secs"
+        deserialize_with = "secs",
+        serialize_with = "to_secs"
     )]
     pub hang_timeout: Duration,
     /// Largest LOG `frame_len` accepted, in bytes.
@@ -95,7 +96,8 @@ pub struct Config {
     #[serde(
         default = "default_drain_timeout",
         alias = "drain_timeout",
-        deserialize_with = "secs"
+        deserialize_with = "secs",
+        serialize_with = "to_secs"
     )]
     pub drain_timeout: Duration,
     /// Emitter connections open at once; more wait in the accept backlog.
@@ -109,8 +111,8 @@ fn default_emitter_listen() -> SocketAddr {
 fn default_analyzer_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8081))
 }
-fn default_routing() -> Strategy {
-    Strategy::Random
+fn default_routing() -> Routing {
+    Routing::Random
 }
 fn default_queue_capacity() -> usize {
     1000
@@ -138,6 +140,10 @@ fn default_drain_timeout() -> Duration {
 }
 fn default_max_connections() -> usize {
     10_000
+}
+
+fn to_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -186,6 +192,11 @@ impl Config {
         })?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The settings as a TOML file that [`Config::from_file`] reads back the same.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 
     /// Checks every range the types do not.
@@ -267,7 +278,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.emitter_listen.port(), 9000);
         assert_eq!(cfg.hang_timeout, Duration::from_millis(500));
-        assert_eq!(cfg.routing, Strategy::Smooth);
+        assert_eq!(cfg.routing, Routing::Smooth);
         assert_eq!(cfg.weights["a"], 5.0);
         assert_eq!(cfg.queue_capacity, 1000);
         cfg.validate().unwrap();
@@ -300,6 +311,26 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("queue-capacity")
+        );
+    }
+
+    #[test]
+    fn a_written_config_reads_back_the_same() {
+        let cfg = Config {
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9))),
+            stats_csv: Some("/tmp/stats-1.csv".into()),
+            weights: [("a".to_owned(), 2.5)].into(),
+            routing: Routing::Smooth,
+            seed: Some(3),
+            hang_timeout: Duration::from_millis(1500),
+            ..Config::default()
+        };
+        let text = cfg.to_toml().unwrap();
+        assert_eq!(toml::from_str::<Config>(&text).unwrap(), cfg);
+        let defaults = Config::default().to_toml().unwrap();
+        assert_eq!(
+            toml::from_str::<Config>(&defaults).unwrap(),
+            Config::default()
         );
     }
 

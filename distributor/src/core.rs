@@ -11,7 +11,7 @@
 
 use crate::health::{Hang, Liveness, RetrySchedule};
 use crate::queues::{Frame, PriorityQueues};
-use crate::router::{Router, Strategy};
+use crate::router::{Router, Routing};
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
 use bytes::Bytes;
 use protocol::analyzer::Hello;
@@ -23,21 +23,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// What happens to a frame when every live analyzer's queue for its priority is full (or
-/// no analyzer is live and the holding queue is full).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Overflow {
-    /// Stop reading that emitter until room frees; nothing is dropped.
-    Backpressure,
-    /// Drop the frame and count it.
-    Drop,
-}
+/// no analyzer is live and the holding queue is full); shared with profiles.
+pub use runfolder::Overflow;
 
 /// The settings the core needs.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     /// Routing strategy.
-    pub routing: Strategy,
+    pub routing: Routing,
     /// Seed of the random router.
     pub seed: u64,
     /// Frames per priority level per analyzer.
@@ -664,7 +657,7 @@ mod tests {
 
     fn core() -> Core {
         Core::new(CoreConfig {
-            routing: Strategy::Smooth,
+            routing: Routing::Smooth,
             seed: 0,
             queue_capacity: 1000,
             overflow: Overflow::Backpressure,

@@ -4,9 +4,9 @@
 //! its sessions in the same order. Weights change only when analyzers join or leave, so the
 //! structures are rebuilt then (O(n)) and never touched on the hot path.
 //!
-//! - [`Strategy::Random`] draws from Walker's alias table: O(1) per pick (one random
+//! - [`Routing::Random`] draws from Walker's alias table: O(1) per pick (one random
 //!   number, two table reads), so 1000 analyzers cost what 3 do.
-//! - [`Strategy::Smooth`] is earliest-deadline-first: member `i`, picked `n_i` times so far,
+//! - [`Routing::Smooth`] is earliest-deadline-first: member `i`, picked `n_i` times so far,
 //!   is due at `(n_i + 1) / w_i`; a binary heap yields the earliest (ties to the lower index).
 //!   Every member is within one pick of its exact share at all times, and exact whenever the
 //!   pick count is a multiple of the weights' common period (5/3/2: every 10 picks).
@@ -16,15 +16,8 @@ use rand::{RngExt, SeedableRng};
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-/// How to choose among live analyzers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// Random draw in proportion to weight.
-    Random,
-    /// Deterministic, exact proportions (earliest deadline first).
-    Smooth,
-}
+/// How to choose among live analyzers (shared with the run folder's files and profiles).
+pub use runfolder::Routing;
 
 /// Walker's alias table (Vose's construction): a weighted draw in O(1) whatever the number
 /// of members, from one random u64: its high half picks a column, its low half decides
@@ -89,7 +82,7 @@ impl Ord for Due {
 /// Weighted choice among the live analyzers.
 #[derive(Debug)]
 pub struct Router {
-    strategy: Strategy,
+    strategy: Routing,
     weights: Vec<f64>,
     table: AliasTable,
     picks: Vec<u64>,
@@ -99,7 +92,7 @@ pub struct Router {
 
 impl Router {
     /// An empty router; `seed` makes random routing reproducible.
-    pub fn new(strategy: Strategy, seed: u64) -> Self {
+    pub fn new(strategy: Routing, seed: u64) -> Self {
         Self {
             strategy,
             weights: Vec::new(),
@@ -138,8 +131,8 @@ impl Router {
             return None;
         }
         match self.strategy {
-            Strategy::Random => Some(self.table.draw(self.rng.random::<u64>())),
-            Strategy::Smooth => {
+            Routing::Random => Some(self.table.draw(self.rng.random::<u64>())),
+            Routing::Smooth => {
                 let Reverse(Due(_, i)) = self.heap.pop()?;
                 self.picks[i] += 1;
                 let due = (self.picks[i] + 1) as f64 / self.weights[i];
@@ -196,7 +189,7 @@ mod tests {
     #[test]
     fn random_holds_one_percent_over_a_million_picks() {
         let weights = [5.0, 3.0, 2.0];
-        let mut r = Router::new(Strategy::Random, 42);
+        let mut r = Router::new(Routing::Random, 42);
         r.set_weights(&weights);
         let mut counts = [0u64; 3];
         let n = 1_000_000;
@@ -217,7 +210,7 @@ mod tests {
     #[test]
     fn random_is_reproducible_by_seed() {
         let picks = |seed| {
-            let mut r = Router::new(Strategy::Random, seed);
+            let mut r = Router::new(Routing::Random, seed);
             r.set_weights(&[1.0, 1.0, 1.0, 1.0]);
             (0..64).map(|_| r.pick().unwrap()).collect::<Vec<_>>()
         };
@@ -227,7 +220,7 @@ mod tests {
 
     #[test]
     fn smooth_is_exact_at_multiples_of_the_period() {
-        let mut r = Router::new(Strategy::Smooth, 0);
+        let mut r = Router::new(Routing::Smooth, 0);
         r.set_weights(&[5.0, 3.0, 2.0]);
         let mut counts = [0u64; 3];
         for n in 1..=100_000u64 {
@@ -243,7 +236,7 @@ mod tests {
 
     #[test]
     fn smooth_interleaves() {
-        let mut r = Router::new(Strategy::Smooth, 0);
+        let mut r = Router::new(Routing::Smooth, 0);
         r.set_weights(&[5.0, 3.0, 2.0]);
         let seq: Vec<usize> = (0..10).map(|_| r.pick().unwrap()).collect();
         // No member picked twice in a row more often than its weight requires.
@@ -252,7 +245,7 @@ mod tests {
 
     #[test]
     fn pick_where_respects_eligibility_and_weight() {
-        let mut r = Router::new(Strategy::Random, 1);
+        let mut r = Router::new(Routing::Random, 1);
         r.set_weights(&[5.0, 3.0, 2.0]);
         let mut counts = [0u64; 3];
         for _ in 0..100_000 {
@@ -266,7 +259,7 @@ mod tests {
 
     #[test]
     fn empty_router_picks_nothing() {
-        let mut r = Router::new(Strategy::Smooth, 0);
+        let mut r = Router::new(Routing::Smooth, 0);
         assert_eq!(r.pick(), None);
         r.set_weights(&[2.0]);
         assert_eq!(r.pick(), Some(0));

@@ -7,9 +7,10 @@ mod http;
 
 use crate::config::Config;
 use crate::core::Core;
-use crate::stats::{CSV_HEADER, DropReason, Snapshot};
+use crate::stats::{DropReason, Snapshot};
+use runfolder::TableWriter;
+use runfolder::rows::Stats;
 use std::future::Future;
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -134,11 +135,10 @@ pub async fn run(
     ));
     let stats_task = match &config.stats_csv {
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .map_err(|e| anyhow::anyhow!("cannot create stats CSV {}: {e}", path.display()))?;
+            let out = TableWriter::<Stats>::create(path)?;
             Some(tokio::spawn(stats_loop(
                 Arc::clone(&shared),
-                file,
+                out,
                 everything_stop.clone(),
             )))
         }
@@ -206,20 +206,20 @@ async fn tick_loop(shared: Arc<Shared>, hang_timeout: Duration, stop: Cancellati
 /// Writes the stats CSV: rows every second and once more at the end.
 async fn stats_loop(
     shared: Arc<Shared>,
-    file: std::fs::File,
+    mut out: TableWriter<Stats>,
     stop: CancellationToken,
-) -> std::io::Result<()> {
-    let mut out = std::io::BufWriter::new(file);
-    writeln!(out, "{CSV_HEADER}")?;
+) -> Result<(), runfolder::Error> {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     loop {
         let last = tokio::select! {
             _ = interval.tick() => false,
             _ = stop.cancelled() => true,
         };
-        let rows = shared.with(|c| c.snapshot(protocol::now_ns())).csv_rows();
+        let snapshot = shared.with(|c| c.snapshot(protocol::now_ns()));
         // Small writes once a second; not worth a blocking-pool hop.
-        out.write_all(rows.as_bytes())?;
+        for row in snapshot.stats_rows() {
+            out.write(&row)?;
+        }
         out.flush()?;
         if last {
             return Ok(());

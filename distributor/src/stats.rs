@@ -3,7 +3,7 @@
 //! `received = delivered + dropped + queued + inflight + holding`.
 //!
 //! Rendered two ways from one [`Snapshot`]: Prometheus text ([`Snapshot::prometheus`]) and
-//! the per-second stats CSV ([`Snapshot::csv_rows`]). Metric names (namespace
+//! the per-second stats CSV ([`Snapshot::stats_rows`], `runfolder::rows::Stats`). Metric names (namespace
 //! `distributor`, labels `analyzer`, `reason`, `priority` only):
 //!
 //! | metric | meaning |
@@ -29,6 +29,7 @@
 //! | `distributor_holding_frames` (gauge) | frames waiting for any analyzer |
 //! | `distributor_emitter_connections_open` (gauge) | emitter connections now open |
 
+use runfolder::rows::{Scope, Stats};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -159,11 +160,6 @@ pub struct Snapshot {
     pub holding: u64,
 }
 
-/// The stats CSV header; see the README for each column.
-pub const CSV_HEADER: &str = "ts_ns,analyzer,live,weight,received,delivered,routed,written,acked,rerouted,failures,\
-dropped_queue_full,dropped_holding_full,dropped_retries_exhausted,dropped_shutdown,\
-protocol_errors,truncated,emitter_connections_open,queued,inflight,holding";
-
 impl Snapshot {
     /// Frames queued over all analyzers.
     pub fn queued(&self) -> u64 {
@@ -181,56 +177,57 @@ impl Snapshot {
     }
 
     /// The stats CSV rows of this instant: one `*` row of totals, then one per analyzer.
-    pub fn csv_rows(&self) -> String {
+    pub fn stats_rows(&self) -> Vec<Stats> {
         let t = &self.totals;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{},*,{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            self.ts_ns,
-            self.analyzers.values().filter(|a| a.live).count(),
-            self.analyzers
-                .values()
-                .filter(|a| a.live)
-                .map(|a| a.weight)
-                .sum::<f64>(),
-            t.received,
-            t.delivered,
-            self.analyzers.values().map(|a| a.routed).sum::<u64>(),
-            self.analyzers.values().map(|a| a.written).sum::<u64>(),
-            self.analyzers.values().map(|a| a.acked).sum::<u64>(),
-            self.analyzers.values().map(|a| a.rerouted).sum::<u64>(),
-            self.analyzers.values().map(|a| a.failures).sum::<u64>(),
-            t.dropped_by(DropReason::QueueFull),
-            t.dropped_by(DropReason::HoldingFull),
-            t.dropped_by(DropReason::RetriesExhausted),
-            t.dropped_by(DropReason::Shutdown),
-            t.protocol_errors,
-            t.truncated,
-            t.emitter_connections_open,
-            self.queued(),
-            self.inflight(),
-            self.holding,
-        );
-        for (id, a) in &self.analyzers {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},0,{},{},{},{},{},{},0,0,0,0,0,0,0,{},{},0",
-                self.ts_ns,
-                csv_field(id),
-                u8::from(a.live),
-                a.weight,
-                a.delivered,
-                a.routed,
-                a.written,
-                a.acked,
-                a.rerouted,
-                a.failures,
-                a.queued,
-                a.inflight,
-            );
-        }
-        out
+        let live = || self.analyzers.values().filter(|a| a.live);
+        let sum = |f: fn(&AnalyzerStats) -> u64| self.analyzers.values().map(f).sum::<u64>();
+        let total = Stats {
+            ts_ns: self.ts_ns,
+            analyzer: Scope::Total,
+            live: live().count() as u64,
+            weight: live().map(|a| a.weight).sum(),
+            received: t.received,
+            delivered: t.delivered,
+            routed: sum(|a| a.routed),
+            written: sum(|a| a.written),
+            acked: sum(|a| a.acked),
+            rerouted: sum(|a| a.rerouted),
+            failures: sum(|a| a.failures),
+            dropped_queue_full: t.dropped_by(DropReason::QueueFull),
+            dropped_holding_full: t.dropped_by(DropReason::HoldingFull),
+            dropped_retries_exhausted: t.dropped_by(DropReason::RetriesExhausted),
+            dropped_shutdown: t.dropped_by(DropReason::Shutdown),
+            protocol_errors: t.protocol_errors,
+            truncated: t.truncated,
+            emitter_connections_open: t.emitter_connections_open,
+            queued: self.queued(),
+            inflight: self.inflight(),
+            holding: self.holding,
+        };
+        let per_analyzer = self.analyzers.iter().map(|(id, a)| Stats {
+            ts_ns: self.ts_ns,
+            analyzer: Scope::Analyzer(id.clone()),
+            live: u64::from(a.live),
+            weight: a.weight,
+            received: 0,
+            delivered: a.delivered,
+            routed: a.routed,
+            written: a.written,
+            acked: a.acked,
+            rerouted: a.rerouted,
+            failures: a.failures,
+            dropped_queue_full: 0,
+            dropped_holding_full: 0,
+            dropped_retries_exhausted: 0,
+            dropped_shutdown: 0,
+            protocol_errors: 0,
+            truncated: 0,
+            emitter_connections_open: 0,
+            queued: a.queued,
+            inflight: a.inflight,
+            holding: 0,
+        });
+        std::iter::once(total).chain(per_analyzer).collect()
     }
 
     /// The Prometheus text exposition (format 0.0.4) of this instant.
@@ -390,15 +387,6 @@ impl Snapshot {
     }
 }
 
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// Escapes a Prometheus label value.
 fn label_value(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -435,16 +423,23 @@ mod tests {
     }
 
     #[test]
-    fn csv_rows_match_the_header() {
-        let rows = sample().csv_rows();
-        let cols = CSV_HEADER.split(',').count();
-        let lines: Vec<&str> = rows.lines().collect();
-        assert_eq!(lines[0], "5,*,1,2.5,10,7,8,7,0,0,0,1,0,0,0,0,0,0,1,0,2");
+    fn stats_rows_are_quoted_by_the_csv_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats-1.csv");
+        let mut w = runfolder::TableWriter::<Stats>::create(&path).unwrap();
+        for row in sample().stats_rows() {
+            w.write(&row).unwrap();
+        }
+        w.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "5,*,1,2.5,10,7,8,7,0,0,0,1,0,0,0,0,0,0,1,0,2");
         assert_eq!(
-            lines[1],
+            lines[2],
             "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,7,0,0,0,0,0,0,0,0,0,0,1,0,0"
         );
-        assert_eq!(lines[0].split(',').count(), cols);
+        let back = runfolder::table::read_all::<Stats>(&path).unwrap();
+        assert_eq!(back, sample().stats_rows());
     }
 
     #[test]

@@ -20,21 +20,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 
-/// How an emitter chooses each message's priority.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum PriorityMode {
-    /// Always `--priority`.
-    Single,
-    /// Uniform over the range.
-    Random,
-    /// Most traffic on the most urgent levels of the range, a tail over the rest.
-    Weighted,
-    /// Round robin over the range.
-    Cyclic,
-}
+/// How an emitter chooses each message's priority (shared with profiles and files).
+pub use runfolder::PriorityMode;
 
 /// An inclusive range of priority levels, written `A-B`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +30,11 @@ pub struct PriorityRange {
     pub lo: u8,
     /// Least urgent level of the range.
     pub hi: u8,
+}
+
+impl PriorityRange {
+    /// Every level, `0-255`.
+    pub const ALL: PriorityRange = PriorityRange { lo: 0, hi: 255 };
 }
 
 impl std::str::FromStr for PriorityRange {
@@ -61,6 +53,19 @@ impl std::str::FromStr for PriorityRange {
             return Err(format!("{s:?}: the first level must not exceed the second"));
         }
         Ok(Self { lo, hi })
+    }
+}
+
+impl serde::Serialize for PriorityRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PriorityRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -27,7 +27,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Messages per second per emitter, or as fast as the distributor takes them.
+/// Messages per second per emitter, or as fast as the distributor takes them. Written
+/// as a number or `max`, on the command line and in profiles alike.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
     /// Open loop at this many messages per second.
@@ -49,6 +50,49 @@ impl std::str::FromStr for Rate {
     }
 }
 
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rate::PerSecond(r) => write!(f, "{r}"),
+            Rate::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl serde::Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Rate::PerSecond(r) => s.serialize_f64(*r),
+            Rate::Max => s.serialize_str("max"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Rate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of messages per second > 0, or \"max\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Rate, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Rate, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Rate, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Rate, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// Emitter load generator for the log distributor.
 ///
 /// Sends probe messages (PROTOCOL.md section 4) from N emitters, each its own TCP
@@ -60,58 +104,158 @@ impl std::str::FromStr for Rate {
 /// 60%/4 for k<4, 30%/28 for 4<=k<32, 10%/(n-32) for k>=32 (unreached tiers left out and
 /// the rest renormalised), i.e. 60% on the 4 most urgent levels, 30% on the next 28 and a
 /// 10% tail.
-#[derive(Debug, Clone, Parser)]
+///
+/// The same settings deserialize from a profile's `[emitters]` table (field names with
+/// `_`; `count` is accepted for `emitters`), and [`Config::to_args`] turns them back into
+/// these flags.
+#[derive(Debug, Clone, PartialEq, Parser, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 #[command(version)]
 pub struct Config {
     /// The distributor's emitter address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", default_value_t = default_target())]
+    #[serde(default = "default_target")]
     pub target: SocketAddr,
     /// Number of emitters (connections).
     #[arg(long, value_name = "N", default_value_t = 1)]
+    #[serde(default = "one", alias = "count")]
     pub emitters: u32,
     /// Messages per second per emitter, or `max`.
-    #[arg(long, value_name = "R|max", default_value = "100")]
+    #[arg(long, value_name = "R|max", default_value_t = default_rate())]
+    #[serde(default = "default_rate")]
     pub rate: Rate,
     /// Seconds to send.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = default_duration())]
+    #[serde(default = "default_duration")]
     pub duration: f64,
     /// How priorities are chosen.
-    #[arg(long, value_enum, default_value = "single")]
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default)]
     pub priority_mode: PriorityMode,
     /// The priority of `single`.
     #[arg(long, value_name = "P", default_value_t = 0)]
+    #[serde(default)]
     pub priority: u8,
     /// The range of `random`, `weighted` and `cyclic`.
-    #[arg(long, value_name = "A-B", default_value = "0-255")]
+    #[arg(long, value_name = "A-B", default_value_t = PriorityRange::ALL)]
+    #[serde(default = "all_priorities")]
     pub priority_range: PriorityRange,
     /// Mean payload size in bytes (log-normal).
-    #[arg(long, value_name = "BYTES", default_value_t = 512.0)]
+    #[arg(long, value_name = "BYTES", default_value_t = default_size_mean())]
+    #[serde(default = "default_size_mean")]
     pub size_mean: f64,
     /// Shape of the log-normal size distribution.
-    #[arg(long, value_name = "SIGMA", default_value_t = 0.5)]
+    #[arg(long, value_name = "SIGMA", default_value_t = default_size_sigma())]
+    #[serde(default = "default_size_sigma")]
     pub size_sigma: f64,
     /// Smallest payload (at least 28, a probe's header and crc).
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    #[arg(long, value_name = "BYTES", default_value_t = default_size_min())]
+    #[serde(default = "default_size_min")]
     pub size_min: usize,
     /// Largest payload.
-    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
+    #[arg(long, value_name = "BYTES", default_value_t = default_size_max())]
+    #[serde(default = "default_size_max")]
     pub size_max: usize,
     /// Seed of every random choice (same seed, same bytes).
     #[arg(long, value_name = "N", default_value_t = 1)]
+    #[serde(default = "one_u64")]
     pub seed: u64,
     /// Emitter ids are BASE, BASE+1, ...; give each loadgen process of a run its own range.
     #[arg(long, value_name = "N", default_value_t = 0)]
+    #[serde(default)]
     pub emitter_id_base: u32,
     /// Folder for the CSV files (created if missing).
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    #[arg(long, value_name = "DIR", default_value_os_t = default_out())]
+    #[serde(default = "default_out")]
     pub out: PathBuf,
     /// Seconds an emitter may take to make its first connection before the run fails.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = default_connect_timeout())]
+    #[serde(default = "default_connect_timeout")]
     pub connect_timeout: f64,
 }
 
+fn default_target() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn one() -> u32 {
+    1
+}
+fn one_u64() -> u64 {
+    1
+}
+fn default_rate() -> Rate {
+    Rate::PerSecond(100.0)
+}
+fn default_duration() -> f64 {
+    10.0
+}
+fn all_priorities() -> PriorityRange {
+    PriorityRange::ALL
+}
+fn default_size_mean() -> f64 {
+    512.0
+}
+fn default_size_sigma() -> f64 {
+    0.5
+}
+fn default_size_min() -> usize {
+    64
+}
+fn default_size_max() -> usize {
+    8192
+}
+fn default_out() -> PathBuf {
+    PathBuf::from(".")
+}
+fn default_connect_timeout() -> f64 {
+    10.0
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            target: default_target(),
+            emitters: one(),
+            rate: default_rate(),
+            duration: default_duration(),
+            priority_mode: PriorityMode::default(),
+            priority: 0,
+            priority_range: PriorityRange::ALL,
+            size_mean: default_size_mean(),
+            size_sigma: default_size_sigma(),
+            size_min: default_size_min(),
+            size_max: default_size_max(),
+            seed: one_u64(),
+            emitter_id_base: 0,
+            out: default_out(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
+}
+
 impl Config {
-    /// Checks the values clap cannot.
+    /// The command line that gives these settings (`loadgen` parses it back the same).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            format!("--target={}", self.target),
+            format!("--emitters={}", self.emitters),
+            format!("--rate={}", self.rate),
+            format!("--duration={}", self.duration),
+            format!("--priority-mode={}", self.priority_mode),
+            format!("--priority={}", self.priority),
+            format!("--priority-range={}", self.priority_range),
+            format!("--size-mean={}", self.size_mean),
+            format!("--size-sigma={}", self.size_sigma),
+            format!("--size-min={}", self.size_min),
+            format!("--size-max={}", self.size_max),
+            format!("--seed={}", self.seed),
+            format!("--emitter-id-base={}", self.emitter_id_base),
+            format!("--out={}", self.out.display()),
+            format!("--connect-timeout={}", self.connect_timeout),
+        ]
+    }
+
+    /// Checks the values clap and serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.emitters > 0, "--emitters must be at least 1");
         anyhow::ensure!(
@@ -197,4 +341,68 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         emitters: reports,
         elapsed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_args_parses_back_the_same() {
+        let cfg = Config {
+            target: "127.0.0.1:9".parse().unwrap(),
+            emitters: 20,
+            rate: Rate::PerSecond(12.5),
+            duration: 3.25,
+            priority_mode: PriorityMode::Weighted,
+            priority: 7,
+            priority_range: "3-200".parse().unwrap(),
+            size_mean: 100.5,
+            size_sigma: 0.25,
+            size_min: 30,
+            size_max: 9000,
+            seed: 42,
+            emitter_id_base: 1000,
+            out: PathBuf::from("/tmp/some dir"),
+            connect_timeout: 2.0,
+        };
+        let args = std::iter::once("loadgen".to_owned()).chain(cfg.to_args());
+        assert_eq!(Config::try_parse_from(args).unwrap(), cfg);
+        let max = Config {
+            rate: Rate::Max,
+            ..Config::default()
+        };
+        let args = std::iter::once("loadgen".to_owned()).chain(max.to_args());
+        assert_eq!(Config::try_parse_from(args).unwrap(), max);
+    }
+
+    #[test]
+    fn clap_and_serde_share_the_defaults() {
+        let from_flags = Config::try_parse_from(["loadgen"]).unwrap();
+        let from_toml: Config = toml::from_str("").unwrap();
+        assert_eq!(from_flags, Config::default());
+        assert_eq!(from_toml, Config::default());
+    }
+
+    #[test]
+    fn profile_tables_deserialize_with_clear_errors() {
+        let c: Config = toml::from_str(
+            "count = 3\nrate = 300\npriority_mode = \"cyclic\"\npriority_range = \"0-9\"\n",
+        )
+        .unwrap();
+        assert_eq!((c.emitters, c.rate), (3, Rate::PerSecond(300.0)));
+        assert_eq!(c.priority_mode, PriorityMode::Cyclic);
+        let c: Config = toml::from_str("rate = \"max\"\n").unwrap();
+        assert_eq!(c.rate, Rate::Max);
+        for (text, field) in [
+            ("rate = \"fast\"\n", "rate"),
+            ("rate = -1\n", "rate"),
+            ("priority_mode = \"loud\"\n", "priority_mode"),
+            ("priority_range = \"9-3\"\n", "priority_range"),
+            ("bogus = 1\n", "bogus"),
+        ] {
+            let err = toml::from_str::<Config>(text).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+    }
 }

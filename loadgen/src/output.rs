@@ -1,9 +1,8 @@
-//! The loadgen's CSV files, in `--out`:
+//! The loadgen's CSV files in `--out`, typed by the run folder's schema:
 //!
-//! - `sent-<base>.csv`: `second,emitter,priority,sent`: messages sent per Unix second,
-//!   emitter and priority (rows only where `sent` > 0).
-//! - `emitters-<base>.csv`: the manifest, one row per emitter:
-//!   `emitter,sent,bytes,errors,reconnects,in_doubt,in_doubt_ranges,unsent,first_sent_ns,last_sent_ns,max_lag_us`.
+//! - `sent-<base>.csv` ([`runfolder::rows::Sent`]): messages sent per Unix second, emitter
+//!   and priority (rows only where `sent` > 0).
+//! - `emitters-<base>.csv` ([`runfolder::rows::EmitterTotals`]): one row per emitter.
 //!   `sent` is the next seq: seqs `0..sent` were written. `in_doubt_ranges` lists the
 //!   `start-end` (end exclusive) seq ranges, `;`-separated, of batches whose write failed.
 //!
@@ -11,69 +10,42 @@
 
 use crate::Config;
 use crate::emitter::Report;
-use anyhow::Context as _;
-use std::path::Path;
+use runfolder::TableWriter;
+use runfolder::names;
+use runfolder::rows::{EmitterTotals, Sent, SeqRanges};
 
 /// Writes both files.
-pub fn write(config: &Config, reports: &[Report]) -> anyhow::Result<()> {
+pub fn write(config: &Config, reports: &[Report]) -> Result<(), runfolder::Error> {
     let base = config.emitter_id_base;
-    write_seconds(&config.out.join(format!("sent-{base}.csv")), reports)?;
-    write_manifest(&config.out.join(format!("emitters-{base}.csv")), reports)
-}
-
-fn create(path: &Path) -> anyhow::Result<csv::Writer<std::fs::File>> {
-    csv::Writer::from_path(path).with_context(|| format!("cannot create {}", path.display()))
-}
-
-fn write_seconds(path: &Path, reports: &[Report]) -> anyhow::Result<()> {
-    let mut w = create(path)?;
-    w.write_record(["second", "emitter", "priority", "sent"])?;
+    let mut sent = TableWriter::<Sent>::create(&names::SENT.path(&config.out, base))?;
     for r in reports {
         for s in &r.seconds {
-            w.write_record([
-                s.second.to_string(),
-                r.emitter.to_string(),
-                s.priority.to_string(),
-                s.sent.to_string(),
-            ])?;
+            sent.write(&Sent {
+                second: s.second,
+                emitter: r.emitter,
+                priority: s.priority,
+                sent: s.sent,
+            })?;
         }
     }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn write_manifest(path: &Path, reports: &[Report]) -> anyhow::Result<()> {
-    let mut w = create(path)?;
-    w.write_record([
-        "emitter",
-        "sent",
-        "bytes",
-        "errors",
-        "reconnects",
-        "in_doubt",
-        "in_doubt_ranges",
-        "unsent",
-        "first_sent_ns",
-        "last_sent_ns",
-        "max_lag_us",
-    ])?;
+    sent.flush()?;
+    let mut totals =
+        TableWriter::<EmitterTotals>::create(&names::EMITTERS.path(&config.out, base))?;
     for r in reports {
-        let in_doubt: u64 = r.in_doubt.iter().map(|(a, b)| b - a).sum();
-        let ranges: Vec<String> = r.in_doubt.iter().map(|(a, b)| format!("{a}-{b}")).collect();
-        w.write_record([
-            r.emitter.to_string(),
-            r.sent.to_string(),
-            r.bytes.to_string(),
-            r.errors.to_string(),
-            r.reconnects.to_string(),
-            in_doubt.to_string(),
-            ranges.join(";"),
-            r.unsent.to_string(),
-            r.first_sent_ns.to_string(),
-            r.last_sent_ns.to_string(),
-            r.max_lag.as_micros().to_string(),
-        ])?;
+        let ranges = SeqRanges(r.in_doubt.clone());
+        totals.write(&EmitterTotals {
+            emitter: r.emitter,
+            sent: r.sent,
+            bytes: r.bytes,
+            errors: r.errors,
+            reconnects: r.reconnects,
+            in_doubt: ranges.count(),
+            in_doubt_ranges: ranges,
+            unsent: r.unsent,
+            first_sent_ns: r.first_sent_ns,
+            last_sent_ns: r.last_sent_ns,
+            max_lag_us: u64::try_from(r.max_lag.as_micros()).unwrap_or(u64::MAX),
+        })?;
     }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))
+    totals.flush()
 }

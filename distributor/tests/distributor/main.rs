@@ -9,7 +9,7 @@
 mod support;
 
 use distributor::core::Overflow;
-use distributor::router::Strategy;
+use distributor::router::Routing;
 use distributor::stats::DropReason;
 use protocol::analyzer::Downstream;
 use std::collections::HashSet;
@@ -19,7 +19,7 @@ use support::*;
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// Runs analyzers `ids` with `weights` (no ACKs), sends `n` frames, returns the counts.
-async fn route(routing: Strategy, n: usize) -> Vec<usize> {
+async fn route(routing: Routing, n: usize) -> Vec<usize> {
     let cfg = distributor::Config {
         routing,
         queue_capacity: n,
@@ -50,7 +50,7 @@ async fn route(routing: Strategy, n: usize) -> Vec<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_routing_holds_weights_within_3_percent() {
     let n = 100_000;
-    let counts = route(Strategy::Random, n).await;
+    let counts = route(Routing::Random, n).await;
     for (count, share) in counts.iter().zip([0.5, 0.3, 0.2]) {
         let expected = share * n as f64;
         let rel = (*count as f64 - expected).abs() / expected;
@@ -61,7 +61,7 @@ async fn random_routing_holds_weights_within_3_percent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smooth_routing_is_exact() {
     assert_eq!(
-        route(Strategy::Smooth, 100_000).await,
+        route(Routing::Smooth, 100_000).await,
         vec![50_000, 30_000, 20_000]
     );
 }
