@@ -36,8 +36,8 @@ pub use runfolder::LogMode;
 pub enum Recorder {
     /// `full` mode.
     Full(FullLog),
-    /// `summary` mode.
-    Summary(SummaryLog),
+    /// `summary` mode (boxed: its writer's buffer makes it the larger one).
+    Summary(Box<SummaryLog>),
 }
 
 impl Recorder {
@@ -45,7 +45,7 @@ impl Recorder {
     pub fn open(mode: LogMode, dir: &Path, id: &str) -> anyhow::Result<Self> {
         Ok(match mode {
             LogMode::Full => Recorder::Full(FullLog::open(dir, id)?),
-            LogMode::Summary => Recorder::Summary(SummaryLog::open(dir, id)?),
+            LogMode::Summary => Recorder::Summary(Box::new(SummaryLog::open(dir, id)?)),
         })
     }
 

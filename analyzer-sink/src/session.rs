@@ -8,11 +8,13 @@ use crate::record::{Recorder, TotalsRow};
 use crate::verify::{Counts, Tracker};
 use bytes::BytesMut;
 use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
+use runner::backoff::Backoff;
+use runner::framed::FramedRead;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,8 @@ const ACK_EVERY: u64 = 1024;
 const QUIET: Duration = Duration::from_millis(300);
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// Reconnects: 100 ms doubling to 2 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 /// How a session ended.
 enum End {
@@ -84,7 +88,7 @@ impl Sink {
     /// Sessions until `shutdown`; then flush and write the totals.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<Counts> {
         tokio::pin!(shutdown);
-        let mut backoff = Duration::from_millis(100);
+        let mut retry = RECONNECT.retry();
         let mut down_since: Option<Instant> = None;
         let mut failure: Option<anyhow::Error> = None;
         // Set on shutdown: the session under way reads what the distributor already sent
@@ -111,15 +115,14 @@ impl Sink {
                 End::Connect(e) => {
                     tracing::debug!(error = %e, "cannot connect to the distributor");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(retry.next_delay()) => {}
                         _ = &mut shutdown => break,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 End::Lost(why) => {
                     tracing::warn!(id = %self.config.id, why, "session lost; reconnecting");
                     down_since = Some(Instant::now());
-                    backoff = Duration::from_millis(100);
+                    retry.reset();
                 }
                 End::Rejected(reason) => {
                     failure = Some(anyhow::anyhow!(
@@ -178,7 +181,7 @@ impl Sink {
             Ok(s) => s,
             Err(e) => return End::Connect(e),
         };
-        let (mut rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = stream.into_split();
         let hello = Hello {
             version: wire::VERSION,
             acks: self.config.acks,
@@ -207,12 +210,14 @@ impl Sink {
             sent: 0,
             at: Instant::now(),
         };
-        let mut decoder = DownstreamDecoder::new(self.config.max_frame);
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut framed = FramedRead::new(
+            rd,
+            DownstreamDecoder::new(self.config.max_frame),
+            READ_CHUNK,
+        );
         let mut tick = tokio::time::interval(ACK_INTERVAL);
         let mut quiet_until: Option<tokio::time::Instant> = None;
         loop {
-            buf.reserve(READ_CHUNK);
             // Stopping: what is already in the socket is still read; the session ends
             // once nothing has arrived for QUIET.
             if stopping.is_cancelled() && quiet_until.is_none() {
@@ -232,7 +237,7 @@ impl Sink {
                 }
             };
             let read = tokio::select! {
-                r = rd.read_buf(&mut buf) => r,
+                r = framed.read() => r,
                 _ = tick.tick() => {
                     if let Err(e) = self.ack(&mut wr, &mut acks, base, true).await {
                         return e;
@@ -259,7 +264,7 @@ impl Sink {
                 Err(e) => return End::Lost(format!("read error: {e}")),
             }
             loop {
-                let frame = match decoder.decode(&mut buf) {
+                let frame = match framed.decode() {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
                     Err(e) => return End::Lost(format!("bad frame from the distributor: {e}")),

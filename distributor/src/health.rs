@@ -2,6 +2,7 @@
 //! in), so they are tested without sleeping: hang detection of an analyzer session and the
 //! retry schedule of the holding queue.
 
+use runner::backoff::Backoff;
 use std::time::{Duration, Instant};
 
 /// Why a session is considered hung.
@@ -80,15 +81,13 @@ impl Liveness {
     }
 }
 
-/// Exponential backoff of the holding queue: retry `k` (from 0) happens `initial * 2^k`
-/// after the previous one, capped at `max_delay`; after `max_attempts` failed retries a
+/// Exponential backoff of the holding queue: retry `k` (from 0) happens `backoff.delay(k)`
+/// after the previous one (10 ms doubling to 2 s); after `max_attempts` failed retries a
 /// frame is given up.
 #[derive(Debug, Clone, Copy)]
 pub struct RetrySchedule {
-    /// The first delay.
-    pub initial: Duration,
-    /// The largest delay.
-    pub max_delay: Duration,
+    /// The delays between retries.
+    pub backoff: Backoff,
     /// Retries before a frame is dropped.
     pub max_attempts: u32,
 }
@@ -97,18 +96,14 @@ impl RetrySchedule {
     /// The schedule used by the distributor: 10 ms doubling to 2 s.
     pub fn new(max_attempts: u32) -> Self {
         Self {
-            initial: Duration::from_millis(10),
-            max_delay: Duration::from_secs(2),
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_secs(2)),
             max_attempts,
         }
     }
 
     /// The delay before retry `k` (0-based).
     pub fn delay(&self, k: u32) -> Duration {
-        self.initial
-            .checked_mul(1u32.checked_shl(k).unwrap_or(u32::MAX))
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
+        self.backoff.delay(k)
     }
 
     /// How many retries are due `waited` after a frame entered the holding queue.

@@ -15,7 +15,7 @@
 //!
 //! # Data flow
 //!
-//! An emitter connection reads up to 256 KiB at a time, decodes every whole LOG frame in it
+//! An emitter connection reads up to 64 KiB at a time, decodes every whole LOG frame in it
 //! (payloads stay slices of the read buffer) and offers the batch to the core, which picks
 //! an analyzer per frame and queues it at its priority. When the chosen queue is full the
 //! frame goes to another live analyzer with room; when none has room, `backpressure` stops

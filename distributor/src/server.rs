@@ -11,10 +11,11 @@ use crate::stats::{DropReason, Snapshot};
 use runfolder::TableWriter;
 use runfolder::rows::Stats;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -110,23 +111,61 @@ pub async fn run(
         overflow = ?config.overflow,
         "distributor listening"
     );
-    emitter_tasks.spawn(emitter::accept_loop(
-        Arc::clone(&shared),
-        listeners.emitter,
-        config.clone(),
-        emitters_stop.clone(),
-        emitter_tasks.clone(),
-    ));
-    tasks.spawn(analyzer::accept_loop(
-        Arc::clone(&shared),
-        listeners.analyzer,
-        config.hang_timeout,
-        everything_stop.clone(),
-        tasks.clone(),
-    ));
+    {
+        let (shared, stop) = (Arc::clone(&shared), emitters_stop.clone());
+        let (max_frame, grace) = (
+            config.max_frame,
+            config.drain_timeout.min(emitter::EMITTER_GRACE),
+        );
+        emitter_tasks.spawn(serve(
+            Listener::Emitter,
+            listeners.emitter,
+            Some(config.max_connections),
+            emitters_stop.clone(),
+            emitter_tasks.clone(),
+            move |stream, peer| {
+                emitter::connection(
+                    Arc::clone(&shared),
+                    stream,
+                    peer,
+                    max_frame,
+                    grace,
+                    stop.clone(),
+                )
+            },
+        ));
+    }
+    {
+        let (shared, stop) = (Arc::clone(&shared), everything_stop.clone());
+        let hang_timeout = config.hang_timeout;
+        tasks.spawn(serve(
+            Listener::Analyzer,
+            listeners.analyzer,
+            None,
+            everything_stop.clone(),
+            tasks.clone(),
+            move |stream, peer| {
+                analyzer::session(
+                    Arc::clone(&shared),
+                    stream,
+                    peer,
+                    hang_timeout,
+                    stop.clone(),
+                )
+            },
+        ));
+    }
     if let Some(l) = listeners.metrics {
         tracing::info!(metrics = %l.local_addr()?, "serving /metrics");
-        tasks.spawn(http::serve(Arc::clone(&shared), l, everything_stop.clone()));
+        let shared = Arc::clone(&shared);
+        tasks.spawn(serve(
+            Listener::Metrics,
+            l,
+            None,
+            everything_stop.clone(),
+            tasks.clone(),
+            move |stream, _| http::connection(Arc::clone(&shared), stream),
+        ));
     }
     tasks.spawn(tick_loop(
         Arc::clone(&shared),
@@ -186,6 +225,73 @@ pub async fn run(
     let snapshot = shared.with(|c| c.snapshot(protocol::now_ns()));
     log_final(&snapshot);
     Ok(snapshot)
+}
+
+/// The distributor's listeners, as named in logs.
+#[derive(Debug, Clone, Copy)]
+enum Listener {
+    Emitter,
+    Analyzer,
+    Metrics,
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Listener::Emitter => "emitter",
+            Listener::Analyzer => "analyzer",
+            Listener::Metrics => "metrics",
+        })
+    }
+}
+
+/// The accept loop of every listener: accepts until `stop`, runs `handler` for each
+/// connection as a task of `tracker`, with at most `limit` connections open at once when a
+/// limit is given.
+async fn serve<F, Fut>(
+    kind: Listener,
+    listener: TcpListener,
+    limit: Option<usize>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    handler: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    // A permit per connection, moved into its task: past the cap, connections wait in the
+    // kernel's accept backlog instead of taking memory here.
+    let limit = limit.map(|n| Arc::new(Semaphore::new(n)));
+    loop {
+        let permit = match &limit {
+            Some(l) => tokio::select! {
+                p = Arc::clone(l).acquire_owned() => match p {
+                    Ok(p) => Some(p),
+                    Err(_) => return,
+                },
+                _ = stop.cancelled() => return,
+            },
+            None => None,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let connection = handler(stream, peer);
+                tracker.spawn(async move {
+                    connection.await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(listener = %kind, error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Hang detection and holding-queue retries, ten times per hang timeout (at most every

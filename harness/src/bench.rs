@@ -10,10 +10,14 @@
 //!
 //! Every figure is the median of `--repeat` runs with its spread (min-max).
 
-use crate::procs::{Component, free_port, proc_usage, ticks_per_second};
-use crate::run::{json_str, metrics, utc_stamp};
+use crate::procs::{Binary, Component, free_port, git_commit, proc_usage, utc_stamp};
+use crate::run::{latest_totals, wait_ready};
 use anyhow::Context as _;
+use runfolder::json::{Bench, BenchRun, BenchScenario};
+use runfolder::names;
+use runfolder::rows::EmitterTotals;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,18 +44,10 @@ struct Scenario {
 }
 
 /// One run's figures.
-#[derive(Debug, Clone, Default)]
-struct Figures {
-    sent: u64,
-    delivered_per_s: f64,
-    mib_per_s: f64,
-    cpu_s_per_million: f64,
-    cpu_us_per_mib: f64,
-    peak_rss_mib: f64,
-    lost: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
+type Figures = BenchRun;
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 fn median_spread(xs: &[f64]) -> (f64, f64, f64) {
@@ -68,78 +64,66 @@ fn median_spread(xs: &[f64]) -> (f64, f64, f64) {
 /// Runs distributor + sinks + loadgen once in `dir`.
 async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figures> {
     std::fs::create_dir_all(dir)?;
-    let (ep, ap, mp) = (free_port()?, free_port()?, free_port()?);
+    let (ep, ap) = (free_port()?, free_port()?);
+    let stats_csv = names::STATS.path(dir, 1);
+    let config = distributor::Config {
+        emitter_listen: local(ep),
+        analyzer_listen: local(ap),
+        stats_csv: Some(stats_csv.clone()),
+        seed: Some(1),
+        ..distributor::Config::default()
+    };
+    let config_path = dir.join(names::DISTRIBUTOR_CONFIG);
+    std::fs::write(&config_path, config.to_toml()?)?;
     let mut dist = Component::new(
         "distributor",
-        "distributor",
-        vec![
-            format!("--emitter-listen=127.0.0.1:{ep}"),
-            format!("--analyzer-listen=127.0.0.1:{ap}"),
-            format!("--metrics-listen=127.0.0.1:{mp}"),
-            "--seed=1".into(),
-        ],
-        dir.join("distributor.log"),
+        Binary::Distributor,
+        vec![format!("--config={}", config_path.display())],
+        names::LOG.path(dir, "distributor"),
     );
     dist.start()?;
     let mut sinks: Vec<Component> = (0..s.sinks)
         .map(|i| {
-            Component::new(
-                &format!("sink-{i}"),
-                "analyzer-sink",
-                vec![
-                    format!("--distributor=127.0.0.1:{ap}"),
-                    format!("--id=b{i:03}"),
-                    format!("--weight={}", 1 + i % 3),
-                    "--log=summary".into(),
-                    format!("--out={}", dir.display()),
-                ],
-                dir.join(format!("sink-{i}.log")),
-            )
+            let sink = analyzer_sink::Config {
+                distributor: local(ap),
+                weight: (1 + i % 3) as f64,
+                log: runfolder::LogMode::Summary,
+                out: dir.to_owned(),
+                ..analyzer_sink::Config::with_id(&format!("b{i:03}"))
+            };
+            let name = format!("sink-{i}");
+            let log = names::LOG.path(dir, &name);
+            Component::new(&name, Binary::AnalyzerSink, sink.to_args(), log)
         })
         .collect();
     for k in &mut sinks {
         k.start()?;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let live = metrics(mp)
-            .await
-            .and_then(|m| m.get("distributor_analyzer_live").copied())
-            .unwrap_or(0.0);
-        if live as usize >= s.sinks {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{}: analyzers did not connect",
-            s.name
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&stats_csv, s.sinks, Duration::from_secs(30))
+        .await
+        .with_context(|| format!("{}: analyzers did not connect", s.name))?;
+    let load = loadgen::Config {
+        target: local(ep),
+        emitters: s.emitters,
+        rate: s.rate.parse().map_err(anyhow::Error::msg)?,
+        duration: seconds,
+        out: dir.to_owned(),
+        ..loadgen::Config::default()
+    };
     let mut loadgen = Component::new(
         "loadgen",
-        "loadgen",
-        vec![
-            format!("--target=127.0.0.1:{ep}"),
-            format!("--emitters={}", s.emitters),
-            format!("--rate={}", s.rate),
-            format!("--duration={seconds}"),
-            format!("--out={}", dir.display()),
-        ],
-        dir.join("loadgen.log"),
+        Binary::Loadgen,
+        load.to_args(),
+        names::LOG.path(dir, "loadgen"),
     );
-    let ticks = ticks_per_second();
     let pid = dist.pid().context("distributor not running")?;
-    let (cpu0, _) = proc_usage(pid, ticks).context("cannot read the distributor's /proc")?;
-    let d0 = metrics(mp)
-        .await
-        .and_then(|m| m.get("distributor_delivered_frames_total").copied())
-        .unwrap_or(0.0);
+    let (cpu0, _) = proc_usage(pid).context("cannot read the distributor's /proc")?;
+    let d0 = latest_totals(&stats_csv).map_or(0, |t| t.delivered);
     let t0 = Instant::now();
     loadgen.start()?;
     let mut peak_rss = 0u64;
     while loadgen.running() {
-        if let Some((_, rss)) = proc_usage(pid, ticks) {
+        if let Some((_, rss)) = proc_usage(pid) {
             peak_rss = peak_rss.max(rss);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -151,35 +135,31 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
         s.name,
         loadgen.log.display()
     );
-    // Let the distributor finish what it holds, then read the figures.
-    let received = metrics(mp)
-        .await
-        .and_then(|m| m.get("distributor_received_frames_total").copied())
-        .unwrap_or(0.0);
+    // Let the distributor finish what it holds (a stats row taken after the load ended
+    // shows it empty; rows come once a second), then read the figures.
+    let ended_ns = protocol::now_ns();
     let drain_deadline = Instant::now() + Duration::from_secs(20);
-    let mut delivered = d0;
     while Instant::now() < drain_deadline {
-        delivered = metrics(mp)
-            .await
-            .and_then(|m| m.get("distributor_delivered_frames_total").copied())
-            .unwrap_or(0.0);
-        if delivered >= received {
+        let empty = latest_totals(&stats_csv)
+            .is_some_and(|t| t.ts_ns >= ended_ns && t.queued + t.inflight + t.holding == 0);
+        if empty {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let (cpu1, rss) = proc_usage(pid, ticks).unwrap_or((cpu0, 0));
+    let (cpu1, rss) = proc_usage(pid).unwrap_or((cpu0, 0));
     peak_rss = peak_rss.max(rss);
     dist.stop(Duration::from_secs(20)).await?;
     for k in &mut sinks {
         k.stop(Duration::from_secs(10)).await?;
     }
+    let delivered = latest_totals(&stats_csv).map_or(d0, |t| t.delivered);
     let run = report::load::run(dir, &report::model::Overrides::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let sent: u64 = run.emitters.iter().map(|e| e.sent).sum();
     let unique: u64 = run.emitters.iter().map(|e| run.seen.unique(e.id)).sum();
-    let bytes: u64 = manifest_bytes(dir)?;
+    let bytes: u64 = loadgen_bytes(dir)?;
     let lat = report::checks::latency::overall(&report::checks::latency::merge(
         run.analyzers.iter().map(|a| &a.latency),
     ));
@@ -187,7 +167,7 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
         lat.as_ref()
             .map_or(0.0, |h| h.value_at_quantile(p) as f64 / 1000.0)
     };
-    let n = delivered - d0;
+    let n = delivered.saturating_sub(d0) as f64;
     let cpu = cpu1 - cpu0;
     let mib = bytes as f64 / (1 << 20) as f64;
     Ok(Figures {
@@ -204,15 +184,10 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
     })
 }
 
-/// Bytes the loadgen wrote, from its manifest.
-fn manifest_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let text =
-        std::fs::read_to_string(dir.join("emitters-0.csv")).context("no loadgen manifest")?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(2)?.parse::<u64>().ok())
-        .sum())
+/// Payload bytes the loadgen wrote, from its manifest.
+fn loadgen_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let rows = runfolder::table::read_all::<EmitterTotals>(&names::EMITTERS.path(dir, 0))?;
+    Ok(rows.iter().map(|r| r.bytes).sum())
 }
 
 /// The same byte stream (one emitter at `max`) through socat; socat's CPU per MiB.
@@ -246,24 +221,24 @@ async fn relay_once(seconds: f64, dir: &Path) -> anyhow::Result<Option<f64>> {
         .context("cannot start socat")?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = relay.id().context("socat exited")?;
-    let ticks = ticks_per_second();
+    let load = loadgen::Config {
+        target: local(front),
+        rate: loadgen::Rate::Max,
+        duration: seconds,
+        out: dir.to_owned(),
+        ..loadgen::Config::default()
+    };
     let mut loadgen = Component::new(
         "loadgen",
-        "loadgen",
-        vec![
-            format!("--target=127.0.0.1:{front}"),
-            "--emitters=1".into(),
-            "--rate=max".into(),
-            format!("--duration={seconds}"),
-            format!("--out={}", dir.display()),
-        ],
-        dir.join("loadgen.log"),
+        Binary::Loadgen,
+        load.to_args(),
+        names::LOG.path(dir, "loadgen"),
     );
-    let (cpu0, _) = proc_usage(pid, ticks).context("cannot read socat's /proc")?;
+    let (cpu0, _) = proc_usage(pid).context("cannot read socat's /proc")?;
     let mut last_cpu = cpu0;
     loadgen.start()?;
     while loadgen.running() {
-        if let Some((c, _)) = proc_usage(pid, ticks) {
+        if let Some((c, _)) = proc_usage(pid) {
             last_cpu = c;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -271,7 +246,7 @@ async fn relay_once(seconds: f64, dir: &Path) -> anyhow::Result<Option<f64>> {
     loadgen.wait().await?;
     let _ = relay.kill().await;
     let _ = discard.kill().await;
-    let mib = manifest_bytes(dir)? as f64 / (1 << 20) as f64;
+    let mib = loadgen_bytes(dir)? as f64 / (1 << 20) as f64;
     Ok(Some((last_cpu - cpu0) * 1e6 / mib.max(1e-9)))
 }
 
@@ -352,7 +327,7 @@ pub async fn bench(opts: BenchOptions, quick: bool) -> anyhow::Result<PathBuf> {
         let _ = std::fs::remove_dir_all(dir.join(format!("relay-{r}")));
     }
     let (json, md) = render(&rows, &relay, &opts);
-    std::fs::write(dir.join("bench.json"), json)?;
+    runfolder::table::write_json(&dir.join(names::BENCH), &json)?;
     std::fs::write(dir.join("bench.md"), &md)?;
     println!("\n{md}");
     println!("bench: {}", dir.join("bench.md").display());
@@ -367,16 +342,14 @@ fn render(
     rows: &[(Scenario, Vec<Figures>)],
     relay: &[f64],
     opts: &BenchOptions,
-) -> (String, String) {
+) -> (Bench, String) {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let mut md = format!(
-        "Median of {} runs of {} s each (min-max in brackets); loadgen, sinks and distributor on the same {}-core machine.\n\n\
+        "Median of {} runs of {} s each (min-max in brackets); loadgen, sinks and distributor on the same {cores}-core machine.\n\n\
 | group | scenario | delivered msg/s | MiB/s | distributor CPU s per M msgs | CPU µs per MiB | peak RSS MiB | p50 ms | p99 ms | p999 ms | lost |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-        opts.repeat,
-        opts.seconds,
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+        opts.repeat, opts.seconds,
     );
-    let mut json = String::from("{\n  \"scenarios\": [\n");
-    for (i, (s, runs)) in rows.iter().enumerate() {
+    for (s, runs) in rows {
         let cell = |f: &dyn Fn(&Figures) -> f64, prec: usize| {
             let (m, lo, hi) = stat(runs, f);
             format!("{m:.prec$} [{lo:.prec$}-{hi:.prec$}]")
@@ -396,64 +369,44 @@ fn render(
             cell(&|f| f.p99_ms, 2),
             cell(&|f| f.p999_ms, 2),
         );
-        let series = |f: &dyn Fn(&Figures) -> f64| {
-            runs.iter()
-                .map(|r| format!("{:.4}", f(r)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = writeln!(
-            json,
-            "    {{\"group\": {}, \"name\": {}, \"emitters\": {}, \"rate\": {}, \"analyzers\": {}, \"sent\": [{}], \"delivered_per_s\": [{}], \"mib_per_s\": [{}], \"cpu_s_per_million\": [{}], \"cpu_us_per_mib\": [{}], \"peak_rss_mib\": [{}], \"p50_ms\": [{}], \"p99_ms\": [{}], \"p999_ms\": [{}], \"lost\": [{}]}}{}",
-            json_str(s.group),
-            json_str(&s.name),
-            s.emitters,
-            json_str(&s.rate),
-            s.sinks,
-            series(&|f| f.sent as f64),
-            series(&|f| f.delivered_per_s),
-            series(&|f| f.mib_per_s),
-            series(&|f| f.cpu_s_per_million),
-            series(&|f| f.cpu_us_per_mib),
-            series(&|f| f.peak_rss_mib),
-            series(&|f| f.p50_ms),
-            series(&|f| f.p99_ms),
-            series(&|f| f.p999_ms),
-            series(&|f| f.lost as f64),
-            if i + 1 < rows.len() { "," } else { "" }
-        );
     }
     let (relay_m, relay_lo, relay_hi) = median_spread(relay);
     let dist_us = rows
         .iter()
         .find(|r| r.0.group == "reference")
         .map(|r| stat(&r.1, |f| f.cpu_us_per_mib).0);
-    let _ = write!(
-        json,
-        "  ],\n  \"relay_cpu_us_per_mib\": [{}],\n",
-        relay
-            .iter()
-            .map(|x| format!("{x:.1}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    match (relay.is_empty(), dist_us) {
+    let ratio = match (relay.is_empty(), dist_us) {
         (false, Some(d)) => {
             let _ = writeln!(
                 md,
                 "\nReference: the same single-connection byte stream relayed by socat costs {relay_m:.0} µs of CPU per MiB [{relay_lo:.0}-{relay_hi:.0}]; the distributor {d:.0} µs per MiB: **{:.2}x** the plain relay.",
                 d / relay_m
             );
-            let _ = writeln!(
-                json,
-                "  \"distributor_vs_relay_cpu_ratio\": {:.3}\n}}",
-                d / relay_m
-            );
+            Some(d / relay_m)
         }
         _ => {
             md.push_str("\nReference: socat is not installed (`apt-get install socat`); no relay comparison.\n");
-            json.push_str("  \"distributor_vs_relay_cpu_ratio\": null\n}\n");
+            None
         }
-    }
-    (json, md)
+    };
+    let bench = Bench {
+        repeat: opts.repeat,
+        seconds: opts.seconds,
+        cores,
+        git_commit: git_commit(),
+        scenarios: rows
+            .iter()
+            .map(|(s, runs)| BenchScenario {
+                group: s.group.to_owned(),
+                name: s.name.clone(),
+                emitters: s.emitters,
+                rate: s.rate.clone(),
+                analyzers: s.sinks,
+                runs: runs.clone(),
+            })
+            .collect(),
+        relay_cpu_us_per_mib: relay.to_vec(),
+        distributor_vs_relay_cpu_ratio: ratio,
+    };
+    (bench, md)
 }

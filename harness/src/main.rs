@@ -1,5 +1,5 @@
 //! The `harness` binary: `harness <PROFILE> [--duration SECS] [--out DIR]`,
-//! `harness check <PROFILE>...`, and the component roles it starts its children in.
+//! `harness check <PROFILE>...` and `harness bench`.
 
 use clap::Parser;
 use harness::profile::{Profile, locate};
@@ -12,9 +12,8 @@ use std::process::ExitCode;
 /// is the report's (0 pass, 1 a check failed, 2 no report).
 ///
 /// Also: `harness check PROFILE...` validates profiles; `harness bench` runs the
-/// performance suite. The component roles
-/// (`harness distributor|analyzer-sink|loadgen|report ARGS`) take the flags of the
-/// binaries of the same names.
+/// performance suite. Every component runs as its shipped binary (`distributor`,
+/// `analyzer-sink`, `loadgen`, `report`), found beside this executable.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -72,27 +71,6 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let rest = || args.iter().skip(1).cloned();
     match args.get(1).map(String::as_str) {
-        Some("distributor") => {
-            let cli = distributor::cli::Cli::parse_from(rest());
-            runner::main(runner::Threads::Multi, || distributor::cli::main(cli))
-        }
-        Some("analyzer-sink") => {
-            let config = analyzer_sink::Config::parse_from(rest());
-            runner::main(runner::Threads::Current, || async move {
-                analyzer_sink::run(config, runner::stop_signal())
-                    .await
-                    .map(|_| ())
-            })
-        }
-        Some("loadgen") => {
-            let config = loadgen::Config::parse_from(rest());
-            runner::main(runner::Threads::Multi, || async move {
-                loadgen::run(config, runner::stop_signal())
-                    .await
-                    .map(|_| ())
-            })
-        }
-        Some("report") => report::cli::main(report::cli::Cli::parse_from(rest())),
         Some("check") => check(&args[2..]),
         Some("bench") => {
             let b = BenchCli::parse_from(rest());

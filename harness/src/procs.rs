@@ -1,24 +1,71 @@
-//! The components as child processes of the harness's own executable, one role each
-//! (`harness distributor ...`, `harness analyzer-sink ...`, `harness loadgen ...`).
+//! The components as child processes: the shipped `distributor`, `analyzer-sink`,
+//! `loadgen` and `report` binaries, found beside the harness's own executable, so that what a run
+//! measures is what users deploy.
 //!
 //! No child outlives the harness: each gets a pipe as stdin and `HARNESS_WATCH_STDIN=1`,
 //! and stops as on SIGTERM when the pipe closes (the harness exited, however it died);
 //! every child is also killed when its handle is dropped.
 
 use anyhow::Context as _;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
+
+/// A shipped binary of the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    /// The distributor.
+    Distributor,
+    /// The analyzer sink.
+    AnalyzerSink,
+    /// The load generator.
+    Loadgen,
+    /// The report tool.
+    Report,
+}
+
+impl Binary {
+    /// The executable's file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Distributor => "distributor",
+            Binary::AnalyzerSink => "analyzer-sink",
+            Binary::Loadgen => "loadgen",
+            Binary::Report => "report",
+        }
+    }
+
+    /// Its path: beside the harness executable (for a test binary in `deps/`, one folder
+    /// up). A missing binary is an error naming it and the command that builds it.
+    pub fn path(self) -> anyhow::Result<PathBuf> {
+        let exe = std::env::current_exe().context("cannot find the harness executable")?;
+        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        if dir.file_name().is_some_and(|n| n == "deps") {
+            dir.pop();
+        }
+        let path = dir.join(self.name());
+        anyhow::ensure!(
+            path.is_file(),
+            "the `{}` binary is not beside the harness (looked for {}); build every binary \
+             with `cargo build --release --workspace`",
+            self.name(),
+            path.display()
+        );
+        Ok(path)
+    }
+}
 
 /// One component process (started, possibly several times).
 #[derive(Debug)]
 pub struct Component {
     /// Name in logs and events.
     pub name: String,
-    /// Role: the first argument of the harness executable.
-    pub role: &'static str,
-    /// The role's arguments.
+    /// Which binary it runs.
+    pub binary: Binary,
+    /// Its arguments.
     pub args: Vec<String>,
     /// Where stdout and stderr go (appended across restarts).
     pub log: PathBuf,
@@ -29,10 +76,10 @@ pub struct Component {
 
 impl Component {
     /// A component not started yet.
-    pub fn new(name: &str, role: &'static str, args: Vec<String>, log: PathBuf) -> Self {
+    pub fn new(name: &str, binary: Binary, args: Vec<String>, log: PathBuf) -> Self {
         Self {
             name: name.to_owned(),
-            role,
+            binary,
             args,
             log,
             child: None,
@@ -42,7 +89,7 @@ impl Component {
 
     /// Starts (or starts again) the process.
     pub fn start(&mut self) -> anyhow::Result<()> {
-        let exe = std::env::current_exe().context("cannot find the harness executable")?;
+        let program = self.binary.path()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -51,8 +98,7 @@ impl Component {
         let err = log
             .try_clone()
             .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let child = Command::new(&exe)
-            .arg(self.role)
+        let child = Command::new(&program)
             .args(&self.args)
             .env(runner::WATCH_STDIN, "1")
             .stdin(Stdio::piped())
@@ -60,13 +106,9 @@ impl Component {
             .stderr(Stdio::from(err))
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot start {}", self.name))?;
-        self.command_lines.push(format!(
-            "{} {} {}",
-            exe.display(),
-            self.role,
-            self.args.join(" ")
-        ));
+            .with_context(|| format!("cannot start {} ({})", self.name, program.display()))?;
+        self.command_lines
+            .push(format!("{} {}", program.display(), self.args.join(" ")));
         self.child = Some(child);
         Ok(())
     }
@@ -81,23 +123,14 @@ impl Component {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
-    /// Sends a signal by name (TERM, STOP, CONT, USR1, USR2).
-    pub async fn signal(&self, name: &str) -> anyhow::Result<()> {
+    /// Sends a signal.
+    pub fn signal(&self, signal: Signal) -> anyhow::Result<()> {
         let Some(pid) = self.pid() else {
             anyhow::bail!("{} is not running", self.name);
         };
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(pid.to_string())
-            .status()
-            .await
-            .context("cannot run kill")?;
-        anyhow::ensure!(
-            status.success(),
-            "kill -{name} {pid} ({}) failed",
-            self.name
-        );
-        Ok(())
+        let pid = i32::try_from(pid).context("a pid beyond i32")?;
+        kill(Pid::from_raw(pid), signal)
+            .with_context(|| format!("cannot send {signal} to {} (pid {pid})", self.name))
     }
 
     /// SIGKILL, and reap.
@@ -130,8 +163,8 @@ impl Component {
         if !self.running() {
             return self.wait().await;
         }
-        let _ = self.signal("CONT").await;
-        self.signal("TERM").await?;
+        let _ = self.signal(Signal::SIGCONT);
+        self.signal(Signal::SIGTERM)?;
         match tokio::time::timeout(grace, self.wait()).await {
             Ok(r) => r,
             Err(_) => {
@@ -143,34 +176,15 @@ impl Component {
     }
 }
 
-/// CPU time (utime + stime, seconds) and RSS (bytes) of a process, from /proc.
-pub fn proc_usage(pid: u32, ticks_per_second: f64) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; fields resume after its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
+/// CPU time (user + system, seconds) and resident set size (bytes) of a process.
+pub fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .stat()
         .ok()?;
-    Some(((utime + stime) / ticks_per_second, rss_kb * 1024))
-}
-
-/// Clock ticks per second for /proc times (`getconf CLK_TCK`, else Linux's usual 100).
-pub fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    let ticks = procfs::ticks_per_second() as f64;
+    let cpu = (stat.utime + stat.stime) as f64 / ticks;
+    Some((cpu, stat.rss * procfs::page_size()))
 }
 
 /// A free loopback port (bound and released; the kernel does not hand it out again at once).
@@ -179,15 +193,24 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Appends `line` to a file.
-pub fn append(path: &Path, line: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
+/// `YYYYMMDDTHHMMSSZ` for a Unix time in seconds.
+pub fn utc_stamp(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_else(|| format!("{secs}s"))
+}
+
+/// `git rev-parse HEAD` in the working directory, or empty outside a checkout.
+pub fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -196,9 +219,16 @@ mod tests {
 
     #[test]
     fn reads_its_own_usage() {
-        let (cpu, rss) = proc_usage(std::process::id(), ticks_per_second()).unwrap();
+        let (cpu, rss) = proc_usage(std::process::id()).unwrap();
         assert!(cpu >= 0.0);
         assert!(rss > 1 << 20);
-        assert!(proc_usage(u32::MAX, 100.0).is_none());
+        assert!(proc_usage(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_795_786_664), "20261127T133744Z");
     }
 }

@@ -3,6 +3,8 @@
 //! Unknown fields are rejected and every value is checked at load time, so a bad profile
 //! fails at once naming the field.
 
+use runfolder::ChaosAction;
+use runfolder::profile::Checks;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,7 +48,10 @@ pub enum ProfileError {
     },
 }
 
-/// An experiment.
+/// An experiment. Each component's section deserializes straight into that component's
+/// own settings: `[distributor]` is `distributor::Config` (the keys of its config file),
+/// each `[[analyzers]]` table an `analyzer_sink::Config`, `[emitters]` a `loadgen::Config`.
+/// The harness sets what belongs to the run (addresses, output folders, the duration).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -56,154 +61,20 @@ pub struct Profile {
     pub duration: f64,
     /// The distributor's settings.
     #[serde(default)]
-    pub distributor: DistributorSettings,
+    pub distributor: distributor::Config,
     /// The analyzer sinks.
-    pub analyzers: Vec<AnalyzerSettings>,
+    pub analyzers: Vec<analyzer_sink::Config>,
     /// The load.
-    pub emitters: EmitterSettings,
+    pub emitters: loadgen::Config,
     /// Failures to inject, in time order or not.
     #[serde(default)]
     pub chaos: Vec<ChaosEvent>,
     /// Check thresholds for the report.
     #[serde(default)]
-    pub checks: CheckSettings,
-}
-
-/// Distributor flags; absent ones keep the distributor's defaults.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DistributorSettings {
-    /// `random` or `smooth`.
-    pub routing: Option<String>,
-    /// Frames per priority level per analyzer.
-    pub queue_capacity: Option<u64>,
-    /// `backpressure` or `drop`.
-    pub overflow: Option<String>,
-    /// Unacknowledged frames per at-least-once analyzer.
-    pub ack_window: Option<u64>,
-    /// Seconds without progress before an analyzer counts as hung (scaled with the run).
-    pub hang_timeout: Option<f64>,
-    /// Seconds to drain at shutdown.
-    pub drain_timeout: Option<f64>,
-    /// Retries of a held frame.
-    pub max_attempts: Option<u32>,
-    /// Frames held while no analyzer can take them.
-    pub holding_capacity: Option<u64>,
-    /// Seed of the random router.
-    pub seed: Option<u64>,
-}
-
-/// One analyzer sink.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AnalyzerSettings {
-    /// Id (A-Z a-z 0-9 _ . -; names its files).
-    pub id: String,
-    /// Weight sent in its HELLO.
-    pub weight: f64,
-    /// At-least-once with ACKs.
-    #[serde(default)]
-    pub acks: bool,
-    /// Messages per second it can process (none: unlimited).
-    pub capacity: Option<f64>,
-    /// Messages per second during a `slow` phase.
-    pub slow_capacity: Option<f64>,
-    /// `full` (default) or `summary`.
-    #[serde(default = "default_log")]
-    pub log: String,
-    /// SO_RCVBUF in bytes.
-    pub recv_buffer: Option<u32>,
-}
-
-fn default_log() -> String {
-    "full".into()
-}
-
-/// The load generator's settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct EmitterSettings {
-    /// Emitters (connections).
-    pub count: u32,
-    /// Messages per second per emitter, or "max".
-    pub rate: toml::Value,
-    /// single, random, weighted or cyclic.
-    pub priority_mode: String,
-    /// Priority of `single`.
-    #[serde(default)]
-    pub priority: u8,
-    /// Range of the other modes, `A-B`.
-    #[serde(default = "default_range")]
-    pub priority_range: String,
-    /// Mean payload bytes.
-    #[serde(default = "default_mean")]
-    pub size_mean: f64,
-    /// Log-normal sigma.
-    #[serde(default = "default_sigma")]
-    pub size_sigma: f64,
-    /// Smallest payload.
-    #[serde(default = "default_min")]
-    pub size_min: u32,
-    /// Largest payload.
-    #[serde(default = "default_max")]
-    pub size_max: u32,
-    /// Seed.
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-}
-
-fn default_range() -> String {
-    "0-255".into()
-}
-fn default_mean() -> f64 {
-    512.0
-}
-fn default_sigma() -> f64 {
-    0.5
-}
-fn default_min() -> u32 {
-    64
-}
-fn default_max() -> u32 {
-    8192
-}
-fn default_seed() -> u64 {
-    1
-}
-
-/// What a chaos event does.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// SIGKILL an analyzer.
-    Kill,
-    /// Start an analyzer that is down (after `kill`).
-    Start,
-    /// SIGSTOP an analyzer: it hangs.
-    Stop,
-    /// SIGCONT a stopped analyzer.
-    Cont,
-    /// SIGUSR1: the analyzer runs at its `slow_capacity`.
-    Slow,
-    /// SIGUSR2: back to its normal capacity.
-    Fast,
-    /// SIGTERM the distributor, let it drain, start it again.
-    RestartDistributor,
-}
-
-impl Action {
-    /// As written in profiles and `events.csv`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Kill => "kill",
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Cont => "cont",
-            Action::Slow => "slow",
-            Action::Fast => "fast",
-            Action::RestartDistributor => "restart-distributor",
-        }
-    }
+    pub checks: Checks,
+    /// Whether `[distributor]` sets a hang timeout (a shortened run then shortens it too).
+    #[serde(skip)]
+    pub hang_timeout_set: bool,
 }
 
 /// One chaos event.
@@ -213,41 +84,10 @@ pub struct ChaosEvent {
     /// Seconds after the load starts (scaled with `--duration`).
     pub at: f64,
     /// What to do.
-    pub action: Action,
+    pub action: ChaosAction,
     /// Analyzer ids (none for `restart-distributor`).
     #[serde(default)]
     pub targets: Vec<String>,
-}
-
-/// Thresholds for the report's checks.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CheckSettings {
-    /// Relative tolerance of each analyzer's share.
-    #[serde(default = "default_tolerance")]
-    pub weight_tolerance: f64,
-    /// A queue wait at least this long (ms) marks a backlog.
-    #[serde(default = "default_backlog")]
-    pub backlog_ms: f64,
-    /// p99 latency limit in ms.
-    pub latency_p99_ms: Option<f64>,
-}
-
-impl Default for CheckSettings {
-    fn default() -> Self {
-        Self {
-            weight_tolerance: default_tolerance(),
-            backlog_ms: default_backlog(),
-            latency_p99_ms: None,
-        }
-    }
-}
-
-fn default_tolerance() -> f64 {
-    0.05
-}
-fn default_backlog() -> f64 {
-    1.0
 }
 
 /// Where profiles are looked for by name.
@@ -299,10 +139,16 @@ impl Profile {
 
     /// Parses and checks profile text (`path` names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ProfileError> {
-        let p: Profile = toml::from_str(text).map_err(|source| ProfileError::Parse {
+        let parse_error = |source| ProfileError::Parse {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut p: Profile = toml::from_str(text).map_err(parse_error)?;
+        let raw: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        p.hang_timeout_set = raw
+            .get("distributor")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|d| d.contains_key("hang_timeout") || d.contains_key("hang-timeout"));
         p.validate(path)?;
         Ok(p)
     }
@@ -321,102 +167,26 @@ impl Profile {
                 format!("{} is not a number of seconds > 0", self.duration),
             );
         }
+        if let Err(e) = self.distributor.validate() {
+            return bad("distributor", e.to_string());
+        }
         if self.analyzers.is_empty() {
             return bad("analyzers", "at least one analyzer is needed".into());
         }
         let mut ids = BTreeSet::new();
         for (i, a) in self.analyzers.iter().enumerate() {
-            let f = |name: &str| format!("analyzers[{i}].{name}");
-            let id_ok = !a.id.is_empty()
-                && a.id.len() <= 64
-                && a.id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !id_ok {
-                return bad(
-                    &f("id"),
-                    format!("{:?}: use 1 to 64 of A-Z a-z 0-9 _ . -", a.id),
-                );
+            if let Err(e) = a.validate() {
+                return bad(&format!("analyzers[{i}]"), format!("{e:#}"));
             }
             if !ids.insert(a.id.clone()) {
-                return bad(&f("id"), format!("{:?} appears twice", a.id));
-            }
-            if !(a.weight.is_finite() && a.weight > 0.0) {
-                return bad(&f("weight"), format!("{} must be finite and > 0", a.weight));
-            }
-            for (name, v) in [("capacity", a.capacity), ("slow_capacity", a.slow_capacity)] {
-                if v.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
-                    return bad(&f(name), "must be > 0 messages per second".into());
-                }
-            }
-            if a.log != "full" && a.log != "summary" {
                 return bad(
-                    &f("log"),
-                    format!("{:?} is neither \"full\" nor \"summary\"", a.log),
+                    &format!("analyzers[{i}].id"),
+                    format!("{:?} appears twice", a.id),
                 );
             }
         }
-        let e = &self.emitters;
-        if e.count == 0 {
-            return bad("emitters.count", "must be at least 1".into());
-        }
-        match &e.rate {
-            toml::Value::String(s) if s == "max" => {}
-            toml::Value::Integer(r) if *r > 0 => {}
-            toml::Value::Float(r) if r.is_finite() && *r > 0.0 => {}
-            other => {
-                return bad(
-                    "emitters.rate",
-                    format!("{other} is neither a rate > 0 nor \"max\""),
-                );
-            }
-        }
-        if !["single", "random", "weighted", "cyclic"].contains(&e.priority_mode.as_str()) {
-            return bad(
-                "emitters.priority_mode",
-                format!(
-                    "{:?}: use single, random, weighted or cyclic",
-                    e.priority_mode
-                ),
-            );
-        }
-        if let Err(reason) = e.priority_range.parse::<loadgen::generate::PriorityRange>() {
-            return bad("emitters.priority_range", reason);
-        }
-        if let Err(err) = loadgen::generate::SizeGen::new(
-            e.size_mean,
-            e.size_sigma,
-            e.size_min as usize,
-            e.size_max as usize,
-        ) {
-            return bad("emitters.size_*", err.to_string());
-        }
-        let d = &self.distributor;
-        if let Some(r) = &d.routing
-            && r != "random"
-            && r != "smooth"
-        {
-            return bad(
-                "distributor.routing",
-                format!("{r:?}: use random or smooth"),
-            );
-        }
-        if let Some(o) = &d.overflow
-            && o != "backpressure"
-            && o != "drop"
-        {
-            return bad(
-                "distributor.overflow",
-                format!("{o:?}: use backpressure or drop"),
-            );
-        }
-        for (name, v) in [
-            ("hang_timeout", d.hang_timeout),
-            ("drain_timeout", d.drain_timeout),
-        ] {
-            if v.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
-                return bad(&format!("distributor.{name}"), "must be > 0 seconds".into());
-            }
+        if let Err(e) = self.emitters.validate() {
+            return bad("emitters", format!("{e:#}"));
         }
         for (i, c) in self.chaos.iter().enumerate() {
             let f = |name: &str| format!("chaos[{i}].{name}");
@@ -426,24 +196,23 @@ impl Profile {
                     format!("{} is not within the run (0 to {} s)", c.at, self.duration),
                 );
             }
-            let needs_targets = c.action != Action::RestartDistributor;
+            let needs_targets = c.action != ChaosAction::RestartDistributor;
             if needs_targets == c.targets.is_empty() {
                 let reason = if needs_targets {
                     "name at least one analyzer"
                 } else {
                     "takes no targets"
                 };
-                return bad(&f("targets"), format!("{} {reason}", c.action.as_str()));
+                return bad(&f("targets"), format!("{} {reason}", c.action));
             }
             for t in &c.targets {
-                if !ids.contains(t) {
+                let Some(a) = self.analyzers.iter().find(|a| &a.id == t) else {
                     return bad(
                         &f("targets"),
                         format!("{t:?} is not an analyzer of this profile"),
                     );
-                }
-                let a = self.analyzers.iter().find(|a| &a.id == t);
-                if c.action == Action::Slow && a.is_some_and(|a| a.slow_capacity.is_none()) {
+                };
+                if c.action == ChaosAction::Slow && a.slow_capacity.is_none() {
                     return bad(
                         &f("targets"),
                         format!("{t:?} has no slow_capacity for a slow phase"),
@@ -451,13 +220,8 @@ impl Profile {
                 }
             }
         }
-        let t = &self.checks;
-        if !(t.weight_tolerance.is_finite() && t.weight_tolerance > 0.0 && t.weight_tolerance < 1.0)
-        {
-            return bad(
-                "checks.weight_tolerance",
-                format!("{} must be in (0, 1)", t.weight_tolerance),
-            );
+        if let Err((field, reason)) = self.checks.validate() {
+            return bad(field, reason);
         }
         Ok(())
     }
@@ -488,18 +252,63 @@ priority_mode = "single"
     #[test]
     fn minimal_profile_and_defaults() {
         let p = Profile::parse(MINIMAL, Path::new("p.toml")).unwrap();
-        assert_eq!(p.analyzers[0].log, "full");
+        assert_eq!(p.analyzers[0].log, runfolder::LogMode::Full);
         assert_eq!(p.checks.weight_tolerance, 0.05);
         assert_eq!(p.emitters.size_mean, 512.0);
+        assert_eq!(p.distributor, distributor::Config::default());
+        assert!(!p.hang_timeout_set);
+        let set = MINIMAL.replace(
+            "duration = 10",
+            "duration = 10\n[distributor]\nhang_timeout = 2",
+        );
+        assert!(
+            Profile::parse(&set, Path::new("p.toml"))
+                .unwrap()
+                .hang_timeout_set
+        );
+    }
+
+    #[test]
+    fn every_shipped_profile_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                Profile::load(&path).unwrap();
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
     }
 
     #[test]
     fn bad_fields_are_named() {
         assert!(err(&format!("{MINIMAL}\nbogus = 1")).contains("bogus"));
-        assert!(err(&MINIMAL.replace("weight = 1", "weight = 0")).contains("analyzers[0].weight"));
-        assert!(err(&MINIMAL.replace("rate = 10", "rate = \"fast\"")).contains("emitters.rate"));
-        assert!(err(&MINIMAL.replace("\"single\"", "\"loud\"")).contains("emitters.priority_mode"));
-        assert!(err(&MINIMAL.replace("id = \"a\"", "id = \"a/b\"")).contains("analyzers[0].id"));
+        let both = |text: &str, a: &str, b: &str| {
+            let e = err(text);
+            assert!(e.contains(a) && e.contains(b), "{e}");
+        };
+        both(
+            &MINIMAL.replace("weight = 1", "weight = 0"),
+            "analyzers[0]",
+            "weight",
+        );
+        both(
+            &MINIMAL.replace("rate = 10", "rate = \"fast\""),
+            "rate",
+            "fast",
+        );
+        both(
+            &MINIMAL.replace("\"single\"", "\"loud\""),
+            "priority_mode",
+            "loud",
+        );
+        both(
+            &MINIMAL.replace("id = \"a\"", "id = \"a/b\""),
+            "analyzers[0]",
+            "a/b",
+        );
         let chaos =
             format!("{MINIMAL}\n[[chaos]]\nat = 5\naction = \"kill\"\ntargets = [\"zz\"]\n");
         assert!(err(&chaos).contains("chaos[0].targets"));
@@ -509,5 +318,16 @@ priority_mode = "single"
         assert!(err(&slow).contains("slow_capacity"));
         let action = format!("{MINIMAL}\n[[chaos]]\nat = 5\naction = \"explode\"\n");
         assert!(err(&action).contains("explode"));
+        let routing = MINIMAL.replace(
+            "duration = 10",
+            "duration = 10\n[distributor]\nrouting = \"rr\"",
+        );
+        assert!(err(&routing).contains("rr"));
+        let queue = MINIMAL.replace(
+            "duration = 10",
+            "duration = 10\n[distributor]\nqueue_capacity = 0",
+        );
+        assert!(err(&queue).contains("queue-capacity"));
+        assert!(err(&MINIMAL.replace("count = 1", "count = 0")).contains("emitters"));
     }
 }

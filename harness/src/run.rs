@@ -1,9 +1,13 @@
 //! Running a profile end to end: distributor and sinks as child processes, the loadgen,
 //! the chaos schedule, CPU/RSS sampling, a clean stop, then the report.
 
-use crate::procs::{Component, append, free_port, proc_usage, ticks_per_second};
-use crate::profile::{Action, Profile};
+use crate::procs::{Binary, Component, free_port, git_commit, proc_usage, utc_stamp};
+use crate::profile::Profile;
 use anyhow::Context as _;
+use nix::sys::signal::Signal;
+use runfolder::json::Manifest;
+use runfolder::rows::{Event, Resource, Scope, Stats};
+use runfolder::{ChaosAction, TableReader, TableWriter, names};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,83 +34,31 @@ pub struct RunResult {
     pub exit_code: u8,
 }
 
-/// `YYYYMMDDTHHMMSSZ` for a Unix time.
-pub fn utc_stamp(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-pub(crate) fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Reads `/metrics` once: metric name -> sum over label sets.
-pub(crate) async fn metrics(port: u16) -> Option<BTreeMap<String, f64>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .ok()?;
-    let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut text))
-        .await
+/// The distributor's latest totals row in its stats CSV (written every second).
+pub(crate) fn latest_totals(stats_csv: &Path) -> Option<Stats> {
+    TableReader::<Stats>::open(stats_csv)
         .ok()?
-        .ok()?;
-    let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("distributor_")) {
-        let (name, value) = line.rsplit_once(' ')?;
-        let name = name.split('{').next()?.to_owned();
-        *out.entry(name).or_insert(0.0) += value.parse::<f64>().ok()?;
-    }
-    Some(out)
+        .filter_map(Result::ok)
+        .filter(|r| r.analyzer == Scope::Total)
+        .last()
 }
 
-/// Waits until `/metrics` answers and `want` analyzers are live.
-async fn wait_ready(port: u16, want: usize, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until the distributor's stats show `want` live analyzers.
+pub(crate) async fn wait_ready(
+    stats_csv: &Path,
+    want: usize,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(m) = metrics(port).await {
-            let live = m.get("distributor_analyzer_live").copied().unwrap_or(0.0) as usize;
-            if live >= want {
-                return Ok(());
-            }
+        if latest_totals(stats_csv).is_some_and(|t| t.live as usize >= want) {
+            return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the distributor did not see {want} live analyzers within {:.0} s",
-            timeout.as_secs_f64()
+            "the distributor did not see {want} live analyzers within {:.0} s (its stats: {})",
+            timeout.as_secs_f64(),
+            stats_csv.display()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -121,91 +73,71 @@ struct Setup {
     duration: f64,
 }
 
-fn distributor_args(p: &Profile, s: &Setup, incarnation: u32) -> Vec<String> {
-    let d = &p.distributor;
-    let mut a = vec![
-        format!("--emitter-listen=127.0.0.1:{}", s.emitter_port),
-        format!("--analyzer-listen=127.0.0.1:{}", s.analyzer_port),
-        format!("--metrics-listen=127.0.0.1:{}", s.metrics_port),
-        format!(
-            "--stats-csv={}",
-            s.dir.join(format!("stats-{incarnation}.csv")).display()
-        ),
-    ];
-    let mut opt = |flag: &str, v: Option<String>| {
-        if let Some(v) = v {
-            a.push(format!("--{flag}={v}"));
-        }
-    };
-    opt("routing", d.routing.clone());
-    opt("queue-capacity", d.queue_capacity.map(|v| v.to_string()));
-    opt("overflow", d.overflow.clone());
-    opt("ack-window", d.ack_window.map(|v| v.to_string()));
-    // A shortened run shortens hangs too, so the hang timeout scales (not below 1 s).
-    opt(
-        "hang-timeout",
-        d.hang_timeout
-            .map(|v| (v * s.scale.min(1.0)).max(1.0).to_string()),
-    );
-    opt("drain-timeout", d.drain_timeout.map(|v| v.to_string()));
-    opt("max-attempts", d.max_attempts.map(|v| v.to_string()));
-    opt(
-        "holding-capacity",
-        d.holding_capacity.map(|v| v.to_string()),
-    );
-    opt("seed", d.seed.map(|v| v.to_string()));
-    a
+impl Setup {
+    fn stats_csv(&self, incarnation: u32) -> PathBuf {
+        names::STATS.path(&self.dir, incarnation)
+    }
 }
 
-fn sink_args(a: &crate::profile::AnalyzerSettings, s: &Setup) -> Vec<String> {
-    let mut v = vec![
-        format!("--distributor=127.0.0.1:{}", s.analyzer_port),
-        format!("--id={}", a.id),
-        format!("--weight={}", a.weight),
-        format!("--out={}", s.dir.display()),
-        format!("--log={}", a.log),
-    ];
-    if a.acks {
-        v.push("--acks".into());
+/// Writes the distributor's settings (the profile's, with the run's addresses) to
+/// `distributor.toml` in the run folder.
+fn write_distributor_config(p: &Profile, s: &Setup) -> anyhow::Result<PathBuf> {
+    let local = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut c = p.distributor.clone();
+    c.emitter_listen = local(s.emitter_port);
+    c.analyzer_listen = local(s.analyzer_port);
+    c.metrics_listen = Some(local(s.metrics_port));
+    c.stats_csv = None;
+    if p.hang_timeout_set {
+        // A shortened run shortens hangs too, so a hang timeout the profile sets scales
+        // along (not below 1 s).
+        c.hang_timeout = c
+            .hang_timeout
+            .mul_f64(s.scale.min(1.0))
+            .max(Duration::from_secs(1));
     }
-    if let Some(c) = a.capacity {
-        v.push(format!("--capacity={c}"));
-    }
-    if let Some(c) = a.slow_capacity {
-        v.push(format!("--slow-capacity={c}"));
-    }
-    if let Some(b) = a.recv_buffer {
-        v.push(format!("--recv-buffer={b}"));
-    }
-    v
+    let path = s.dir.join(names::DISTRIBUTOR_CONFIG);
+    let text = c
+        .to_toml()
+        .context("cannot encode the distributor's settings")?;
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
-fn loadgen_args(p: &Profile, s: &Setup) -> Vec<String> {
-    let e = &p.emitters;
-    let rate = match &e.rate {
-        toml::Value::String(r) => r.clone(),
-        other => other.to_string(),
-    };
+fn distributor_args(config: &Path, s: &Setup, incarnation: u32) -> Vec<String> {
     vec![
-        format!("--target=127.0.0.1:{}", s.emitter_port),
-        format!("--emitters={}", e.count),
-        format!("--rate={rate}"),
-        format!("--duration={}", s.duration),
-        format!("--priority-mode={}", e.priority_mode),
-        format!("--priority={}", e.priority),
-        format!("--priority-range={}", e.priority_range),
-        format!("--size-mean={}", e.size_mean),
-        format!("--size-sigma={}", e.size_sigma),
-        format!("--size-min={}", e.size_min),
-        format!("--size-max={}", e.size_max),
-        format!("--seed={}", e.seed),
-        format!("--out={}", s.dir.display()),
+        format!("--config={}", config.display()),
+        format!("--stats-csv={}", s.stats_csv(incarnation).display()),
     ]
+}
+
+fn sink_config(a: &analyzer_sink::Config, s: &Setup) -> analyzer_sink::Config {
+    analyzer_sink::Config {
+        distributor: std::net::SocketAddr::from(([127, 0, 0, 1], s.analyzer_port)),
+        out: s.dir.clone(),
+        ..a.clone()
+    }
+}
+
+fn loadgen_config(p: &Profile, s: &Setup) -> loadgen::Config {
+    loadgen::Config {
+        target: std::net::SocketAddr::from(([127, 0, 0, 1], s.emitter_port)),
+        duration: s.duration,
+        out: s.dir.clone(),
+        ..p.emitters.clone()
+    }
+}
+
+/// The files the harness itself writes while the run goes on.
+struct Records {
+    events: TableWriter<Event>,
+    resources: TableWriter<Resource>,
 }
 
 /// The running processes.
 struct Processes {
     distributor: Component,
+    distributor_config: PathBuf,
     incarnation: u32,
     sinks: BTreeMap<String, Component>,
 }
@@ -227,7 +159,7 @@ pub async fn run(
         .out
         .join(format!("{}-{}", opts.name, utc_stamp(started_unix)));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::copy(&opts.path, dir.join("profile.toml")).context("cannot copy the profile")?;
+    std::fs::copy(&opts.path, dir.join(names::PROFILE)).context("cannot copy the profile")?;
     let setup = Setup {
         dir: dir.clone(),
         emitter_port: free_port()?,
@@ -241,45 +173,55 @@ pub async fn run(
         opts.name,
         dir.display()
     );
-    let events = dir.join("events.csv");
-    append(&events, "ts_ns,at_s,action,target")?;
+    let mut records = Records {
+        events: TableWriter::create(&dir.join(names::EVENTS))?,
+        resources: TableWriter::create(&dir.join(names::RESOURCES))?,
+    };
+    let distributor_config = write_distributor_config(&profile, &setup)?;
     let mut procs = Processes {
         distributor: Component::new(
             "distributor",
-            "distributor",
-            distributor_args(&profile, &setup, 1),
-            dir.join("distributor-1.log"),
+            Binary::Distributor,
+            distributor_args(&distributor_config, &setup, 1),
+            names::LOG.path(&dir, "distributor-1"),
         ),
+        distributor_config,
         incarnation: 1,
         sinks: profile
             .analyzers
             .iter()
             .map(|a| {
+                let name = format!("sink-{}", a.id);
+                let log = names::LOG.path(&dir, &name);
+                let args = sink_config(a, &setup).to_args();
                 (
                     a.id.clone(),
-                    Component::new(
-                        &format!("sink-{}", a.id),
-                        "analyzer-sink",
-                        sink_args(a, &setup),
-                        dir.join(format!("sink-{}.log", a.id)),
-                    ),
+                    Component::new(&name, Binary::AnalyzerSink, args, log),
                 )
             })
             .collect(),
     };
     let mut loadgen = Component::new(
         "loadgen",
-        "loadgen",
-        loadgen_args(&profile, &setup),
-        dir.join("loadgen.log"),
+        Binary::Loadgen,
+        loadgen_config(&profile, &setup).to_args(),
+        names::LOG.path(&dir, "loadgen"),
     );
-    let outcome = drive(&profile, &setup, &mut procs, &mut loadgen, stop).await;
+    let outcome = drive(
+        &profile,
+        &setup,
+        &mut procs,
+        &mut loadgen,
+        &mut records,
+        stop,
+    )
+    .await;
     // Whatever happened, nothing stays behind.
-    let grace = Duration::from_secs_f64(profile.distributor.drain_timeout.unwrap_or(10.0) + 10.0);
+    let grace = profile.distributor.drain_timeout + Duration::from_secs(10);
     let _ = loadgen.stop(Duration::from_secs(10)).await;
     for s in procs.sinks.values() {
-        let _ = s.signal("CONT").await;
-        let _ = s.signal("USR2").await;
+        let _ = s.signal(Signal::SIGCONT);
+        let _ = s.signal(Signal::SIGUSR2);
     }
     let dist_exit = procs.distributor.stop(grace).await;
     for s in procs.sinks.values_mut() {
@@ -307,26 +249,30 @@ pub async fn run(
     {
         anyhow::bail!(
             "the distributor exited with code {code}; see {}",
-            dir.join(format!("distributor-{}.log", procs.incarnation))
+            names::LOG
+                .path(&dir, format!("distributor-{}", procs.incarnation))
                 .display()
         );
     }
     println!("harness: running the report");
-    let exit_code = match report::run(&dir, &report::model::Overrides::default()) {
-        Ok(r) => {
-            print!("{}", report::render::verdicts(&r.outcomes));
-            for n in &r.notes {
-                println!("note: {n}");
-            }
-            println!("harness: report {}", dir.join("report.html").display());
-            u8::from(r.failed())
-        }
-        Err(e) => {
-            eprintln!("error: report: {e:#}");
-            2
-        }
-    };
+    let exit_code = report(&dir).await?;
     Ok(RunResult { dir, exit_code })
+}
+
+/// Runs the shipped `report` binary on the run folder, its output on ours; its exit code
+/// (0 pass, 1 a check failed, 2 no report).
+async fn report(dir: &Path) -> anyhow::Result<u8> {
+    let program = Binary::Report.path()?;
+    let status = tokio::process::Command::new(&program)
+        .arg(dir)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(2))
 }
 
 /// Starts everything, applies the schedule while the loadgen runs, samples the distributor.
@@ -335,6 +281,7 @@ async fn drive(
     setup: &Setup,
     procs: &mut Processes,
     loadgen: &mut Component,
+    records: &mut Records,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tokio::pin!(stop);
@@ -343,21 +290,18 @@ async fn drive(
         s.start()?;
     }
     wait_ready(
-        setup.metrics_port,
+        &setup.stats_csv(procs.incarnation),
         procs.sinks.len(),
         Duration::from_secs(30),
     )
     .await?;
-    let mut schedule: Vec<(f64, Action, Vec<String>)> = profile
+    let mut schedule: Vec<(f64, ChaosAction, Vec<String>)> = profile
         .chaos
         .iter()
         .map(|c| (c.at * setup.scale, c.action, c.targets.clone()))
         .collect();
     schedule.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut schedule = schedule.into_iter().peekable();
-    let resources = setup.dir.join("resources.csv");
-    append(&resources, "ts_ns,cpu_pct,rss_bytes")?;
-    let ticks = ticks_per_second();
     let started = Instant::now();
     loadgen.start()?;
     let mut sample = tokio::time::interval(Duration::from_secs(1));
@@ -376,7 +320,7 @@ async fn drive(
         if !procs.distributor.running()
             && !schedule
                 .peek()
-                .is_some_and(|e| e.1 == Action::RestartDistributor)
+                .is_some_and(|e| e.1 == ChaosAction::RestartDistributor)
         {
             anyhow::bail!(
                 "the distributor exited unexpectedly; see {}",
@@ -390,7 +334,7 @@ async fn drive(
             _ = &mut stop => anyhow::bail!("interrupted"),
             _ = sample.tick() => {
                 if let Some(pid) = procs.distributor.pid()
-                    && let Some((cpu, rss)) = proc_usage(pid, ticks)
+                    && let Some((cpu, rss)) = proc_usage(pid)
                 {
                     let now = Instant::now();
                     let pct = match last_cpu {
@@ -398,16 +342,17 @@ async fn drive(
                         _ => 0.0,
                     };
                     last_cpu = Some((now, cpu, pid));
-                    append(&resources, &format!("{},{pct:.1},{rss}", protocol::now_ns()))?;
+                    records.resources.write(&Resource { ts_ns: protocol::now_ns(), cpu_pct: pct, rss_bytes: rss })?;
+                    records.resources.flush()?;
                 }
                 if last_status.elapsed() >= Duration::from_secs(5) {
                     last_status = Instant::now();
-                    status_line(setup, started.elapsed()).await;
+                    status_line(setup, procs.incarnation, started.elapsed());
                 }
             }
             _ = tokio::time::sleep(until_event.unwrap_or(Duration::from_secs(3600))), if until_event.is_some() => {
                 if let Some((at, action, targets)) = schedule.next() {
-                    apply(profile, setup, procs, action, &targets, at).await?;
+                    apply(profile, setup, procs, records, action, &targets, at).await?;
                 }
             }
         }
@@ -415,18 +360,17 @@ async fn drive(
     Ok(())
 }
 
-async fn status_line(setup: &Setup, elapsed: Duration) {
-    if let Some(m) = metrics(setup.metrics_port).await {
-        let g = |k: &str| m.get(k).copied().unwrap_or(0.0);
+fn status_line(setup: &Setup, incarnation: u32, elapsed: Duration) {
+    if let Some(t) = latest_totals(&setup.stats_csv(incarnation)) {
         println!(
-            "harness: {:>5.0}/{:.0} s received {:.0} delivered {:.0} queued {:.0} holding {:.0} live analyzers {:.0}",
+            "harness: {:>5.0}/{:.0} s received {} delivered {} queued {} holding {} live analyzers {}",
             elapsed.as_secs_f64(),
             setup.duration,
-            g("distributor_received_frames_total"),
-            g("distributor_delivered_frames_total"),
-            g("distributor_queued_frames"),
-            g("distributor_holding_frames"),
-            g("distributor_analyzer_live"),
+            t.received,
+            t.delivered,
+            t.queued,
+            t.holding,
+            t.live,
         );
     }
 }
@@ -436,35 +380,30 @@ async fn apply(
     profile: &Profile,
     setup: &Setup,
     procs: &mut Processes,
-    action: Action,
+    records: &mut Records,
+    action: ChaosAction,
     targets: &[String],
     at: f64,
 ) -> anyhow::Result<()> {
-    let events = setup.dir.join("events.csv");
-    let record = |target: &str| {
-        append(
-            &events,
-            &format!(
-                "{},{at:.3},{},{target}",
-                protocol::now_ns(),
-                action.as_str()
-            ),
-        )
+    let mut record = |target: &str| -> anyhow::Result<()> {
+        records.events.write(&Event {
+            ts_ns: protocol::now_ns(),
+            at_s: at,
+            action,
+            target: target.to_owned(),
+        })?;
+        records.events.flush()?;
+        Ok(())
     };
-    println!(
-        "harness: t={at:.1} s: {} {}",
-        action.as_str(),
-        targets.join(" ")
-    );
-    if action == Action::RestartDistributor {
+    println!("harness: t={at:.1} s: {action} {}", targets.join(" "));
+    if action == ChaosAction::RestartDistributor {
         record("distributor")?;
-        let grace =
-            Duration::from_secs_f64(profile.distributor.drain_timeout.unwrap_or(10.0) + 10.0);
+        let grace = profile.distributor.drain_timeout + Duration::from_secs(10);
         procs.distributor.stop(grace).await?;
         procs.incarnation += 1;
         let n = procs.incarnation;
-        procs.distributor.args = distributor_args(profile, setup, n);
-        procs.distributor.log = setup.dir.join(format!("distributor-{n}.log"));
+        procs.distributor.args = distributor_args(&procs.distributor_config, setup, n);
+        procs.distributor.log = names::LOG.path(&setup.dir, format!("distributor-{n}"));
         procs.distributor.start()?;
         return Ok(());
     }
@@ -474,15 +413,15 @@ async fn apply(
         };
         record(t)?;
         let result = match action {
-            Action::Kill => sink.kill().await,
-            Action::Start => sink.start(),
-            Action::Stop => sink.signal("STOP").await,
-            Action::Cont => sink.signal("CONT").await,
-            Action::Slow => sink.signal("USR1").await,
-            Action::Fast => sink.signal("USR2").await,
-            Action::RestartDistributor => Ok(()),
+            ChaosAction::Kill => sink.kill().await,
+            ChaosAction::Start => sink.start(),
+            ChaosAction::Stop => sink.signal(Signal::SIGSTOP),
+            ChaosAction::Cont => sink.signal(Signal::SIGCONT),
+            ChaosAction::Slow => sink.signal(Signal::SIGUSR1),
+            ChaosAction::Fast => sink.signal(Signal::SIGUSR2),
+            ChaosAction::RestartDistributor => Ok(()),
         };
-        result.with_context(|| format!("chaos {} {t}", action.as_str()))?;
+        result.with_context(|| format!("chaos {action} {t}"))?;
     }
     Ok(())
 }
@@ -498,59 +437,30 @@ fn write_manifest(
     start: u64,
     end: u64,
 ) -> anyhow::Result<()> {
-    let git = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let mut commands: Vec<String> = procs.distributor.command_lines.clone();
+    let mut command_lines: Vec<String> = procs.distributor.command_lines.clone();
     for s in procs.sinks.values() {
-        commands.extend(s.command_lines.iter().cloned());
+        command_lines.extend(s.command_lines.iter().cloned());
     }
-    commands.extend(loadgen.command_lines.iter().cloned());
-    let commands: Vec<String> = commands
-        .iter()
-        .map(|c| format!("    {}", json_str(c)))
-        .collect();
-    let text = format!(
-        "{{\n  \"profile\": {},\n  \"profile_file\": {},\n  \"description\": {},\n  \"version\": {},\n  \"git_commit\": {},\n  \"host\": {},\n  \"cores\": {cores},\n  \"start_utc\": {},\n  \"end_utc\": {},\n  \"duration_s\": {},\n  \"scale\": {},\n  \"distributor_incarnations\": {},\n  \"command_lines\": [\n{}\n  ]\n}}\n",
-        json_str(&opts.name),
-        json_str(&opts.path.display().to_string()),
-        json_str(&profile.description),
-        json_str(env!("CARGO_PKG_VERSION")),
-        json_str(&git),
-        json_str(&host),
-        json_str(&utc_stamp(start)),
-        json_str(&utc_stamp(end)),
-        setup.duration,
-        setup.scale,
-        procs.incarnation,
-        commands.join(",\n"),
-    );
-    std::fs::write(dir.join("manifest.json"), text).context("cannot write manifest.json")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_stamps() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
-        assert_eq!(utc_stamp(1_795_786_664), "20261127T133744Z");
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-    }
+    command_lines.extend(loadgen.command_lines.iter().cloned());
+    let manifest = Manifest {
+        profile: opts.name.clone(),
+        profile_file: opts.path.display().to_string(),
+        description: profile.description.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_commit: git_commit(),
+        host,
+        cores: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        start_utc: utc_stamp(start),
+        end_utc: utc_stamp(end),
+        duration_s: setup.duration,
+        scale: setup.scale,
+        distributor_incarnations: procs.incarnation,
+        command_lines,
+    };
+    runfolder::table::write_json(&dir.join(names::MANIFEST), &manifest)?;
+    Ok(())
 }

@@ -116,6 +116,43 @@ fn a_short_run_passes_and_writes_everything() {
     );
     assert!(std::fs::read_link(dir.join("results/latest")).is_ok());
     assert!(processes_using(&dir).is_empty());
+    // Every component ran as its shipped binary, the one beside the harness.
+    let manifest: runfolder::json::Manifest =
+        runfolder::table::read_json(&run.join("manifest.json")).unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_harness")).parent().unwrap();
+    for binary in ["distributor", "analyzer-sink", "loadgen"] {
+        let exe = bin_dir.join(binary).display().to_string();
+        assert!(
+            manifest
+                .command_lines
+                .iter()
+                .any(|c| c.starts_with(&format!("{exe} "))),
+            "{binary}: {:?}",
+            manifest.command_lines
+        );
+    }
+    let config = std::fs::read_to_string(run.join("distributor.toml")).unwrap();
+    assert!(config.contains("seed = 1"), "{config}");
+}
+
+#[test]
+fn a_missing_binary_is_named_with_the_build_command() {
+    let dir = workdir("missing");
+    let lonely = dir.join("bin");
+    std::fs::create_dir_all(&lonely).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_harness"), lonely.join("harness")).unwrap();
+    let out = Command::new(lonely.join("harness"))
+        .arg(dir.join("p.toml"))
+        .args(["--duration", "2", "--out"])
+        .arg(dir.join("results"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`distributor`") && err.contains("cargo build --release --workspace"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -145,7 +182,9 @@ fn a_failed_component_stops_the_run_cleanly() {
         .find(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                 .unwrap_or_default()
-                .contains("\0distributor\0")
+                .split('\0')
+                .next()
+                .is_some_and(|exe| exe.ends_with("/distributor"))
         })
         .unwrap();
     Command::new("kill")
@@ -192,7 +231,11 @@ fn check_names_the_bad_field() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("analyzers[0].weight"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("analyzers[0]") && err.contains("weight"),
+        "{err}"
+    );
     let ok = Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("check")
         .arg(dir.join("p.toml"))

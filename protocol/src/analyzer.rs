@@ -203,8 +203,8 @@ pub fn decode_ack(buf: &mut BytesMut) -> Result<Option<u64>, AckError> {
     Ok(Some(count))
 }
 
-/// The fixed part of a DELIVER frame, for a payload of `payload_len` bytes. Written in
-/// front of the payload, so a sender can hand both to one vectored write without copying.
+/// The fixed part of a DELIVER frame, for a payload of `payload_len` bytes, to be written in
+/// front of the payload (the distributor copies both into one batch buffer per write).
 pub fn deliver_header(
     priority: u8,
     queued_ns: u64,

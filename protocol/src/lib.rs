@@ -22,6 +22,68 @@ pub mod log;
 pub mod order;
 pub mod probe;
 
+/// An incremental decoder of one frame kind: takes the next whole frame out of a growing
+/// buffer, `Ok(None)` while it is incomplete. Every decoder of this crate implements it, so
+/// one framed reader serves them all.
+pub trait Decode {
+    /// A decoded frame.
+    type Frame;
+    /// Why the stream cannot be decoded further.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Takes the next whole frame out of `buf`; `Ok(None)` while it is incomplete.
+    fn decode(&mut self, buf: &mut bytes::BytesMut) -> Result<Option<Self::Frame>, Self::Error>;
+}
+
+impl Decode for log::LogDecoder {
+    type Frame = log::LogFrame;
+    type Error = log::LogError;
+    fn decode(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+    ) -> Result<Option<log::LogFrame>, log::LogError> {
+        log::LogDecoder::decode(self, buf)
+    }
+}
+
+impl Decode for analyzer::DownstreamDecoder {
+    type Frame = analyzer::Downstream;
+    type Error = analyzer::DownstreamError;
+    fn decode(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+    ) -> Result<Option<analyzer::Downstream>, analyzer::DownstreamError> {
+        analyzer::DownstreamDecoder::decode(self, buf)
+    }
+}
+
+/// Decodes the HELLO that opens an analyzer session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HelloDecoder;
+
+impl Decode for HelloDecoder {
+    type Frame = analyzer::Hello;
+    type Error = analyzer::HelloError;
+    fn decode(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+    ) -> Result<Option<analyzer::Hello>, analyzer::HelloError> {
+        analyzer::decode_hello(buf)
+    }
+}
+
+/// Decodes the ACK frames of an at-least-once analyzer session (the cumulative count).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AckDecoder;
+
+impl Decode for AckDecoder {
+    type Frame = u64;
+    type Error = analyzer::AckError;
+    fn decode(&mut self, buf: &mut bytes::BytesMut) -> Result<Option<u64>, analyzer::AckError> {
+        analyzer::decode_ack(buf)
+    }
+}
+
 /// Reads a big-endian u32 at `at`; the caller has checked the length.
 fn be_u32(buf: &[u8], at: usize) -> u32 {
     let mut raw = [0u8; 4];

@@ -23,8 +23,8 @@ pub struct Cli {
     pub latency_p99_ms: Option<f64>,
     /// Routing the distributor used, for the weights check: random or smooth (default: the
     /// profile's, else random).
-    #[arg(long)]
-    pub routing: Option<String>,
+    #[arg(long, value_enum)]
+    pub routing: Option<runfolder::Routing>,
 }
 
 /// Runs the report, prints the verdicts; the exit code of the `report` binary.
@@ -33,7 +33,7 @@ pub fn main(cli: Cli) -> ExitCode {
         weight_tolerance: cli.tolerance,
         backlog_ms: cli.backlog_ms,
         latency_p99_ms: cli.latency_p99_ms,
-        routing: cli.routing.clone(),
+        routing: cli.routing,
     };
     let started = std::time::Instant::now();
     let result = crate::run(&cli.dir, &overrides);

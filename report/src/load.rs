@@ -1,10 +1,12 @@
-//! Reading a run folder into a [`Run`]. CSV files are read with polars; per-second and
-//! per-priority counts are polars group-bys; the order and loss checks, which need every
-//! row in sequence, run over the columns afterwards.
+//! Reading a run folder into a [`Run`]. Every file is read through its row type in the
+//! run folder's schema (`runfolder::rows`), so a missing column or a bad value is an error
+//! naming the file, the line and the column. The per-second and per-priority counts are
+//! polars group-bys over the typed columns; the order and loss checks, which need every
+//! row in sequence, run over the rows as they stream in.
 //!
 //! Files (any may be absent; the checks that need them then say NOT_EXERCISED):
 //! `emitters-*.csv`, `sent-*.csv` (loadgen), `arrivals-<id>.csv` or `summary-<id>.csv` +
-//! `latency-<id>.csv` + `seqs-<id>.csv` (sinks), `stats*.csv` (distributor), `events.csv`
+//! `latency-<id>.csv` + `seqs-<id>.csv` (sinks), `stats-*.csv` (distributor), `events.csv`
 //! and `resources.csv` (harness), `profile.toml` (the profile copy).
 
 use crate::model::{
@@ -13,7 +15,10 @@ use crate::model::{
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use polars::prelude::*;
-use polars_io::prelude::*;
+use runfolder::profile::ProfileView;
+use runfolder::rows::{self, LatencyClass, Scope};
+use runfolder::table::read_all;
+use runfolder::{LogMode, TableReader, names};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -21,26 +26,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// Not a folder.
-    #[error("{0}: not a run folder")]
+    #[error("{}: not a run folder", .0.display())]
     NotADir(PathBuf),
-    /// A file polars could not parse.
-    #[error("{path}: {message}")]
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-    /// A column the report needs is missing.
-    #[error("{path}: missing column {column:?}")]
-    Column {
-        /// The file.
-        path: PathBuf,
-        /// The column.
-        column: String,
-    },
-    /// A value the report cannot use.
-    #[error("{path}:{line}: {message}")]
+    /// A file that does not fit its schema (the error names the file, line and column).
+    #[error(transparent)]
+    File(#[from] runfolder::Error),
+    /// The profile copy is not a valid profile.
+    #[error(transparent)]
+    Profile(#[from] runfolder::profile::ProfileViewError),
+    /// A value that fits its type but not the run (the error names file and line).
+    #[error("{}:{line}: {message}", path.display())]
     Value {
         /// The file.
         path: PathBuf,
@@ -49,10 +44,18 @@ pub enum InputError {
         /// What is wrong.
         message: String,
     },
+    /// A polars aggregation failed.
+    #[error("{}: {message}", path.display())]
+    Aggregate {
+        /// The file aggregated.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The folder could not be listed.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
-        /// The folder or file.
+        /// The folder.
         path: PathBuf,
         /// The error.
         source: std::io::Error,
@@ -61,102 +64,12 @@ pub enum InputError {
 
 type Result<T> = std::result::Result<T, InputError>;
 
-/// Reads a whole CSV file with polars.
-fn read_csv(path: &Path) -> Result<DataFrame> {
-    CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(Some(10_000))
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(|r| r.finish())
-        .map_err(|e| InputError::Csv {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-}
-
-/// An error about column `name` of the file.
-fn column_error(path: &Path, name: &str) -> impl Fn(PolarsError) -> InputError {
-    let (path, name) = (path.to_owned(), name.to_owned());
-    move |e| InputError::Csv {
-        path: path.clone(),
-        message: format!("column {name}: {e}"),
-    }
-}
-
-/// Column `name` cast to `dtype` (values that do not convert become null).
-fn column(df: &DataFrame, path: &Path, name: &str, dtype: &DataType) -> Result<Column> {
-    let c = df.column(name).map_err(|_| InputError::Column {
-        path: path.to_owned(),
-        column: name.to_owned(),
-    })?;
-    c.cast(dtype).map_err(column_error(path, name))
-}
-
-/// A column as `Option<u64>` per row.
-fn col_u64(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<Option<u64>>> {
-    let c = column(df, path, name, &DataType::UInt64)?;
-    Ok(c.u64().map_err(column_error(path, name))?.iter().collect())
-}
-
-/// A column as `Option<f64>` per row.
-fn col_f64(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<Option<f64>>> {
-    let c = column(df, path, name, &DataType::Float64)?;
-    Ok(c.f64().map_err(column_error(path, name))?.iter().collect())
-}
-
-/// A column as strings (empty for null).
-fn col_str(df: &DataFrame, path: &Path, name: &str) -> Result<Vec<String>> {
-    let c = column(df, path, name, &DataType::String)?;
-    let ca = c.str().map_err(column_error(path, name))?;
-    Ok(ca
-        .iter()
-        .map(|s| s.unwrap_or_default().to_owned())
-        .collect())
-}
-
-/// A required value: `None` is an error naming the line.
-fn need(v: Option<u64>, path: &Path, row: usize, what: &str) -> Result<u64> {
-    v.ok_or_else(|| InputError::Value {
-        path: path.to_owned(),
-        line: row + 2,
-        message: format!("{what} is empty or not a number"),
-    })
-}
-
-/// Files in `dir` whose names start with `prefix` and end with `suffix`, sorted.
-fn files(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| InputError::Io {
+/// Every file of `family` in `dir`, as (key, path).
+fn files(dir: &Path, family: names::Family) -> Result<Vec<(String, PathBuf)>> {
+    family.list(dir).map_err(|source| InputError::Io {
         path: dir.to_owned(),
         source,
-    })?;
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
-/// The id in `<prefix><id>.csv`.
-fn id_of(path: &Path, prefix: &str) -> String {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    name.trim_start_matches(prefix)
-        .trim_end_matches(".csv")
-        .to_owned()
-}
-
-/// Whether the file's last byte ends a line (a killed writer may leave a partial line).
-fn ends_whole(path: &Path) -> bool {
-    std::fs::read(path)
-        .map(|b| b.last().is_none_or(|c| *c == b'\n'))
-        .unwrap_or(true)
+    })
 }
 
 #[expect(
@@ -167,6 +80,38 @@ fn histogram() -> Histogram<u64> {
     let mut h = Histogram::new(3).expect("valid precision");
     h.auto(true);
     h
+}
+
+/// Sums of `value` grouped by `key`: a polars group-by over two typed columns.
+fn group_sum(path: &Path, key: Vec<u64>, value: Vec<u64>) -> Result<BTreeMap<u64, u64>> {
+    let aggregate = |e: PolarsError| InputError::Aggregate {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("key".into(), key),
+        Column::new("value".into(), value),
+    ])
+    .map_err(aggregate)?;
+    let g = df
+        .lazy()
+        .group_by([col("key")])
+        .agg([col("value").sum().alias("sum")])
+        .collect()
+        .map_err(aggregate)?;
+    let keys = g
+        .column("key")
+        .and_then(|c| c.u64().cloned())
+        .map_err(aggregate)?;
+    let sums = g
+        .column("sum")
+        .and_then(|c| c.u64().cloned())
+        .map_err(aggregate)?;
+    Ok(keys
+        .iter()
+        .zip(sums.iter())
+        .filter_map(|(k, n)| Some((k?, n?)))
+        .collect())
 }
 
 /// Reads the whole run folder; settings come from the profile copy, then `overrides`.
@@ -184,14 +129,14 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     manifest(dir, &mut run)?;
     sent(dir, &mut run)?;
     run.seen = Seen::new(&run.emitters);
-    for path in files(dir, "arrivals-", ".csv")? {
-        arrivals(&path, &mut run)?;
+    for (id, path) in files(dir, names::ARRIVALS)? {
+        arrivals(&id, &path, &mut run)?;
     }
-    for path in files(dir, "summary-", ".csv")? {
-        summary(dir, &path, &mut run)?;
+    for (id, path) in files(dir, names::SUMMARY)? {
+        summary(dir, &id, &path, &mut run)?;
     }
     run.analyzers.sort_by(|a, b| a.id.cmp(&b.id));
-    for path in files(dir, "stats", ".csv")? {
+    for (_, path) in files(dir, names::STATS)? {
         stats(&path, &mut run.distributor)?;
     }
     events(dir, &mut run)?;
@@ -199,81 +144,29 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     Ok(run)
 }
 
-/// Settings from `profile.toml`: `[distributor] routing`, `[checks] weight_tolerance,
-/// backlog_ms, latency_p99_ms`, and the analyzers' weights.
+/// Settings from `profile.toml`: routing, pinned and HELLO weights, check thresholds.
 fn profile(dir: &Path, s: &mut Settings) -> Result<()> {
-    let path = dir.join("profile.toml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let path = dir.join(names::PROFILE);
+    if !path.exists() {
         return Ok(());
-    };
-    let v: toml::Value = toml::from_str(&text).map_err(|e| InputError::Csv {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    if let Some(r) = v
-        .get("distributor")
-        .and_then(|d| d.get("routing"))
-        .and_then(|r| r.as_str())
-    {
-        r.clone_into(&mut s.routing);
     }
-    let checks = v.get("checks");
-    let num = |k: &str| {
-        checks
-            .and_then(|c| c.get(k))
-            .and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
-    };
-    if let Some(t) = num("weight_tolerance") {
-        s.weight_tolerance = t;
-    }
-    if let Some(b) = num("backlog_ms") {
-        s.backlog_ms = b;
-    }
-    if let Some(l) = num("latency_p99_ms") {
-        s.latency_p99_ms = Some(l);
-    }
-    for a in v
-        .get("analyzers")
-        .and_then(|a| a.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let id = a.get("id").and_then(|x| x.as_str());
-        let w = a
-            .get("weight")
-            .and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)));
-        if let (Some(id), Some(w)) = (id, w) {
-            s.weights.insert(id.to_owned(), w);
-        }
-    }
+    let view = ProfileView::load(&path)?;
+    s.routing = view.distributor.routing;
+    s.weight_tolerance = view.checks.weight_tolerance;
+    s.backlog_ms = view.checks.backlog_ms;
+    s.latency_p99_ms = view.checks.latency_p99_ms;
+    s.weights = view.weights();
     Ok(())
 }
 
 fn manifest(dir: &Path, run: &mut Run) -> Result<()> {
-    for path in files(dir, "emitters-", ".csv")? {
-        let df = read_csv(&path)?;
-        let ids = col_u64(&df, &path, "emitter")?;
-        let sent = col_u64(&df, &path, "sent")?;
-        let unsent = col_u64(&df, &path, "unsent")?;
-        let ranges = col_str(&df, &path, "in_doubt_ranges")?;
-        for row in 0..df.height() {
-            let mut in_doubt = Vec::new();
-            for r in ranges[row].split(';').filter(|r| !r.is_empty()) {
-                let parsed = r
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-                let range = parsed.ok_or_else(|| InputError::Value {
-                    path: path.clone(),
-                    line: row + 2,
-                    message: format!("in_doubt_ranges entry {r:?} is not START-END"),
-                })?;
-                in_doubt.push(range);
-            }
+    for (_, path) in files(dir, names::EMITTERS)? {
+        for row in read_all::<rows::EmitterTotals>(&path)? {
             run.emitters.push(Emitter {
-                id: need(ids[row], &path, row, "emitter")? as u32,
-                sent: need(sent[row], &path, row, "sent")?,
-                in_doubt,
-                unsent: unsent[row].unwrap_or(0),
+                id: row.emitter,
+                sent: row.sent,
+                in_doubt: row.in_doubt_ranges.0,
+                unsent: row.unsent,
             });
         }
     }
@@ -283,36 +176,22 @@ fn manifest(dir: &Path, run: &mut Run) -> Result<()> {
 
 /// Messages sent per second and per priority: polars group-bys over `sent-*.csv`.
 fn sent(dir: &Path, run: &mut Run) -> Result<()> {
-    for path in files(dir, "sent-", ".csv")? {
-        let df = read_csv(&path)?;
-        let err = |e: PolarsError| InputError::Csv {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        for (key, target) in [("second", 0), ("priority", 1)] {
-            let g = df
-                .clone()
-                .lazy()
-                .group_by([col(key)])
-                .agg([col("sent").sum().alias("n")])
-                .collect()
-                .map_err(err)?;
-            let keys = col_u64(&g, &path, key)?;
-            let n = col_u64(&g, &path, "n")?;
-            for (k, n) in keys.into_iter().zip(n) {
-                let (Some(k), Some(n)) = (k, n) else { continue };
-                if target == 0 {
-                    *run.sent_per_second.entry(k).or_default() += n;
-                } else {
-                    *run.sent_per_priority.entry(k as u8).or_default() += n;
-                }
-            }
+    for (_, path) in files(dir, names::SENT)? {
+        let rows = read_all::<rows::Sent>(&path)?;
+        let n: Vec<u64> = rows.iter().map(|r| r.sent).collect();
+        let seconds = rows.iter().map(|r| r.second).collect();
+        let priorities = rows.iter().map(|r| u64::from(r.priority)).collect();
+        for (second, n) in group_sum(&path, seconds, n.clone())? {
+            *run.sent_per_second.entry(second).or_default() += n;
+        }
+        for (p, n) in group_sum(&path, priorities, n)? {
+            *run.sent_per_priority.entry(p as u8).or_default() += n;
         }
     }
     Ok(())
 }
 
-fn analyzer_mut<'a>(run: &'a mut Run, id: &str, mode: &str) -> &'a mut Analyzer {
+fn analyzer_mut<'a>(run: &'a mut Run, id: &str, mode: LogMode) -> &'a mut Analyzer {
     if let Some(i) = run.analyzers.iter().position(|a| a.id == id) {
         return &mut run.analyzers[i];
     }
@@ -322,54 +201,31 @@ fn analyzer_mut<'a>(run: &'a mut Run, id: &str, mode: &str) -> &'a mut Analyzer 
 }
 
 /// A `full` sink's arrivals: every row, in delivery order.
-fn arrivals(path: &Path, run: &mut Run) -> Result<()> {
-    let id = id_of(path, "arrivals-");
-    let df = read_csv(path)?;
-    let partial = !ends_whole(path);
-    let arrival = col_u64(&df, path, "arrival_ns")?;
-    let emitter = col_u64(&df, path, "emitter")?;
-    let seq = col_u64(&df, path, "seq")?;
-    let priority = col_u64(&df, path, "priority")?;
-    let sent_ns = col_u64(&df, path, "sent_ns")?;
-    let queued = col_u64(&df, path, "queued_ns")?;
-    let dispatch = col_u64(&df, path, "dispatch_ns")?;
-    let crc_ok = col_u64(&df, path, "crc_ok")?;
-    let session = col_u64(&df, path, "session")?;
-    let mut rows = df.height();
-    if partial && rows > 0 && session[rows - 1].is_none() {
-        rows -= 1;
+fn arrivals(id: &str, path: &Path, run: &mut Run) -> Result<()> {
+    let reader = TableReader::<rows::Arrival>::open(path)?;
+    if reader.partial_tail > 0 {
         run.notes.push(format!(
             "{}: ignored a partial last line (the sink was killed mid-write)",
             path.display()
         ));
     }
-    let per_second = per_second_counts(&df.slice(0, rows), path)?;
     let backlog_ns = (run.settings.backlog_ms * 1e6) as u64;
-    let mut a = Analyzer::new(&id, "full");
-    a.per_second = per_second;
+    let mut a = Analyzer::new(id, LogMode::Full);
     let mut order = protocol::order::OrderCheck::default();
     let mut last_session = None;
     let mut seconds: BTreeMap<u64, Histogram<u64>> = BTreeMap::new();
-    let mut backlog_rows: Vec<usize> = Vec::new();
-    for r in 0..rows {
-        let arrival_ns = need(arrival[r], path, r, "arrival_ns")?;
-        let p = need(priority[r], path, r, "priority")?;
-        let p = u8::try_from(p).map_err(|_| InputError::Value {
-            path: path.to_owned(),
-            line: r + 2,
-            message: format!("priority {p} > 255"),
-        })?;
-        let (q, d) = (
-            need(queued[r], path, r, "queued_ns")?,
-            need(dispatch[r], path, r, "dispatch_ns")?,
-        );
-        let s = need(session[r], path, r, "session")?;
+    // Verified probes: (arrival second, priority, latency µs), for latency under backlog.
+    let mut probes: Vec<(u64, u8, u64)> = Vec::new();
+    let mut arrival_seconds: Vec<u64> = Vec::new();
+    for (r, row) in reader.enumerate() {
+        let row = row?;
         // A new session (or a restarted sink) is a new connection: order restarts.
-        if last_session != Some(s) {
+        if last_session != Some(row.session) {
             order = protocol::order::OrderCheck::default();
-            last_session = Some(s);
+            last_session = Some(row.session);
         }
         a.received += 1;
+        let (p, q, d) = (row.priority, row.queued_ns, row.dispatch_ns);
         let (inverted, overtaken) = order.observe(p, q, d);
         if inverted {
             a.inversions += 1;
@@ -380,40 +236,38 @@ fn arrivals(path: &Path, run: &mut Run) -> Result<()> {
         a.overtaken += u64::from(overtaken);
         let wait = d.saturating_sub(q);
         a.queue_wait_max_us = a.queue_wait_max_us.max(wait / 1000);
-        let second = arrival_ns / 1_000_000_000;
+        let second = row.arrival_ns / 1_000_000_000;
+        arrival_seconds.push(second);
         if wait >= backlog_ns && backlog_ns > 0 {
             a.backlog_seconds.insert(second);
         }
-        let good = crc_ok[r] == Some(1);
-        match (emitter[r], seq[r], good) {
+        match (row.emitter, row.seq, row.crc_ok) {
             (Some(e), Some(sq), true) => {
-                run.seen.mark(e as u32, sq, 1);
-                let lat_us =
-                    arrival_ns.saturating_sub(need(sent_ns[r], path, r, "sent_ns")?) / 1000;
+                run.seen.mark(e, sq, 1);
+                let lat_us = row.arrival_ns.saturating_sub(row.sent_ns) / 1000;
                 let _ = a.latency.entry(p).or_insert_with(histogram).record(lat_us);
                 let _ = seconds
                     .entry(second)
                     .or_insert_with(histogram)
                     .record(lat_us);
-                backlog_rows.push(r);
+                probes.push((second, p, lat_us));
             }
             (Some(_), _, false) => a.corrupt += 1,
             _ => a.non_probe += 1,
         }
     }
     // Latency while a backlog existed, per priority.
-    for r in backlog_rows {
-        let (Some(t), Some(sn), Some(p)) = (arrival[r], sent_ns[r], priority[r]) else {
-            continue;
-        };
-        if a.backlog_seconds.contains(&(t / 1_000_000_000)) {
+    for (second, p, lat_us) in probes {
+        if a.backlog_seconds.contains(&second) {
             let _ = a
                 .latency_backlog
-                .entry(p as u8)
+                .entry(p)
                 .or_insert_with(histogram)
-                .record(t.saturating_sub(sn) / 1000);
+                .record(lat_us);
         }
     }
+    let ones = vec![1; arrival_seconds.len()];
+    a.per_second = group_sum(path, arrival_seconds, ones)?;
     a.latency_per_second = seconds
         .into_iter()
         .map(|(s, h)| {
@@ -423,96 +277,46 @@ fn arrivals(path: &Path, run: &mut Run) -> Result<()> {
             )
         })
         .collect();
-    let slot = analyzer_mut(run, &id, "full");
+    let slot = analyzer_mut(run, id, LogMode::Full);
     *slot = a;
     Ok(())
 }
 
-/// Arrivals per Unix second: a polars group-by.
-fn per_second_counts(df: &DataFrame, path: &Path) -> Result<BTreeMap<u64, u64>> {
-    let g = df
-        .clone()
-        .lazy()
-        .select([
-            (col("arrival_ns").cast(DataType::UInt64) / lit(1_000_000_000u64)).alias("second"),
-        ])
-        .group_by([col("second")])
-        .agg([len().alias("n")])
-        .collect()
-        .map_err(|e| InputError::Csv {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-    let s = col_u64(&g, path, "second")?;
-    let n = col_u64(&g, path, "n")?;
-    Ok(s.into_iter()
-        .zip(n)
-        .filter_map(|(s, n)| Some((s?, n?)))
-        .collect())
-}
-
 /// A `summary` sink: per-second rows, latency histograms and seq ranges.
-#[expect(
-    clippy::needless_range_loop,
-    reason = "each row index reads eleven columns"
-)]
-fn summary(dir: &Path, path: &Path, run: &mut Run) -> Result<()> {
-    let id = id_of(path, "summary-");
-    let df = read_csv(path)?;
-    let cols: Vec<Vec<Option<u64>>> = [
-        "second",
-        "priority",
-        "count",
-        "corrupt",
-        "non_probe",
-        "inversions",
-        "overtaken",
-        "lat_p50_us",
-        "lat_p99_us",
-        "lat_max_us",
-        "queue_wait_max_us",
-    ]
-    .iter()
-    .map(|c| col_u64(&df, path, c))
-    .collect::<Result<_>>()?;
+fn summary(dir: &Path, id: &str, path: &Path, run: &mut Run) -> Result<()> {
     let backlog_us = (run.settings.backlog_ms * 1000.0) as u64;
-    let mut a = Analyzer::new(&id, "summary");
+    let mut a = Analyzer::new(id, LogMode::Summary);
     let mut per_second_lat: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
-    for r in 0..df.height() {
-        let v = |c: usize, what: &str| need(cols[c][r], path, r, what);
-        let (second, count) = (v(0, "second")?, v(2, "count")?);
-        *a.per_second.entry(second).or_default() += count;
-        a.received += count;
-        a.corrupt += v(3, "corrupt")?;
-        a.non_probe += v(4, "non_probe")?;
-        a.inversions += v(5, "inversions")?;
-        a.overtaken += v(6, "overtaken")?;
-        let wait = v(10, "queue_wait_max_us")?;
-        a.queue_wait_max_us = a.queue_wait_max_us.max(wait);
-        if wait >= backlog_us && backlog_us > 0 {
-            a.backlog_seconds.insert(second);
+    for row in read_all::<rows::SummarySecond>(path)? {
+        *a.per_second.entry(row.second).or_default() += row.count;
+        a.received += row.count;
+        a.corrupt += row.corrupt;
+        a.non_probe += row.non_probe;
+        a.inversions += row.inversions;
+        a.overtaken += row.overtaken;
+        a.queue_wait_max_us = a.queue_wait_max_us.max(row.queue_wait_max_us);
+        if row.queue_wait_max_us >= backlog_us && backlog_us > 0 {
+            a.backlog_seconds.insert(row.second);
         }
-        let e = per_second_lat.entry(second).or_default();
-        // Per-second figures over priorities: the largest of each (an upper bound).
-        *e = (
-            e.0.max(v(7, "lat_p50_us")?),
-            e.1.max(v(8, "lat_p99_us")?),
-            e.2.max(v(9, "lat_max_us")?),
-        );
+        if let (Some(p50), Some(p99), Some(max)) = (row.lat_p50_us, row.lat_p99_us, row.lat_max_us)
+        {
+            let e = per_second_lat.entry(row.second).or_default();
+            // Per-second figures over priorities: the largest of each (an upper bound).
+            *e = (e.0.max(p50), e.1.max(p99), e.2.max(max));
+        }
     }
     a.latency_per_second = per_second_lat;
     if a.inversions > 0 {
         a.inversion_examples
             .push("counted online by the sink (summary mode keeps no rows)".into());
     }
-    let lat = dir.join(format!("latency-{id}.csv"));
+    let lat = names::LATENCY.path(dir, id);
     if lat.exists() {
-        let ldf = read_csv(&lat)?;
-        let labels = col_str(&ldf, &lat, "priority")?;
-        let hist = col_str(&ldf, &lat, "histogram")?;
-        for (r, (label, hex)) in labels.iter().zip(hist).enumerate() {
-            let Ok(p) = label.parse::<u8>() else { continue };
-            let h = decode_histogram(&hex).map_err(|message| InputError::Value {
+        for (r, row) in read_all::<rows::Latency>(&lat)?.into_iter().enumerate() {
+            let LatencyClass::Priority(p) = row.priority else {
+                continue;
+            };
+            let h = decode_histogram(&row.histogram).map_err(|message| InputError::Value {
                 path: lat.clone(),
                 line: r + 2,
                 message,
@@ -520,28 +324,19 @@ fn summary(dir: &Path, path: &Path, run: &mut Run) -> Result<()> {
             a.latency.insert(p, h);
         }
     }
-    let seqs = dir.join(format!("seqs-{id}.csv"));
+    let seqs = names::SEQS.path(dir, id);
     if seqs.exists() {
-        let sdf = read_csv(&seqs)?;
-        let (e, f, l) = (
-            col_u64(&sdf, &seqs, "emitter")?,
-            col_u64(&sdf, &seqs, "first")?,
-            col_u64(&sdf, &seqs, "last")?,
-        );
-        for r in 0..sdf.height() {
-            run.seen.mark_range(
-                need(e[r], &seqs, r, "emitter")? as u32,
-                need(f[r], &seqs, r, "first")?,
-                need(l[r], &seqs, r, "last")?,
-            );
+        for row in read_all::<rows::SeqRange>(&seqs)? {
+            run.seen.mark_range(row.emitter, row.first, row.last);
         }
     } else {
         run.notes.push(format!(
-            "{}: no seqs-{id}.csv (the sink did not exit cleanly): its deliveries count as missing",
-            path.display()
+            "{}: no {} (the sink did not exit cleanly): its deliveries count as missing",
+            path.display(),
+            names::SEQS.name(id)
         ));
     }
-    let slot = analyzer_mut(run, &id, "summary");
+    let slot = analyzer_mut(run, id, LogMode::Summary);
     *slot = a;
     Ok(())
 }
@@ -566,94 +361,70 @@ fn decode_histogram(hex: &str) -> std::result::Result<Histogram<u64>, String> {
 /// The distributor's stats: the live set per second, queue depth, and the final drops of
 /// each incarnation (its last `*` row).
 fn stats(path: &Path, d: &mut Distributor) -> Result<()> {
-    let df = read_csv(path)?;
-    let ts = col_u64(&df, path, "ts_ns")?;
-    let analyzer = col_str(&df, path, "analyzer")?;
-    let live = col_u64(&df, path, "live")?;
-    let weight = col_f64(&df, path, "weight")?;
-    let queued = col_u64(&df, path, "queued")?;
-    let delivered = col_u64(&df, path, "delivered")?;
-    let received = col_u64(&df, path, "received")?;
-    let failures = col_u64(&df, path, "failures")?;
-    let reasons = [
-        "queue_full",
-        "holding_full",
-        "retries_exhausted",
-        "shutdown",
-    ];
-    let dropped: Vec<Vec<Option<u64>>> = reasons
-        .iter()
-        .map(|r| col_u64(&df, path, &format!("dropped_{r}")))
-        .collect::<Result<_>>()?;
-    let mut last_total: Option<usize> = None;
+    let mut last_total: Option<rows::Stats> = None;
     let mut prev_delivered = 0;
-    for r in 0..df.height() {
-        let second = need(ts[r], path, r, "ts_ns")? / 1_000_000_000;
-        if analyzer[r] == "*" {
-            last_total = Some(r);
-            let q = need(queued[r], path, r, "queued")?;
-            *d.queued.entry(second).or_default() = q;
-            let del = need(delivered[r], path, r, "delivered")?;
-            *d.delivered_per_second.entry(second).or_default() +=
-                del.saturating_sub(prev_delivered);
-            prev_delivered = del;
-        } else {
-            let samples = d.live.entry(second).or_default();
-            samples.retain(|s| s.analyzer != analyzer[r]);
-            samples.push(LiveSample {
-                analyzer: analyzer[r].clone(),
-                live: live[r] == Some(1),
-                weight: weight[r].unwrap_or(0.0),
-            });
+    for row in read_all::<rows::Stats>(path)? {
+        let second = row.ts_ns / 1_000_000_000;
+        match &row.analyzer {
+            Scope::Total => {
+                *d.queued.entry(second).or_default() = row.queued;
+                *d.delivered_per_second.entry(second).or_default() +=
+                    row.delivered.saturating_sub(prev_delivered);
+                prev_delivered = row.delivered;
+                last_total = Some(row);
+            }
+            Scope::Analyzer(id) => {
+                let samples = d.live.entry(second).or_default();
+                samples.retain(|s| &s.analyzer != id);
+                samples.push(LiveSample {
+                    analyzer: id.clone(),
+                    live: row.live == 1,
+                    weight: row.weight,
+                });
+            }
         }
     }
-    if let Some(r) = last_total {
-        for (i, reason) in reasons.iter().enumerate() {
-            *d.dropped.entry((*reason).to_owned()).or_default() += dropped[i][r].unwrap_or(0);
+    if let Some(t) = last_total {
+        for (reason, n) in [
+            ("queue_full", t.dropped_queue_full),
+            ("holding_full", t.dropped_holding_full),
+            ("retries_exhausted", t.dropped_retries_exhausted),
+            ("shutdown", t.dropped_shutdown),
+        ] {
+            *d.dropped.entry(reason.to_owned()).or_default() += n;
         }
-        d.failures += failures[r].unwrap_or(0);
-        d.received += received[r].unwrap_or(0);
+        d.failures += t.failures;
+        d.received += t.received;
     }
     d.files += 1;
     Ok(())
 }
 
 fn events(dir: &Path, run: &mut Run) -> Result<()> {
-    let path = dir.join("events.csv");
+    let path = dir.join(names::EVENTS);
     if !path.exists() {
         return Ok(());
     }
-    let df = read_csv(&path)?;
-    if df.height() == 0 {
-        return Ok(());
-    }
-    let ts = col_u64(&df, &path, "ts_ns")?;
-    let action = col_str(&df, &path, "action")?;
-    let target = col_str(&df, &path, "target")?;
-    for r in 0..df.height() {
+    for row in read_all::<rows::Event>(&path)? {
         run.events.push(Event {
-            ts_ns: need(ts[r], &path, r, "ts_ns")?,
-            action: action[r].clone(),
-            target: target[r].clone(),
+            ts_ns: row.ts_ns,
+            action: row.action,
+            target: row.target,
         });
     }
     Ok(())
 }
 
 fn resources(dir: &Path, run: &mut Run) -> Result<()> {
-    let path = dir.join("resources.csv");
+    let path = dir.join(names::RESOURCES);
     if !path.exists() {
         return Ok(());
     }
-    let df = read_csv(&path)?;
-    let ts = col_u64(&df, &path, "ts_ns")?;
-    let cpu = col_f64(&df, &path, "cpu_pct")?;
-    let rss = col_u64(&df, &path, "rss_bytes")?;
-    for r in 0..df.height() {
+    for row in read_all::<rows::Resource>(&path)? {
         run.resources.push(Resource {
-            ts_ns: need(ts[r], &path, r, "ts_ns")?,
-            cpu_pct: cpu[r].unwrap_or(0.0),
-            rss_bytes: rss[r].unwrap_or(0),
+            ts_ns: row.ts_ns,
+            cpu_pct: row.cpu_pct,
+            rss_bytes: row.rss_bytes,
         });
     }
     Ok(())

@@ -90,7 +90,7 @@ pub struct Analyzer {
     /// Analyzer id.
     pub id: String,
     /// `full` or `summary`.
-    pub mode: String,
+    pub mode: runfolder::LogMode,
     /// Every DELIVER frame.
     pub received: u64,
     /// Probes whose crc did not match.
@@ -119,10 +119,10 @@ pub struct Analyzer {
 
 impl Analyzer {
     /// An analyzer with nothing received yet.
-    pub fn new(id: &str, mode: &str) -> Self {
+    pub fn new(id: &str, mode: runfolder::LogMode) -> Self {
         Self {
             id: id.to_owned(),
-            mode: mode.to_owned(),
+            mode,
             received: 0,
             corrupt: 0,
             non_probe: 0,
@@ -182,7 +182,7 @@ pub struct Event {
     /// When, ns since the epoch.
     pub ts_ns: u64,
     /// What (kill, hang, resume, restart, ...).
-    pub action: String,
+    pub action: runfolder::ChaosAction,
     /// Whom.
     pub target: String,
 }
@@ -203,8 +203,8 @@ pub struct Resource {
 pub struct Settings {
     /// Relative tolerance of each analyzer's share.
     pub weight_tolerance: f64,
-    /// `random` or `smooth`.
-    pub routing: String,
+    /// How the distributor routed.
+    pub routing: runfolder::Routing,
     /// A queue wait at least this long marks a backlog, ms.
     pub backlog_ms: f64,
     /// p99 end-to-end latency limit, ms, when set.
@@ -217,7 +217,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             weight_tolerance: 0.05,
-            routing: "random".into(),
+            routing: runfolder::Routing::Random,
             backlog_ms: 1.0,
             latency_p99_ms: None,
             weights: BTreeMap::new(),
@@ -235,7 +235,7 @@ pub struct Overrides {
     /// `--latency-p99-ms`.
     pub latency_p99_ms: Option<f64>,
     /// `--routing`.
-    pub routing: Option<String>,
+    pub routing: Option<runfolder::Routing>,
 }
 
 impl Overrides {
@@ -250,8 +250,8 @@ impl Overrides {
         if self.latency_p99_ms.is_some() {
             s.latency_p99_ms = self.latency_p99_ms;
         }
-        if let Some(r) = &self.routing {
-            s.routing.clone_from(r);
+        if let Some(r) = self.routing {
+            s.routing = r;
         }
     }
 }

@@ -7,7 +7,8 @@
 //! delivered most urgent first one millisecond apart (a backlog that priority reorders,
 //! without inversion), distributor stats with the live set, nothing dropped.
 
-use std::fmt::Write as _;
+use runfolder::rows::{Arrival, EmitterTotals, Scope, Sent, SeqRanges, Stats};
+use runfolder::{TableWriter, names};
 use std::path::Path;
 
 /// What to break in a synthetic run.
@@ -33,8 +34,11 @@ const BASE_NS: u64 = 1_800_000_000_000_000_000;
 const MS: u64 = 1_000_000;
 
 /// Writes a synthetic run of `messages` messages into `dir` (created if missing).
-pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfolder::Error> {
+    std::fs::create_dir_all(dir).map_err(|source| runfolder::Error::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     let emitters = 3u64;
     let pattern: [usize; 10] = if tamper == Tamper::SkewShares {
         [0, 1, 0, 2, 0, 1, 0, 0, 0, 2]
@@ -42,90 +46,137 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> std::io::Result<(
         [0, 1, 0, 2, 0, 1, 0, 0, 1, 2]
     };
     let ids = ["a1", "a2", "a3"];
-    let mut per: [Vec<(u64, u64)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut per: [Vec<(u32, u64)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for k in 0..messages {
-        per[pattern[(k % 10) as usize]].push((k % emitters, k / emitters));
+        per[pattern[(k % 10) as usize]].push(((k % emitters) as u32, k / emitters));
     }
     let mut last_second = BASE_NS / 1_000_000_000;
     for (i, list) in per.iter().enumerate() {
-        let mut out = String::with_capacity(list.len() * 100 + 128);
-        out.push_str("arrival_ns,emitter,seq,priority,sent_ns,queued_ns,dispatch_ns,size,crc_ok,duplicate,session\n");
-        let mut rows: Vec<(u64, u64, u8, u64, u64)> = Vec::with_capacity(list.len());
+        let mut rows: Vec<Arrival> = Vec::with_capacity(list.len());
         for (n, (e, seq)) in list.iter().enumerate() {
             let (group, pos) = ((n / 8) as u64, (n % 8) as u64);
             let t = BASE_NS + group * 16 * MS;
-            let (priority, queued, dispatch) = if tamper == Tamper::NoBacklog {
+            let (priority, queued_ns, dispatch_ns) = if tamper == Tamper::NoBacklog {
                 let q = t + pos * 2 * MS;
                 (0u8, q, q + 1000)
             } else {
                 // Queued 7, 6, ..., 0 (one per ms); delivered 0, 1, ..., 7 from t + 8 ms.
                 (pos as u8, t + (7 - pos) * MS, t + (8 + pos) * MS)
             };
-            rows.push((*e, *seq, priority, queued, dispatch));
+            rows.push(Arrival {
+                arrival_ns: 0,
+                emitter: Some(*e),
+                seq: Some(*seq),
+                priority,
+                sent_ns: queued_ns - 100_000,
+                queued_ns,
+                dispatch_ns,
+                size: 512,
+                crc_ok: true,
+                duplicate: false,
+                session: 1,
+            });
         }
         if tamper == Tamper::Invert && i == 0 && rows.len() > 2 {
             rows.swap(0, 1);
-            let (a, b) = (rows[0].4, rows[1].4);
-            rows[0].4 = b;
-            rows[1].4 = a;
+            let (a, b) = (rows[0].dispatch_ns, rows[1].dispatch_ns);
+            rows[0].dispatch_ns = b;
+            rows[1].dispatch_ns = a;
         }
+        let mut out = TableWriter::<Arrival>::create(&names::ARRIVALS.path(dir, ids[i]))?;
         let mut extra = Vec::new();
-        for (n, (e, seq, p, q, d)) in rows.iter().enumerate() {
+        for (n, mut row) in rows.iter().cloned().enumerate() {
             if tamper == Tamper::RemoveArrivals && i == 1 && (100..105).contains(&n) {
                 continue;
             }
-            let crc = u8::from(!(tamper == Tamper::FlipCrc && i == 2 && n == 7));
-            let arrival = d + 100_000;
-            last_second = last_second.max(arrival / 1_000_000_000);
-            let _ = writeln!(
-                out,
-                "{arrival},{e},{seq},{p},{},{q},{d},512,{crc},0,1",
-                q - 100_000
-            );
+            row.crc_ok = !(tamper == Tamper::FlipCrc && i == 2 && n == 7);
+            row.arrival_ns = row.dispatch_ns + 100_000;
+            last_second = last_second.max(row.arrival_ns / 1_000_000_000);
+            out.write(&row)?;
             if tamper == Tamper::DuplicateRows && i == 0 && n >= rows.len().saturating_sub(3) {
-                extra.push(format!(
-                    "{},{e},{seq},{p},{},{q},{d},512,1,0,1",
-                    arrival + 1,
-                    q - 100_000
-                ));
+                extra.push(Arrival {
+                    arrival_ns: row.arrival_ns + 1,
+                    crc_ok: true,
+                    ..row
+                });
             }
         }
         for x in extra {
-            let _ = writeln!(out, "{x}");
+            out.write(&x)?;
         }
-        std::fs::write(dir.join(format!("arrivals-{}.csv", ids[i])), out)?;
+        out.flush()?;
     }
-    let mut manifest = String::from(
-        "emitter,sent,bytes,errors,reconnects,in_doubt,in_doubt_ranges,unsent,first_sent_ns,last_sent_ns,max_lag_us\n",
-    );
-    let mut sent = String::from("second,emitter,priority,sent\n");
+    let mut manifest = TableWriter::<EmitterTotals>::create(&names::EMITTERS.path(dir, 0))?;
+    let mut sent = TableWriter::<Sent>::create(&names::SENT.path(dir, 0))?;
     for e in 0..emitters {
         let n = messages / emitters + u64::from(e < messages % emitters);
-        let _ = writeln!(
-            manifest,
-            "{e},{n},{},0,0,0,,0,{BASE_NS},{BASE_NS},0",
-            n * 517
-        );
-        let _ = writeln!(sent, "{},{e},0,{n}", BASE_NS / 1_000_000_000);
+        manifest.write(&EmitterTotals {
+            emitter: e as u32,
+            sent: n,
+            bytes: n * 517,
+            errors: 0,
+            reconnects: 0,
+            in_doubt: 0,
+            in_doubt_ranges: SeqRanges::default(),
+            unsent: 0,
+            first_sent_ns: BASE_NS,
+            last_sent_ns: BASE_NS,
+            max_lag_us: 0,
+        })?;
+        sent.write(&Sent {
+            second: BASE_NS / 1_000_000_000,
+            emitter: e as u32,
+            priority: 0,
+            sent: n,
+        })?;
     }
-    std::fs::write(dir.join("emitters-0.csv"), manifest)?;
-    std::fs::write(dir.join("sent-0.csv"), sent)?;
-    let mut stats = String::from(
-        "ts_ns,analyzer,live,weight,received,delivered,routed,written,acked,rerouted,failures,dropped_queue_full,dropped_holding_full,dropped_retries_exhausted,dropped_shutdown,protocol_errors,truncated,emitter_connections_open,queued,inflight,holding\n",
-    );
+    manifest.flush()?;
+    sent.flush()?;
+    let mut stats = TableWriter::<Stats>::create(&names::STATS.path(dir, 1))?;
+    let row = |ts_ns, analyzer, live, weight| Stats {
+        ts_ns,
+        analyzer,
+        live,
+        weight,
+        received: 0,
+        delivered: 0,
+        routed: 0,
+        written: 0,
+        acked: 0,
+        rerouted: 0,
+        failures: 0,
+        dropped_queue_full: 0,
+        dropped_holding_full: 0,
+        dropped_retries_exhausted: 0,
+        dropped_shutdown: 0,
+        protocol_errors: 0,
+        truncated: 0,
+        emitter_connections_open: 0,
+        queued: 0,
+        inflight: 0,
+        holding: 0,
+    };
     for s in BASE_NS / 1_000_000_000..=last_second {
         let ts = s * 1_000_000_000 + 500 * MS;
-        let _ = writeln!(
-            stats,
-            "{ts},*,3,10,{messages},{messages},0,0,0,0,0,0,0,0,0,0,0,3,5,0,0"
-        );
-        for (id, w) in ids.iter().zip([5, 3, 2]) {
-            let _ = writeln!(stats, "{ts},{id},1,{w},0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0");
+        stats.write(&Stats {
+            received: messages,
+            delivered: messages,
+            emitter_connections_open: 3,
+            queued: 5,
+            ..row(ts, Scope::Total, 3, 10.0)
+        })?;
+        for (id, w) in ids.iter().zip([5.0, 3.0, 2.0]) {
+            stats.write(&row(ts, Scope::Analyzer((*id).to_owned()), 1, w))?;
         }
     }
-    std::fs::write(dir.join("stats-1.csv"), stats)?;
+    stats.flush()?;
+    let profile = dir.join(names::PROFILE);
     std::fs::write(
-        dir.join("profile.toml"),
+        &profile,
         "description = \"synthetic\"\nduration = 1\n[distributor]\nrouting = \"smooth\"\n[checks]\nweight_tolerance = 0.05\nbacklog_ms = 1.0\n",
     )
+    .map_err(|source| runfolder::Error::Io {
+        path: profile,
+        source,
+    })
 }

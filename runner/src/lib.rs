@@ -1,10 +1,14 @@
-//! Process plumbing shared by every binary (and by the harness, which runs each component
-//! as a child process of its own executable): logging to stderr, the async runtime, and the
-//! stop signal (SIGTERM, SIGINT, or the parent going away).
+//! Process plumbing shared by every binary: logging to stderr, the async runtime, the stop
+//! signal (SIGTERM, SIGINT, or the parent going away), and the I/O edges every component
+//! has: [`backoff`] for reconnects and retries, [`framed`] for reading length-prefixed
+//! frames off a socket.
 //!
 //! A process started by the harness gets `HARNESS_WATCH_STDIN=1` and a pipe as stdin; when
 //! the harness dies, even by SIGKILL, the pipe closes and the process stops as on SIGTERM,
 //! so no component outlives its run.
+
+pub mod backoff;
+pub mod framed;
 
 use std::future::Future;
 use std::io::Read as _;

@@ -1,19 +1,16 @@
 //! Emitter connections: read LOG frames in large chunks, offer them to the core in batches.
 
 use super::Shared;
-use crate::config::Config;
 use crate::core::Offer;
-use bytes::BytesMut;
 use protocol::log::{LogDecoder, LogFrame};
+use runner::framed::FramedRead;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Bytes asked of the kernel per read: large enough for ~100 typical frames per syscall,
 /// small enough that a few frames kept queued do not pin much memory each.
@@ -21,56 +18,13 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// At shutdown, how long an emitter connection is still read after the distributor
 /// half-closed it (bounded by the drain timeout).
-const EMITTER_GRACE: Duration = Duration::from_secs(2);
-
-/// Accepts emitter connections until `stop`, at most `max_connections` open at once.
-pub(super) async fn accept_loop(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    config: Config,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-) {
-    // A permit per connection, moved into its task: past the cap, connections wait in the
-    // kernel's accept backlog instead of taking memory here.
-    let limit = Arc::new(Semaphore::new(config.max_connections));
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.cancelled() => return,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let shared = Arc::clone(&shared);
-                let stop = stop.clone();
-                let max_frame = config.max_frame;
-                let grace = config.drain_timeout.min(EMITTER_GRACE);
-                tracker.spawn(async move {
-                    connection(shared, stream, peer, max_frame, grace, stop).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accepting an emitter connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
+pub(super) const EMITTER_GRACE: Duration = Duration::from_secs(2);
 
 /// One emitter connection, until EOF, an error, a protocol error, or the end of the grace
 /// period after `stop`.
-async fn connection(
+pub(super) async fn connection(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     max_frame: u32,
     grace: Duration,
@@ -82,22 +36,19 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     shared.with(|c| c.emitter_connection(true));
     tracing::debug!(%peer, "emitter connected");
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut decoder = LogDecoder::new(max_frame);
+    let (rd, mut wr) = stream.into_split();
+    let mut framed = FramedRead::new(rd, LogDecoder::new(max_frame), READ_CHUNK);
     let mut batch: VecDeque<LogFrame> = VecDeque::with_capacity(256);
     // Set at shutdown: the distributor has half-closed the connection and reads on until
     // the emitter closes its side or this deadline passes.
     let mut grace_until: Option<tokio::time::Instant> = None;
     loop {
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
         let read = tokio::select! {
-            r = stream.read_buf(&mut buf) => r,
+            r = framed.read() => r,
             _ = stop.cancelled(), if grace_until.is_none() => {
                 // FIN tells the emitter to stop at a frame boundary and close; what it has
                 // written until then is still read, so a cooperating emitter loses nothing.
-                let _ = stream.shutdown().await;
+                let _ = wr.shutdown().await;
                 grace_until = Some(tokio::time::Instant::now() + grace);
                 continue;
             }
@@ -108,9 +59,9 @@ async fn connection(
         };
         match read {
             Ok(0) => {
-                if !buf.is_empty() {
+                if framed.buffered() > 0 {
                     shared.with(|c| c.truncated());
-                    tracing::warn!(%peer, bytes = buf.len(), offset = decoder.offset(), "emitter closed mid-frame; partial frame lost");
+                    tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "emitter closed mid-frame; partial frame lost");
                 }
                 break;
             }
@@ -121,7 +72,7 @@ async fn connection(
             }
         }
         let fault = loop {
-            match decoder.decode(&mut buf) {
+            match framed.decode() {
                 Ok(Some(frame)) => batch.push_back(frame),
                 Ok(None) => break None,
                 Err(e) => break Some(e),

@@ -6,33 +6,14 @@ use super::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 /// Largest request head read; a scrape request is a few hundred bytes.
 const MAX_HEAD: usize = 8192;
 
-pub(super) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    // A slow or silent client gets 5 s, then the connection is dropped.
-                    let _ = tokio::time::timeout(Duration::from_secs(5), respond(&shared, stream))
-                        .await;
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a metrics connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+/// One scrape connection; a slow or silent client gets 5 s, then it is dropped.
+pub(super) async fn connection(shared: Arc<Shared>, stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), respond(&shared, stream)).await;
 }
 
 async fn respond(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {

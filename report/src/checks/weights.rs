@@ -94,7 +94,7 @@ fn needed(p: f64, p_hat: f64, tolerance: f64) -> f64 {
 pub fn check(run: &Run) -> Outcome {
     let (expected, observed, n) = expected(run);
     let tol = run.settings.weight_tolerance;
-    let random = run.settings.routing != "smooth";
+    let random = run.settings.routing != runfolder::Routing::Smooth;
     if n == 0 || expected.is_empty() {
         let why = if n == 0 {
             "no arrivals"

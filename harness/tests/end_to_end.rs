@@ -1,7 +1,11 @@
-//! Distributor, two sinks and the loadgen in one test on loopback: every message sent is
-//! received exactly once, counted the same by every component.
+//! Distributor, two sinks and the loadgen in one test on loopback, as libraries: every
+//! message sent is received exactly once, counted the same by every component and by the
+//! files they write (read back through the run folder's row types).
+#![expect(clippy::unwrap_used, reason = "a failed setup fails the test")]
 
-use clap::Parser;
+use runfolder::names;
+use runfolder::rows::{Arrival, EmitterTotals, Sent, SummarySecond};
+use runfolder::table::read_all;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -33,43 +37,38 @@ async fn loadgen_distributor_and_sinks_agree_exactly() {
     let (stop_d, d_stopped) = stop_pair();
     let dist = tokio::spawn(distributor::run(config, listeners, d_stopped));
 
-    let out = dir.to_str().unwrap().to_owned();
-    let analyzer = analyzer.to_string();
     let mut sinks = Vec::new();
-    for args in [
-        vec!["--id", "heavy", "--weight", "3", "--acks"],
-        vec!["--id", "light", "--weight", "1", "--log", "summary"],
+    for sink in [
+        analyzer_sink::Config {
+            weight: 3.0,
+            acks: true,
+            ..analyzer_sink::Config::with_id("heavy")
+        },
+        analyzer_sink::Config {
+            weight: 1.0,
+            log: runfolder::LogMode::Summary,
+            ..analyzer_sink::Config::with_id("light")
+        },
     ] {
-        let mut argv = vec!["analyzer-sink", "--distributor", &analyzer, "--out", &out];
-        argv.extend(args.iter().copied());
-        let argv: Vec<String> = argv.into_iter().map(String::from).collect();
+        let config = analyzer_sink::Config {
+            distributor: analyzer,
+            out: dir.clone(),
+            ..sink
+        };
         let (stop, stopped) = stop_pair();
-        sinks.push((
-            stop,
-            tokio::spawn(analyzer_sink::run(
-                analyzer_sink::Config::parse_from(argv),
-                stopped,
-            )),
-        ));
+        sinks.push((stop, tokio::spawn(analyzer_sink::run(config, stopped))));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let target = emitter.to_string();
-    let lg = loadgen::Config::parse_from([
-        "loadgen",
-        "--target",
-        &target,
-        "--emitters",
-        "4",
-        "--rate",
-        "2000",
-        "--duration",
-        "2",
-        "--priority-mode",
-        "cyclic",
-        "--out",
-        &out,
-    ]);
+    let lg = loadgen::Config {
+        target: emitter,
+        emitters: 4,
+        rate: loadgen::Rate::PerSecond(2000.0),
+        duration: 2.0,
+        priority_mode: runfolder::PriorityMode::Cyclic,
+        out: dir.clone(),
+        ..loadgen::Config::default()
+    };
     let summary = loadgen::run(lg, std::future::pending()).await.unwrap();
     let sent = summary.sent();
     assert!(sent > 15_000, "{sent}");
@@ -94,24 +93,23 @@ async fn loadgen_distributor_and_sinks_agree_exactly() {
     }
     assert_eq!(unique, sent, "every message sent reached exactly one sink");
     // The files say the same: manifest sent = per-second sums = arrivals + summary counts.
-    let manifest: u64 = csv::Reader::from_path(dir.join("emitters-0.csv"))
+    let manifest: u64 = read_all::<EmitterTotals>(&names::EMITTERS.path(&dir, 0))
         .unwrap()
-        .records()
-        .map(|r| r.unwrap()[1].parse::<u64>().unwrap())
+        .iter()
+        .map(|r| r.sent)
         .sum();
-    let per_second: u64 = csv::Reader::from_path(dir.join("sent-0.csv"))
+    let per_second: u64 = read_all::<Sent>(&names::SENT.path(&dir, 0))
         .unwrap()
-        .records()
-        .map(|r| r.unwrap()[3].parse::<u64>().unwrap())
+        .iter()
+        .map(|r| r.sent)
         .sum();
-    let arrivals = csv::Reader::from_path(dir.join("arrivals-heavy.csv"))
+    let arrivals = read_all::<Arrival>(&names::ARRIVALS.path(&dir, "heavy"))
         .unwrap()
-        .records()
-        .count() as u64;
-    let summarized: u64 = csv::Reader::from_path(dir.join("summary-light.csv"))
+        .len() as u64;
+    let summarized: u64 = read_all::<SummarySecond>(&names::SUMMARY.path(&dir, "light"))
         .unwrap()
-        .records()
-        .map(|r| r.unwrap()[2].parse::<u64>().unwrap())
+        .iter()
+        .map(|r| r.count)
         .sum();
     assert_eq!(
         (manifest, per_second, arrivals + summarized),

@@ -1,0 +1,154 @@
+//! The read side of a framed connection: one type owns a socket's read buffer and its
+//! decoder, and every read-and-decode loop of the workspace goes through it (the
+//! distributor's emitter connections, analyzer HELLOs and ACKs, the analyzer sink's
+//! DELIVER stream).
+//!
+//! Reading and decoding are separate steps so a caller can `select!` on [`FramedRead::read`]
+//! (cancel safe: it is one `read_buf`) and then take every whole frame the read completed
+//! with [`FramedRead::decode`]: many frames per syscall, as the hot paths need.
+
+use bytes::BytesMut;
+use protocol::Decode;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Why [`FramedRead::next`] returned no frame.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError<E: std::error::Error + 'static> {
+    /// The peer closed the connection in the middle of a frame.
+    #[error("connection closed with {buffered} bytes of an incomplete frame")]
+    Truncated {
+        /// Bytes of the incomplete frame.
+        buffered: usize,
+    },
+    /// A read failed.
+    #[error("read error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not a frame of this kind.
+    #[error(transparent)]
+    Decode(E),
+}
+
+/// A socket's read half, its buffer and its decoder.
+#[derive(Debug)]
+pub struct FramedRead<R, D> {
+    io: R,
+    buf: BytesMut,
+    decoder: D,
+    chunk: usize,
+}
+
+impl<R: AsyncRead + Unpin, D: Decode> FramedRead<R, D> {
+    /// Reads from `io` in chunks of `chunk` bytes, decoding with `decoder`.
+    pub fn new(io: R, decoder: D, chunk: usize) -> Self {
+        Self {
+            io,
+            buf: BytesMut::with_capacity(chunk),
+            decoder,
+            chunk,
+        }
+    }
+
+    /// Reads once into the buffer: the bytes read, 0 at EOF. Cancel safe.
+    pub async fn read(&mut self) -> std::io::Result<usize> {
+        // Grow by a whole chunk only when little room is left, so the frames still held
+        // from the last chunk (payloads are slices of it) do not force a copy every read.
+        if self.buf.capacity() - self.buf.len() < self.chunk / 4 {
+            self.buf.reserve(self.chunk);
+        }
+        self.io.read_buf(&mut self.buf).await
+    }
+
+    /// Takes the next whole frame already in the buffer; `Ok(None)` when none is.
+    pub fn decode(&mut self) -> Result<Option<D::Frame>, D::Error> {
+        self.decoder.decode(&mut self.buf)
+    }
+
+    /// Reads until a whole frame is there. `Ok(None)`: the peer closed the connection at a
+    /// frame boundary.
+    pub async fn next(&mut self) -> Result<Option<D::Frame>, ReadError<D::Error>> {
+        loop {
+            if let Some(frame) = self.decode().map_err(ReadError::Decode)? {
+                return Ok(Some(frame));
+            }
+            if self.read().await? == 0 {
+                return match self.buf.len() {
+                    0 => Ok(None),
+                    buffered => Err(ReadError::Truncated { buffered }),
+                };
+            }
+        }
+    }
+
+    /// Bytes read and not yet decoded (an incomplete frame, or bytes no frame began).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &D {
+        &self.decoder
+    }
+
+    /// The same connection and buffer with another decoder (a handshake done, what follows
+    /// is a stream of another frame kind).
+    pub fn with_decoder<D2: Decode>(self, decoder: D2, chunk: usize) -> FramedRead<R, D2> {
+        FramedRead {
+            io: self.io,
+            buf: self.buf,
+            decoder,
+            chunk,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::log::LogDecoder;
+    use tokio::io::AsyncWriteExt;
+
+    fn log_frame(priority: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = ((payload.len() + 5) as u32).to_be_bytes().to_vec();
+        v.push(priority);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[tokio::test]
+    async fn frames_split_across_reads_and_many_per_read() {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut framed = FramedRead::new(rx, LogDecoder::new(1024), 16);
+        let writer = tokio::spawn(async move {
+            let mut all = Vec::new();
+            for i in 0..50u8 {
+                all.extend(log_frame(i, &[i; 9]));
+            }
+            for piece in all.chunks(7) {
+                tx.write_all(piece).await.unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        while let Some(f) = framed.next().await.unwrap() {
+            got.push(f.priority);
+        }
+        writer.await.unwrap();
+        assert_eq!(got, (0..50).collect::<Vec<u8>>());
+    }
+
+    #[tokio::test]
+    async fn eof_mid_frame_and_bad_input_are_errors() {
+        let (mut tx, rx) = tokio::io::duplex(64);
+        tx.write_all(&log_frame(1, b"abc")[..6]).await.unwrap();
+        drop(tx);
+        let mut framed = FramedRead::new(rx, LogDecoder::new(1024), 16);
+        assert!(matches!(
+            framed.next().await,
+            Err(ReadError::Truncated { buffered: 6 })
+        ));
+
+        let (mut tx, rx) = tokio::io::duplex(64);
+        tx.write_all(&[0, 0, 0, 2, 0]).await.unwrap();
+        let mut framed = FramedRead::new(rx, LogDecoder::new(1024), 16);
+        assert!(matches!(framed.next().await, Err(ReadError::Decode(_))));
+    }
+}
