@@ -52,8 +52,10 @@ pub struct Cli {
     /// Largest LOG frame_len accepted; a larger one is a protocol error. [default: 1048576]
     #[arg(long, value_name = "BYTES")]
     max_frame: Option<u32>,
-    /// Retries (10 ms doubling to 2 s) of a frame held while no analyzer can take it,
-    /// before it is dropped and counted. [default: 20, about 26.5 s]
+    /// How long a frame may wait in the holding queue (no analyzer can take it): as long as
+    /// N retries on a 10 ms doubling to 2 s backoff take, then it is dropped and counted
+    /// (retries_exhausted). Held frames are offered again whenever room may have freed, and
+    /// at least every 100 ms. [default: 20, about 26.5 s]
     #[arg(long, value_name = "N")]
     max_attempts: Option<u32>,
     /// Frames the holding queue keeps while no analyzer is live, before the overflow

@@ -86,7 +86,8 @@ pub struct Config {
     /// Largest LOG `frame_len` accepted, in bytes.
     #[serde(default = "default_max_frame", alias = "max_frame")]
     pub max_frame: u32,
-    /// Retries of a held frame before it is dropped.
+    /// A held frame is dropped after waiting as long as this many retries on the holding
+    /// queue's backoff (10 ms doubling to 2 s) take.
     #[serde(default = "default_max_attempts", alias = "max_attempts")]
     pub max_attempts: u32,
     /// Frames held while no analyzer can take them, before the overflow policy applies.

@@ -6,25 +6,50 @@
 //! batch costs far less than a lock-free design would save on two cores, and it keeps the
 //! accounting invariant (`received = delivered + dropped + in the system`) exact.
 //!
+//! Every method takes the time as a [`Now`] read by the caller, so the core never reads a
+//! clock and tests drive it with any instant they like.
+//!
 //! Wake-ups are collected while the lock is held ([`Core::take_wakes`]) and issued after it is
 //! released, so a woken task never blocks on the lock its waker still holds.
 
-use crate::health::{Hang, Liveness, RetrySchedule};
-use crate::queues::{Frame, PriorityQueues};
+use crate::frame::{COMPACT_AFTER_NS, Frame};
+use crate::health::{Hang, RetrySchedule};
+use crate::holding::Holding;
 use crate::router::{Router, Routing};
+use crate::session::{
+    AckViolation, Registered, RejectReason, Session, SessionEnd, SessionKey, SessionLimits,
+};
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
-use bytes::Bytes;
 use protocol::analyzer::Hello;
 use protocol::log::LogFrame;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// What happens to a frame when every live analyzer's queue for its priority is full (or
 /// no analyzer is live and the holding queue is full); shared with profiles.
 pub use runfolder::Overflow;
+
+/// One instant on both clocks: monotonic for timeouts, wall-clock nanoseconds for the
+/// stamps that go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// For timeouts and durations.
+    pub instant: Instant,
+    /// Nanoseconds since the Unix epoch, for `queued_ns` and `dispatch_ns`.
+    pub ns: u64,
+}
+
+impl Now {
+    /// Both clocks now.
+    pub fn read() -> Self {
+        Self {
+            instant: Instant::now(),
+            ns: protocol::now_ns(),
+        }
+    }
+}
 
 /// The settings the core needs.
 #[derive(Debug, Clone)]
@@ -49,78 +74,6 @@ pub struct CoreConfig {
     pub pinned: HashMap<String, f64>,
 }
 
-/// Frames that have waited this long get their own allocation (see [`compact`]).
-const COMPACT_AFTER_NS: u64 = 100_000_000;
-
-/// A payload that waits gets its own allocation. Payloads are slices of an emitter
-/// connection's 64 KiB read buffer, and one waiting slice keeps the whole buffer alive: a
-/// backlog of 512-byte frames would otherwise pin 64 KiB each (seen: 627 MiB RSS for a 26k
-/// frame backlog). Frames that pass through in under 100 ms stay zero-copy (at saturation
-/// copying every frame cost 70% more CPU per message); the tick copies the ones that wait
-/// longer, so memory follows the bytes queued.
-pub(crate) fn compact(payload: Bytes) -> Bytes {
-    Bytes::copy_from_slice(&payload)
-}
-
-/// Compacts the frames of a FIFO that queued before `cutoff`, past the `owned` prefix of
-/// frames already compacted (the front waits longest).
-pub(crate) fn compact_front(frames: &mut VecDeque<Frame>, owned: &mut usize, cutoff: u64) {
-    while let Some(f) = frames.get_mut(*owned) {
-        if f.queued_ns >= cutoff {
-            break;
-        }
-        f.payload = compact(std::mem::take(&mut f.payload));
-        *owned += 1;
-    }
-}
-
-/// Identifies one analyzer session (ids are reused across sessions, keys never).
-pub type SessionKey = u64;
-
-/// One live analyzer session.
-#[derive(Debug)]
-struct Session {
-    key: SessionKey,
-    id: String,
-    weight: f64,
-    acks: bool,
-    queues: PriorityQueues,
-    /// Frames taken off the queues and not yet released, oldest first: being written,
-    /// or (with ACKs) written and awaiting acknowledgement.
-    inflight: VecDeque<Frame>,
-    /// How many frames at the front of `inflight` own their bytes (see [`compact`]).
-    inflight_owned: usize,
-    /// Counters of this session; folded into the id's [`AnalyzerStats`] when it ends.
-    routed: u64,
-    dispatched: u64,
-    written: u64,
-    acked: u64,
-    liveness: Liveness,
-    notify: Arc<Notify>,
-    wake_pending: bool,
-    cancel: CancellationToken,
-}
-
-/// A frame waiting for any analyzer.
-#[derive(Debug)]
-struct Held {
-    frame: Frame,
-    entered: Instant,
-}
-
-/// What the analyzer task gets for an accepted HELLO.
-#[derive(Debug, Clone)]
-pub struct Registered {
-    /// The session's key.
-    pub key: SessionKey,
-    /// The weight in force (pinned or from the HELLO).
-    pub weight: f64,
-    /// Notified when the session has frames to write or window room.
-    pub notify: Arc<Notify>,
-    /// Cancelled when the session ends (failure, replacement, shutdown).
-    pub cancel: CancellationToken,
-}
-
 /// What happened to a batch offered by an emitter connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
@@ -130,30 +83,6 @@ pub enum Offer {
     Blocked,
 }
 
-/// An ACK that breaks the protocol; the session ends.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AckViolation {
-    /// The session did not ask for ACKs.
-    #[error("ACK on a session whose HELLO did not ask for ACKs")]
-    NotAsked,
-    /// The cumulative count went down.
-    #[error("ACK count {count} is below the previous count {previous}")]
-    Decreased {
-        /// The new count.
-        count: u64,
-        /// The previous count.
-        previous: u64,
-    },
-    /// More frames acknowledged than were sent.
-    #[error("ACK count {count} exceeds the {dispatched} frames delivered on this session")]
-    Exceeds {
-        /// The count.
-        count: u64,
-        /// Frames dispatched on the session.
-        dispatched: u64,
-    },
-}
-
 /// The distributor's state.
 #[derive(Debug)]
 pub struct Core {
@@ -161,7 +90,7 @@ pub struct Core {
     router: Router,
     /// Live sessions, in the router's member order.
     live: Vec<Session>,
-    holding: VecDeque<Held>,
+    holding: Holding,
     totals: Totals,
     analyzers: BTreeMap<String, AnalyzerStats>,
     next_key: SessionKey,
@@ -175,9 +104,9 @@ impl Core {
     pub fn new(cfg: CoreConfig) -> Self {
         Self {
             router: Router::new(cfg.routing, cfg.seed),
+            holding: Holding::new(cfg.holding_capacity, cfg.retry),
             cfg,
             live: Vec::new(),
-            holding: VecDeque::new(),
             totals: Totals::default(),
             analyzers: BTreeMap::new(),
             next_key: 1,
@@ -217,18 +146,6 @@ impl Core {
         self.analyzers.entry(id.to_owned()).or_default()
     }
 
-    /// Adds the counters of live session `s` to `a`.
-    fn add_session(a: &mut AnalyzerStats, s: &Session) {
-        a.routed += s.routed;
-        a.written += s.written;
-        if s.acks {
-            a.acked += s.acked;
-            a.delivered += s.acked;
-        } else {
-            a.delivered += s.written;
-        }
-    }
-
     /// Queues `frame` on an analyzer chosen by weight, or on another with room when that
     /// one's level is full. Gives the frame back when no live analyzer has room.
     fn place(&mut self, mut frame: Frame, now_ns: u64) -> Result<(), Frame> {
@@ -253,23 +170,11 @@ impl Core {
         Ok(())
     }
 
-    fn hold(&mut self, mut frame: Frame, now: Instant) {
-        frame.payload = compact(frame.payload);
-        self.holding.push_back(Held {
-            frame,
-            entered: now,
-        });
-    }
-
-    fn drop_frame(&mut self, reason: DropReason, priority: u8) {
-        self.totals.drop_frame(reason, priority);
-    }
-
     /// Routes the frames of `batch` from the front, taking each one that can be taken.
     /// Frames taken leave the batch; under backpressure the rest stay for a later offer.
-    pub fn offer(&mut self, batch: &mut VecDeque<LogFrame>, now: Instant, now_ns: u64) -> Offer {
+    pub fn offer(&mut self, batch: &mut VecDeque<LogFrame>, now: Now) -> Offer {
         if !self.holding.is_empty() {
-            self.drain_holding(now_ns);
+            self.drain_holding(now);
         }
         while let Some(log) = batch.pop_front() {
             let frame = Frame {
@@ -280,7 +185,7 @@ impl Core {
             let priority = frame.priority;
             // Held frames go first: a new frame bypasses them only by being dropped.
             let placed = if self.holding.is_empty() {
-                self.place(frame, now_ns)
+                self.place(frame, now.ns)
             } else {
                 Err(frame)
             };
@@ -288,10 +193,9 @@ impl Core {
                 self.totals.received += 1;
                 continue;
             };
-            let holding_has_room = self.holding.len() < self.cfg.holding_capacity;
-            if self.live.is_empty() && holding_has_room {
+            if self.live.is_empty() && self.holding.has_room() {
                 self.totals.received += 1;
-                self.hold(frame, now);
+                self.holding.push(frame, now.instant);
                 continue;
             }
             match self.cfg.overflow {
@@ -302,7 +206,7 @@ impl Core {
                     } else {
                         DropReason::QueueFull
                     };
-                    self.drop_frame(reason, priority);
+                    self.totals.drop_frame(reason, priority);
                 }
                 Overflow::Backpressure => {
                     batch.push_front(LogFrame {
@@ -318,7 +222,7 @@ impl Core {
 
     /// Accepts the frames left in a blocked batch into the holding queue whatever its size:
     /// at shutdown they were received and must be delivered or counted.
-    pub fn accept_into_holding(&mut self, batch: &mut VecDeque<LogFrame>, now: Instant) {
+    pub fn accept_into_holding(&mut self, batch: &mut VecDeque<LogFrame>, now: Now) {
         for log in batch.drain(..) {
             self.totals.received += 1;
             let frame = Frame {
@@ -326,109 +230,83 @@ impl Core {
                 priority: log.priority,
                 queued_ns: 0,
             };
-            self.hold(frame, now);
+            self.holding.push(frame, now.instant);
         }
     }
 
     /// Moves held frames, oldest first, to analyzers with room.
-    fn drain_holding(&mut self, now_ns: u64) {
-        while let Some(held) = self.holding.pop_front() {
-            match self.place(held.frame, now_ns) {
-                Ok(()) => self.room_freed = true,
-                Err(frame) => {
-                    self.holding.push_front(Held {
-                        frame,
-                        entered: held.entered,
-                    });
-                    break;
-                }
-            }
+    fn drain_holding(&mut self, now: Now) {
+        // Taken out for the loop, as placing needs the rest of the core mutably; an empty
+        // holding queue allocates nothing.
+        let mut holding = std::mem::replace(&mut self.holding, Holding::new(0, self.cfg.retry));
+        if holding.drain(|f| self.place(f, now.ns)) > 0 {
+            self.room_freed = true;
         }
+        self.holding = holding;
     }
 
     /// Checks an accepted HELLO against the configuration and makes it a live session. A
-    /// live session with the same id is replaced (its frames re-routed). `Err` carries the
-    /// REJECT reason.
-    pub fn register(&mut self, hello: &Hello, now_ns: u64) -> Result<Registered, String> {
+    /// live session with the same id is replaced (its frames re-routed).
+    pub fn register(&mut self, hello: &Hello, now: Now) -> Result<Registered, RejectReason> {
         let weight = match self.cfg.pinned.get(&hello.id) {
             Some(w) => *w,
             None if hello.weight_is_valid() => hello.weight,
             None => {
                 self.totals.rejected_hellos += 1;
-                return Err(format!(
-                    "invalid weight {} for analyzer {:?}: must be finite and > 0",
-                    hello.weight, hello.id
-                ));
+                return Err(RejectReason::InvalidWeight {
+                    id: hello.id.clone(),
+                    weight: hello.weight,
+                });
             }
         };
         let key = self.next_key;
         self.next_key += 1;
-        let registered = Registered {
-            key,
-            weight,
-            notify: Arc::new(Notify::new()),
-            cancel: CancellationToken::new(),
+        let limits = SessionLimits {
+            queue_capacity: self.cfg.queue_capacity,
+            ack_window: self.cfg.ack_window,
+            hang_timeout: self.cfg.hang_timeout,
         };
+        let (session, registered) = Session::new(key, &hello.id, weight, hello.acks, limits);
         let replaced = self.live.iter().find(|s| s.id == hello.id).map(|s| s.key);
-        self.live.push(Session {
-            key,
-            id: hello.id.clone(),
-            weight,
-            acks: hello.acks,
-            queues: PriorityQueues::new(self.cfg.queue_capacity),
-            inflight: VecDeque::new(),
-            inflight_owned: 0,
-            routed: 0,
-            dispatched: 0,
-            written: 0,
-            acked: 0,
-            liveness: Liveness::new(self.cfg.hang_timeout),
-            notify: Arc::clone(&registered.notify),
-            wake_pending: false,
-            cancel: registered.cancel.clone(),
-        });
+        self.live.push(session);
         self.rebuild_router();
         self.totals.analyzer_sessions += 1;
         let stats = self.stats_of(&hello.id);
         stats.live = true;
         stats.weight = weight;
         if let Some(old) = replaced {
-            self.fail(old, "replaced by a new session with the same id", now_ns);
+            self.fail(old, &SessionEnd::Replaced, now);
         }
-        self.drain_holding(now_ns);
+        self.drain_holding(now);
         Ok(registered)
     }
 
     /// Ends a session as failed: out of routing at once, its queued and unacknowledged
     /// frames re-routed by weight (or held). Returns how many were re-routed, or `None`
     /// when the session had already ended.
-    pub fn fail(&mut self, key: SessionKey, reason: &str, now_ns: u64) -> Option<u64> {
+    pub fn fail(&mut self, key: SessionKey, reason: &SessionEnd, now: Now) -> Option<u64> {
         let i = self.index(key)?;
         let mut s = self.live.remove(i);
         self.rebuild_router();
         s.cancel.cancel();
         s.notify.notify_one();
-        let mut frames: Vec<Frame> = s.inflight.drain(..).collect();
-        while let Some(f) = s.queues.pop() {
-            frames.push(f);
-        }
+        let frames = s.take_all();
         let rerouted = frames.len() as u64;
         let still_live = self.live.iter().any(|o| o.id == s.id);
         let stats = self.stats_of(&s.id);
-        Self::add_session(stats, &s);
+        s.add_to(stats);
         stats.rerouted += rerouted;
         stats.failures += 1;
         stats.live = still_live;
         stats.queued = 0;
         stats.inflight = 0;
-        let now = Instant::now();
         for f in frames {
-            if let Err(f) = self.place(f, now_ns) {
-                self.hold(f, now);
+            if let Err(f) = self.place(f, now.ns) {
+                self.holding.push(f, now.instant);
             }
         }
         self.room_freed = true;
-        tracing::warn!(analyzer = %s.id, session = key, reason, rerouted, "analyzer session ended");
+        tracing::warn!(analyzer = %s.id, session = key, %reason, rerouted, "analyzer session ended");
         Some(rerouted)
     }
 
@@ -441,87 +319,34 @@ impl Core {
         max_frames: usize,
         max_bytes: usize,
         out: &mut Vec<Frame>,
-        now: Instant,
-        now_ns: u64,
+        now: Now,
     ) -> Option<u64> {
         let i = self.index(key)?;
-        let window = self.cfg.ack_window;
-        let s = &mut self.live[i];
-        s.wake_pending = false;
-        let limit = if s.acks {
-            max_frames.min(window.saturating_sub(s.inflight.len()))
-        } else {
-            max_frames
-        };
-        let mut bytes = 0;
-        while out.len() < limit && bytes < max_bytes {
-            let Some(mut f) = s.queues.pop() else { break };
-            bytes += f.payload.len() + protocol::analyzer::DELIVER_HEADER_LEN;
-            f.queued_ns = f.queued_ns.min(now_ns);
-            out.push(f.clone());
-            s.inflight.push_back(f);
-        }
-        if !out.is_empty() {
-            s.dispatched += out.len() as u64;
-            s.liveness.write_started(now);
+        if self.live[i].take_batch(max_frames, max_bytes, out, now) > 0 {
             self.room_freed = true;
             if !self.holding.is_empty() {
-                self.drain_holding(now_ns);
+                self.drain_holding(now);
             }
         }
-        Some(now_ns)
+        Some(now.ns)
     }
 
     /// Records write progress of session `key`: `frames` more DELIVER frames were written
     /// whole; `done` when its batch is all written.
-    pub fn wrote(&mut self, key: SessionKey, frames: usize, done: bool, now: Instant) {
+    pub fn wrote(&mut self, key: SessionKey, frames: usize, done: bool, now: Now) {
         let Some(i) = self.index(key) else { return };
-        let s = &mut self.live[i];
-        s.written += frames as u64;
-        s.liveness.wrote(now, done);
-        if s.acks {
-            let outstanding = s.written.saturating_sub(s.acked) as usize;
-            s.liveness.outstanding(now, outstanding, false);
-        } else {
-            let n = frames.min(s.inflight.len());
-            s.inflight.drain(..n);
-            s.inflight_owned = s.inflight_owned.saturating_sub(n);
-            self.totals.delivered += n as u64;
-        }
+        self.totals.delivered += self.live[i].wrote(frames, done, now);
     }
 
     /// Applies a cumulative ACK `count` on session `key`.
-    pub fn ack(&mut self, key: SessionKey, count: u64, now: Instant) -> Result<(), AckViolation> {
+    pub fn ack(&mut self, key: SessionKey, count: u64, now: Now) -> Result<(), AckViolation> {
         let Some(i) = self.index(key) else {
             return Ok(());
         };
-        let s = &mut self.live[i];
-        if !s.acks {
-            return Err(AckViolation::NotAsked);
-        }
-        if count < s.acked {
-            return Err(AckViolation::Decreased {
-                count,
-                previous: s.acked,
-            });
-        }
-        if count > s.dispatched {
-            return Err(AckViolation::Exceeds {
-                count,
-                dispatched: s.dispatched,
-            });
-        }
-        let released = (count - s.acked) as usize;
-        s.acked = count;
-        let n = released.min(s.inflight.len());
-        s.inflight.drain(..n);
-        s.inflight_owned = s.inflight_owned.saturating_sub(n);
-        let outstanding = s.written.saturating_sub(s.acked) as usize;
-        s.liveness.outstanding(now, outstanding, released > 0);
-        let more = !s.queues.is_empty();
+        let released = self.live[i].ack(count, now)?;
         if released > 0 {
-            self.totals.delivered += released as u64;
-            if more {
+            self.totals.delivered += released;
+            if !self.live[i].queues.is_empty() {
                 self.wake(i);
             }
         }
@@ -529,32 +354,33 @@ impl Core {
     }
 
     /// Periodic work at `now`: sessions without progress are failed as hung; held frames
-    /// past their last retry are dropped; the rest are retried. Returns the hung sessions.
-    pub fn tick(&mut self, now: Instant, now_ns: u64) -> Vec<(String, Hang)> {
+    /// past their last retry are dropped; the rest are retried; frames that have waited
+    /// get their own bytes. Returns the hung sessions.
+    pub fn tick(&mut self, now: Now) -> Vec<(String, Hang)> {
         let hung: Vec<(SessionKey, String, Hang)> = self
             .live
             .iter()
-            .filter_map(|s| s.liveness.check(now).map(|h| (s.key, s.id.clone(), h)))
+            .filter_map(|s| {
+                s.liveness
+                    .check(now.instant)
+                    .map(|h| (s.key, s.id.clone(), h))
+            })
             .collect();
         for (key, id, hang) in &hung {
             tracing::warn!(analyzer = %id, %hang, "analyzer hung");
-            self.fail(*key, "hung", now_ns);
+            self.fail(*key, &SessionEnd::Hung(*hang), now);
         }
-        let give_up = self.cfg.retry.give_up_after();
-        while let Some(front) = self.holding.front() {
-            if self.draining || now.saturating_duration_since(front.entered) < give_up {
-                break;
+        if !self.draining {
+            let expired = self.holding.expire(now.instant);
+            self.room_freed |= !expired.is_empty();
+            for p in expired {
+                self.totals.drop_frame(DropReason::RetriesExhausted, p);
             }
-            let p = front.frame.priority;
-            self.holding.pop_front();
-            self.drop_frame(DropReason::RetriesExhausted, p);
-            self.room_freed = true;
         }
-        self.drain_holding(now_ns);
-        let cutoff = now_ns.saturating_sub(COMPACT_AFTER_NS);
+        self.drain_holding(now);
+        let cutoff = now.ns.saturating_sub(COMPACT_AFTER_NS);
         for s in &mut self.live {
-            s.queues.compact_waiting(cutoff);
-            compact_front(&mut s.inflight, &mut s.inflight_owned, cutoff);
+            s.compact(cutoff);
         }
         hung.into_iter().map(|(_, id, h)| (id, h)).collect()
     }
@@ -591,34 +417,25 @@ impl Core {
 
     /// Frames still inside: queued, in flight or held.
     pub fn in_system(&self) -> usize {
-        self.holding.len()
-            + self
-                .live
-                .iter()
-                .map(|s| s.queues.len() + s.inflight.len())
-                .sum::<usize>()
+        self.holding.len() + self.live.iter().map(Session::len).sum::<usize>()
     }
 
     /// At the drain deadline: every frame still inside is counted as dropped (`shutdown`)
     /// and every session ends. Returns how many frames that was.
     pub fn abandon(&mut self) -> u64 {
         let mut left = 0;
-        for held in std::mem::take(&mut self.holding) {
-            self.drop_frame(DropReason::Shutdown, held.frame.priority);
+        for p in self.holding.take_all() {
+            self.totals.drop_frame(DropReason::Shutdown, p);
             left += 1;
         }
         for mut s in std::mem::take(&mut self.live) {
             s.cancel.cancel();
-            let mut frames: Vec<Frame> = s.inflight.drain(..).collect();
-            while let Some(f) = s.queues.pop() {
-                frames.push(f);
-            }
-            for f in frames {
-                self.drop_frame(DropReason::Shutdown, f.priority);
+            for f in s.take_all() {
+                self.totals.drop_frame(DropReason::Shutdown, f.priority);
                 left += 1;
             }
             let a = self.stats_of(&s.id);
-            Self::add_session(a, &s);
+            s.add_to(a);
             a.live = false;
         }
         self.rebuild_router();
@@ -633,17 +450,17 @@ impl Core {
     }
 
     /// The counters now.
-    pub fn snapshot(&self, ts_ns: u64) -> Snapshot {
+    pub fn snapshot(&self, now: Now) -> Snapshot {
         let mut analyzers = self.analyzers.clone();
         for s in &self.live {
             if let Some(a) = analyzers.get_mut(&s.id) {
-                Self::add_session(a, s);
+                s.add_to(a);
                 a.queued = s.queues.len() as u64;
                 a.inflight = s.inflight.len() as u64;
             }
         }
         Snapshot {
-            ts_ns,
+            ts_ns: now.ns,
             totals: self.totals.clone(),
             analyzers,
             holding: self.holding.len() as u64,
@@ -654,6 +471,14 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+
+    fn at(ns: u64) -> Now {
+        Now {
+            instant: Instant::now(),
+            ns,
+        }
+    }
 
     fn core() -> Core {
         Core::new(CoreConfig {
@@ -681,7 +506,7 @@ mod tests {
     #[test]
     fn waiting_frames_stop_pinning_the_read_buffer() {
         let mut c = core();
-        c.register(&hello("a"), 1).unwrap();
+        c.register(&hello("a"), at(1)).unwrap();
         let buffer = Bytes::from(vec![7u8; 300 * 10]);
         let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
         let shared = |c: &Core| -> Vec<bool> {
@@ -697,25 +522,22 @@ mod tests {
                 payload: buffer.slice(i * 10..i * 10 + 10),
             })
             .collect();
-        assert_eq!(c.offer(&mut first, Instant::now(), t0), Offer::Taken);
+        assert_eq!(c.offer(&mut first, at(t0)), Offer::Taken);
         let mut later: VecDeque<LogFrame> = (200..300)
             .map(|i| LogFrame {
                 priority: (i % 2) as u8,
                 payload: buffer.slice(i * 10..i * 10 + 10),
             })
             .collect();
-        assert_eq!(
-            c.offer(&mut later, Instant::now(), t0 + COMPACT_AFTER_NS),
-            Offer::Taken
-        );
+        assert_eq!(c.offer(&mut later, at(t0 + COMPACT_AFTER_NS)), Offer::Taken);
         assert!(
             shared(&c).iter().all(|s| *s),
             "queued frames start zero-copy"
         );
         // 100 ms after the first batch, only it has waited long enough to be compacted.
-        c.tick(Instant::now(), t0 + COMPACT_AFTER_NS + 1);
+        c.tick(at(t0 + COMPACT_AFTER_NS + 1));
         assert_eq!(shared(&c).iter().filter(|s| !**s).count(), 200);
-        c.tick(Instant::now(), t0 + 3 * COMPACT_AFTER_NS);
+        c.tick(at(t0 + 3 * COMPACT_AFTER_NS));
         assert!(
             shared(&c).iter().all(|s| !*s),
             "every waiting frame owns its bytes"
@@ -729,7 +551,6 @@ mod tests {
     #[test]
     fn accounting_holds_through_holding_failure_and_drops() {
         let mut c = core();
-        let now = Instant::now();
         let frames = |n: usize| -> VecDeque<LogFrame> {
             (0..n)
                 .map(|i| LogFrame {
@@ -740,22 +561,22 @@ mod tests {
         };
         // No analyzer: 10 held, the rest wait (backpressure).
         let mut batch = frames(15);
-        assert_eq!(c.offer(&mut batch, now, 1), Offer::Blocked);
+        assert_eq!(c.offer(&mut batch, at(1)), Offer::Blocked);
         assert_eq!(
             (c.totals.received, c.holding.len(), batch.len()),
             (10, 10, 5)
         );
         // An analyzer arrives: the held frames move to it, the rest follow.
-        let a = c.register(&hello("a"), 2).unwrap();
-        assert_eq!(c.offer(&mut batch, now, 3), Offer::Taken);
+        let a = c.register(&hello("a"), at(2)).unwrap();
+        assert_eq!(c.offer(&mut batch, at(3)), Offer::Taken);
         assert_eq!(c.in_system(), 15);
         // It takes 4 (best effort) and fails: its other 11 are held until "b" comes.
         let mut out = Vec::new();
-        c.take_batch(a.key, 4, 1 << 20, &mut out, now, 4).unwrap();
-        c.wrote(a.key, 4, true, now);
-        assert_eq!(c.fail(a.key, "test", 5), Some(11));
+        c.take_batch(a.key, 4, 1 << 20, &mut out, at(4)).unwrap();
+        c.wrote(a.key, 4, true, at(4));
+        assert_eq!(c.fail(a.key, &SessionEnd::Closed, at(5)), Some(11));
         assert_eq!(c.holding.len(), 11);
-        c.register(&hello("b"), 6).unwrap();
+        c.register(&hello("b"), at(6)).unwrap();
         assert_eq!(c.holding.len(), 0);
         // At the drain deadline, what is still queued for "b" is counted as dropped.
         let left = c.abandon();

@@ -7,9 +7,14 @@
 //! - [`cli`]: the command line (flags over an optional `--config` file).
 //! - [`config`]: settings from a TOML file and flags, checked at load time.
 //! - [`router`]: weighted choice among live analyzers: O(1) random, O(log n) smooth.
+//! - [`frame`]: a frame inside the distributor, and compaction of frames that wait.
 //! - [`queues`]: the 256 strict-priority FIFO queues of one analyzer.
 //! - [`health`]: hang detection and the retry schedule, pure and clock-injected.
-//! - [`core`]: the state behind one mutex: sessions, routing, holding queue, accounting.
+//! - [`session`]: one live analyzer session: queues, frames in flight, ACKs; why
+//!   sessions end and HELLOs are refused.
+//! - [`holding`]: frames no analyzer can take yet.
+//! - [`core`]: the state behind one mutex: routing over the sessions, the holding queue,
+//!   accounting. Every method takes the time as a [`core::Now`].
 //! - [`stats`]: counters, the Prometheus text and the per-second stats CSV.
 //! - [`server`]: the I/O: emitter connections, analyzer sessions, `/metrics`, shutdown.
 //!
@@ -28,10 +33,13 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod frame;
 pub mod health;
+pub mod holding;
 pub mod queues;
 pub mod router;
 pub mod server;
+pub mod session;
 pub mod stats;
 
 pub use config::Config;

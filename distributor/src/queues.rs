@@ -3,25 +3,14 @@
 //! A 256-bit occupancy bitmap finds the most urgent non-empty level in O(1) (four words,
 //! one `trailing_zeros`), so a writer never scans empty levels.
 
-use bytes::Bytes;
+use crate::frame::{Frame, compact_front};
 use std::collections::VecDeque;
-
-/// A LOG frame inside the distributor.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    /// The payload, a slice of the emitter connection's read buffer (never copied).
-    pub payload: Bytes,
-    /// 0 most urgent.
-    pub priority: u8,
-    /// When it entered the current analyzer's queue (ns since the epoch); 0 while unqueued.
-    pub queued_ns: u64,
-}
 
 /// 256 bounded FIFO queues, one per priority level.
 #[derive(Debug)]
 pub struct PriorityQueues {
     levels: Vec<VecDeque<Frame>>,
-    /// Per level, how many frames at the front own their bytes (see `core::compact`).
+    /// Per level, how many frames at the front own their bytes (see [`crate::frame::compact`]).
     owned: Vec<usize>,
     occupied: [u64; 4],
     capacity: usize,
@@ -79,7 +68,7 @@ impl PriorityQueues {
             while bits != 0 {
                 let p = word * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                crate::core::compact_front(&mut self.levels[p], &mut self.owned[p], cutoff);
+                compact_front(&mut self.levels[p], &mut self.owned[p], cutoff);
             }
         }
     }
@@ -103,6 +92,7 @@ impl PriorityQueues {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn frame(priority: u8, tag: u8) -> Frame {
         Frame {

@@ -6,7 +6,7 @@ mod emitter;
 mod http;
 
 use crate::config::Config;
-use crate::core::Core;
+use crate::core::{Core, Now};
 use crate::stats::{DropReason, Snapshot};
 use runfolder::TableWriter;
 use runfolder::rows::Stats;
@@ -222,7 +222,7 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     }
-    let snapshot = shared.with(|c| c.snapshot(protocol::now_ns()));
+    let snapshot = shared.with(|c| c.snapshot(Now::read()));
     log_final(&snapshot);
     Ok(snapshot)
 }
@@ -305,7 +305,7 @@ async fn tick_loop(shared: Arc<Shared>, hang_timeout: Duration, stop: Cancellati
             _ = interval.tick() => {}
             _ = stop.cancelled() => return,
         }
-        shared.with(|c| c.tick(Instant::now(), protocol::now_ns()));
+        shared.with(|c| c.tick(Now::read()));
     }
 }
 
@@ -321,7 +321,7 @@ async fn stats_loop(
             _ = interval.tick() => false,
             _ = stop.cancelled() => true,
         };
-        let snapshot = shared.with(|c| c.snapshot(protocol::now_ns()));
+        let snapshot = shared.with(|c| c.snapshot(Now::read()));
         // Small writes once a second; not worth a blocking-pool hop.
         for row in snapshot.stats_rows() {
             out.write(&row)?;

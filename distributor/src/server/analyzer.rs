@@ -2,15 +2,16 @@
 //! of ACKs per session.
 
 use super::Shared;
-use crate::core::{Registered, SessionKey};
-use crate::queues::Frame;
+use crate::core::Now;
+use crate::frame::Frame;
+use crate::session::{Registered, RejectReason, SessionEnd, SessionKey, Violation};
 use bytes::BytesMut;
 use protocol::analyzer as wire;
 use protocol::{AckDecoder, HelloDecoder};
 use runner::framed::{FramedRead, ReadError};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -31,10 +32,10 @@ const ACK_CHUNK: usize = 1024;
 /// SO_SNDBUF of analyzer connections, before the kernel doubles it.
 const ANALYZER_SNDBUF: usize = 64 * 1024;
 
-async fn reject(mut wr: OwnedWriteHalf, peer: SocketAddr, reason: &str) {
-    tracing::warn!(%peer, reason, "rejecting analyzer");
+async fn reject(mut wr: OwnedWriteHalf, peer: SocketAddr, reason: &RejectReason) {
+    tracing::warn!(%peer, %reason, "rejecting analyzer");
     let mut frame = BytesMut::new();
-    wire::encode_reject(reason, &mut frame);
+    wire::encode_reject(&reason.to_string(), &mut frame);
     // Best effort: the peer may already be gone; the connection closes either way.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = wr.write_all(&frame).await;
@@ -74,7 +75,7 @@ pub(super) async fn session(
                 c.protocol_error();
                 c.rejected_hello();
             });
-            reject(wr, peer, &e.to_string()).await;
+            reject(wr, peer, &RejectReason::Malformed(e)).await;
             return;
         }
         Ok(Ok(None)) => {
@@ -91,7 +92,7 @@ pub(super) async fn session(
             return;
         }
     };
-    let registered = match shared.with(|c| c.register(&hello, protocol::now_ns())) {
+    let registered = match shared.with(|c| c.register(&hello, Now::read())) {
         Ok(r) => r,
         Err(reason) => {
             reject(wr, peer, &reason).await;
@@ -102,14 +103,21 @@ pub(super) async fn session(
     tracing::info!(analyzer = %hello.id, %peer, session = key, weight = registered.weight, acks = hello.acks, "analyzer session started");
     let reason = tokio::select! {
         r = write_loop(&shared, &registered, wr) => r,
-        r = read_loop(&shared, key, framed.with_decoder(AckDecoder, ACK_CHUNK), hello.acks) => r,
-        _ = registered.cancel.cancelled() => return,
+        r = read_loop(&shared, key, framed.with_decoder(AckDecoder, ACK_CHUNK), hello.acks) => Some(r),
+        _ = registered.cancel.cancelled() => None,
     };
-    shared.with(|c| c.fail(key, &reason, protocol::now_ns()));
+    if let Some(reason) = reason {
+        shared.with(|c| c.fail(key, &reason, Now::read()));
+    }
 }
 
-/// Writes DELIVER batches until the connection fails; returns why.
-async fn write_loop(shared: &Shared, reg: &Registered, mut wr: OwnedWriteHalf) -> String {
+/// Writes DELIVER batches until the connection fails; returns why (`None`: the session had
+/// already ended).
+async fn write_loop(
+    shared: &Shared,
+    reg: &Registered,
+    mut wr: OwnedWriteHalf,
+) -> Option<SessionEnd> {
     let mut frames: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
     let mut out = BytesMut::with_capacity(MAX_BATCH_BYTES + 64 * 1024);
     let mut ends: Vec<usize> = Vec::with_capacity(MAX_BATCH_FRAMES);
@@ -121,12 +129,12 @@ async fn write_loop(shared: &Shared, reg: &Registered, mut wr: OwnedWriteHalf) -
                 MAX_BATCH_FRAMES,
                 MAX_BATCH_BYTES,
                 &mut frames,
-                Instant::now(),
-                protocol::now_ns(),
+                Now::read(),
             )
         });
         let Some(dispatch_ns) = stamp else {
-            return "session ended".into();
+            // The session already ended (the core failed it and logged why).
+            return None;
         };
         if frames.is_empty() {
             reg.notify.notified().await;
@@ -150,14 +158,14 @@ async fn write_loop(shared: &Shared, reg: &Registered, mut wr: OwnedWriteHalf) -
         let mut whole = 0;
         while off < out.len() {
             match wr.write(&out[off..]).await {
-                Ok(0) => return "connection closed while writing".into(),
+                Ok(0) => return Some(SessionEnd::ClosedWhileWriting),
                 Ok(n) => off += n,
-                Err(e) => return format!("write error: {e}"),
+                Err(e) => return Some(SessionEnd::Write(e)),
             }
             let completed = ends[whole..].iter().take_while(|end| **end <= off).count();
             whole += completed;
             let done = off == out.len();
-            shared.with(|c| c.wrote(reg.key, completed, done, Instant::now()));
+            shared.with(|c| c.wrote(reg.key, completed, done, Now::read()));
         }
     }
 }
@@ -169,34 +177,31 @@ async fn read_loop(
     key: SessionKey,
     mut framed: FramedRead<OwnedReadHalf, AckDecoder>,
     acks: bool,
-) -> String {
+) -> SessionEnd {
     loop {
-        if !acks && framed.buffered() > 0 {
+        let violation = if !acks && framed.buffered() > 0 {
+            Some(Violation::UnexpectedBytes(framed.buffered()))
+        } else {
+            loop {
+                match framed.decode() {
+                    Ok(Some(count)) => match shared.with(|c| c.ack(key, count, Now::read())) {
+                        Ok(()) => continue,
+                        Err(v) => break Some(Violation::Ack(v)),
+                    },
+                    Ok(None) => break None,
+                    Err(e) => break Some(Violation::Malformed(e)),
+                }
+            }
+        };
+        if let Some(v) = violation {
             shared.with(|c| c.protocol_error());
-            let reason = format!(
-                "protocol error: {} unexpected bytes after HELLO on a session without ACKs",
-                framed.buffered()
-            );
-            tracing::warn!(session = key, reason, "analyzer protocol error");
-            return reason;
-        }
-        loop {
-            let err = match framed.decode() {
-                Ok(Some(count)) => match shared.with(|c| c.ack(key, count, Instant::now())) {
-                    Ok(()) => continue,
-                    Err(v) => v.to_string(),
-                },
-                Ok(None) => break,
-                Err(e) => e.to_string(),
-            };
-            shared.with(|c| c.protocol_error());
-            tracing::warn!(session = key, error = %err, "analyzer protocol error");
-            return format!("protocol error: {err}");
+            tracing::warn!(session = key, error = %v, "analyzer protocol error");
+            return SessionEnd::Protocol(v);
         }
         match framed.read().await {
-            Ok(0) => return "connection closed by the analyzer".into(),
+            Ok(0) => return SessionEnd::Closed,
             Ok(_) => {}
-            Err(e) => return format!("read error: {e}"),
+            Err(e) => return SessionEnd::Read(e),
         }
     }
 }

@@ -1,13 +1,13 @@
 //! Emitter connections: read LOG frames in large chunks, offer them to the core in batches.
 
 use super::Shared;
-use crate::core::Offer;
+use crate::core::{Now, Offer};
 use protocol::log::{LogDecoder, LogFrame};
 use runner::framed::FramedRead;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -81,7 +81,7 @@ pub(super) async fn connection(
         if !offer(&shared, &mut batch, &stop).await {
             // Shutting down: these frames were received whole, so they are held for the
             // drain (and counted if the drain cannot deliver them).
-            shared.with(|c| c.accept_into_holding(&mut batch, Instant::now()));
+            shared.with(|c| c.accept_into_holding(&mut batch, Now::read()));
         }
         if let Some(e) = fault {
             shared.with(|c| c.protocol_error());
@@ -96,9 +96,7 @@ pub(super) async fn connection(
 /// Offers `batch` until it is all taken; under backpressure waits for room. `false` when
 /// `stop` came first (the rest of the batch is still in it).
 async fn offer(shared: &Shared, batch: &mut VecDeque<LogFrame>, stop: &CancellationToken) -> bool {
-    if batch.is_empty()
-        || shared.with(|c| c.offer(batch, Instant::now(), protocol::now_ns())) == Offer::Taken
-    {
+    if batch.is_empty() || shared.with(|c| c.offer(batch, Now::read())) == Offer::Taken {
         return true;
     }
     loop {
@@ -106,7 +104,7 @@ async fn offer(shared: &Shared, batch: &mut VecDeque<LogFrame>, stop: &Cancellat
         let room = shared.room.notified();
         tokio::pin!(room);
         room.as_mut().enable();
-        if shared.with(|c| c.offer(batch, Instant::now(), protocol::now_ns())) == Offer::Taken {
+        if shared.with(|c| c.offer(batch, Now::read())) == Offer::Taken {
             return true;
         }
         tokio::select! {

@@ -3,6 +3,7 @@
 //! fine; anything else gets a 404 or 400.
 
 use super::Shared;
+use crate::core::Now;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,7 +37,7 @@ async fn respond(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> 
         (b"GET", b"/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
-            shared.with(|c| c.snapshot(protocol::now_ns())).prometheus(),
+            shared.with(|c| c.snapshot(Now::read())).prometheus(),
         ),
         (b"GET", _) => (
             "404 Not Found",

@@ -1,0 +1,41 @@
+//! A LOG frame inside the distributor, and the compaction that keeps waiting frames from
+//! pinning the read buffers they were sliced from.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+/// A LOG frame inside the distributor.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The payload, a slice of the emitter connection's read buffer until it is compacted.
+    pub payload: Bytes,
+    /// 0 most urgent.
+    pub priority: u8,
+    /// When it entered the current analyzer's queue (ns since the epoch); 0 while unqueued.
+    pub queued_ns: u64,
+}
+
+/// Frames that have waited this long get their own allocation (see [`compact`]).
+pub const COMPACT_AFTER_NS: u64 = 100_000_000;
+
+/// A payload that waits gets its own allocation. Payloads are slices of an emitter
+/// connection's 64 KiB read buffer, and one waiting slice keeps the whole buffer alive: a
+/// backlog of 512-byte frames would otherwise pin 64 KiB each (seen: 627 MiB RSS for a 26k
+/// frame backlog). Frames that pass through in under 100 ms stay zero-copy (at saturation
+/// copying every frame cost 70% more CPU per message); the tick copies the ones that wait
+/// longer, so memory follows the bytes queued.
+pub fn compact(payload: Bytes) -> Bytes {
+    Bytes::copy_from_slice(&payload)
+}
+
+/// Compacts the frames of a FIFO that queued before `cutoff`, past the `owned` prefix of
+/// frames already compacted (the front waits longest).
+pub fn compact_front(frames: &mut VecDeque<Frame>, owned: &mut usize, cutoff: u64) {
+    while let Some(f) = frames.get_mut(*owned) {
+        if f.queued_ns >= cutoff {
+            break;
+        }
+        f.payload = compact(std::mem::take(&mut f.payload));
+        *owned += 1;
+    }
+}
