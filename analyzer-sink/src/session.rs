@@ -27,15 +27,40 @@ const ACK_EVERY: u64 = 1024;
 const QUIET: Duration = Duration::from_millis(300);
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// While the distributor cannot be reached, a WARN this often.
+const UNREACHABLE_EVERY: Duration = Duration::from_secs(10);
 /// Reconnects: 100 ms doubling to 2 s.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+
+/// Why a session that was under way ended; the sink reconnects.
+#[derive(Debug, thiserror::Error)]
+pub enum Lost {
+    /// The HELLO could not be sent.
+    #[error("sending HELLO: {0}")]
+    SendHello(std::io::Error),
+    /// An ACK could not be sent.
+    #[error("sending ACK: {0}")]
+    SendAck(std::io::Error),
+    /// The distributor closed the connection.
+    #[error("the distributor closed the connection")]
+    Closed,
+    /// A read failed.
+    #[error("read error: {0}")]
+    Read(std::io::Error),
+    /// The distributor sent bytes that are not a frame.
+    #[error("bad frame from the distributor: {0}")]
+    BadFrame(protocol::analyzer::DownstreamError),
+    /// The sink is stopping (planned).
+    #[error("stopping")]
+    Stopping,
+}
 
 /// How a session ended.
 enum End {
     /// Could not connect.
     Connect(std::io::Error),
     /// The connection failed or closed; reconnect.
-    Lost(String),
+    Lost(Lost),
     /// The distributor refused the HELLO; reconnecting would not help.
     Rejected(String),
     /// Logging failed; stop.
@@ -89,6 +114,7 @@ impl Sink {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<Counts> {
         tokio::pin!(shutdown);
         let mut retry = RECONNECT.retry();
+        let mut unreachable_said: Option<Instant> = None;
         let mut down_since: Option<Instant> = None;
         let mut failure: Option<anyhow::Error> = None;
         // Set on shutdown: the session under way reads what the distributor already sent
@@ -113,15 +139,22 @@ impl Sink {
             }
             match end {
                 End::Connect(e) => {
-                    tracing::debug!(error = %e, "cannot connect to the distributor");
+                    // Said at the first failure and every 10 s after, not at each retry.
+                    if unreachable_said.is_none_or(|t: Instant| t.elapsed() >= UNREACHABLE_EVERY) {
+                        unreachable_said = Some(Instant::now());
+                        tracing::warn!(id = %self.config.id, distributor = %self.config.distributor, error = %e, attempts = retry.attempts() + 1, "cannot reach the distributor; retrying");
+                    } else {
+                        tracing::debug!(error = %e, "cannot connect to the distributor");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(retry.next_delay()) => {}
                         _ = &mut shutdown => break,
                     }
                 }
                 End::Lost(why) => {
-                    tracing::warn!(id = %self.config.id, why, "session lost; reconnecting");
+                    tracing::warn!(id = %self.config.id, %why, "session lost; reconnecting");
                     down_since = Some(Instant::now());
+                    unreachable_said = None;
                     retry.reset();
                 }
                 End::Rejected(reason) => {
@@ -193,7 +226,7 @@ impl Sink {
             return End::Fatal(e.into());
         }
         if let Err(e) = wr.write_all(&out).await {
-            return End::Lost(format!("sending HELLO: {e}"));
+            return End::Lost(Lost::SendHello(e));
         }
         self.sessions += 1;
         self.tracker.new_session();
@@ -252,22 +285,22 @@ impl Sink {
                     // Final ACK for what was logged, then stop.
                     let _ = self.recorder.flush_pending();
                     let _ = self.ack(&mut wr, &mut acks, base, true).await;
-                    return End::Lost("stopping".into());
+                    return End::Lost(Lost::Stopping);
                 }
             };
             match read {
-                Ok(0) => return End::Lost("the distributor closed the connection".into()),
+                Ok(0) => return End::Lost(Lost::Closed),
                 Ok(_) if quiet_until.is_some() => {
                     quiet_until = Some(tokio::time::Instant::now() + QUIET)
                 }
                 Ok(_) => {}
-                Err(e) => return End::Lost(format!("read error: {e}")),
+                Err(e) => return End::Lost(Lost::Read(e)),
             }
             loop {
                 let frame = match framed.decode() {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
-                    Err(e) => return End::Lost(format!("bad frame from the distributor: {e}")),
+                    Err(e) => return End::Lost(Lost::BadFrame(e)),
                 };
                 let d = match frame {
                     Downstream::Deliver(d) => d,
@@ -327,7 +360,7 @@ impl Sink {
         wire::encode_ack(recorded, &mut out);
         wr.write_all(&out)
             .await
-            .map_err(|e| End::Lost(format!("sending ACK: {e}")))?;
+            .map_err(|e| End::Lost(Lost::SendAck(e)))?;
         acks.sent = recorded;
         acks.at = Instant::now();
         Ok(())

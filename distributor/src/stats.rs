@@ -2,15 +2,18 @@
 //! reason and priority) or still inside the distributor (queued, in flight or held):
 //! `received = delivered + dropped + queued + inflight + holding`.
 //!
-//! Rendered two ways from one [`Snapshot`]: Prometheus text ([`Snapshot::prometheus`]) and
-//! the per-second stats CSV ([`Snapshot::stats_rows`], `runfolder::rows::Stats`). Metric names (namespace
+//! Rendered two ways from one [`Snapshot`]: OpenMetrics text for Prometheus, encoded by
+//! `prometheus-client` ([`Snapshot::prometheus`]), and the per-second stats CSV
+//! ([`Snapshot::stats_rows`], `runfolder::rows::Stats`). The snapshot is taken under the
+//! core's lock; both renderings happen after it is released. Metric names (namespace
 //! `distributor`, labels `analyzer`, `reason`, `priority` only):
 //!
 //! | metric | meaning |
 //! |---|---|
 //! | `distributor_received_frames_total` | LOG frames accepted from emitters |
 //! | `distributor_delivered_frames_total` | written (best effort) or acknowledged (at least once) |
-//! | `distributor_dropped_frames_total{reason,priority}` | given up, by reason and priority |
+//! | `distributor_dropped_frames_total{reason}` | given up, by reason (every reason exported from the start, at 0) |
+//! | `distributor_dropped_frames_by_priority_total{reason,priority}` | given up, by reason and priority (pairs with drops only) |
 //! | `distributor_protocol_errors_total` | connections ended for bad input |
 //! | `distributor_truncated_frames_total` | partial frames at the end of an emitter stream |
 //! | `distributor_emitter_connections_total` | emitter connections accepted |
@@ -29,9 +32,14 @@
 //! | `distributor_holding_frames` (gauge) | frames waiting for any analyzer |
 //! | `distributor_emitter_connections_open` (gauge) | emitter connections now open |
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use runfolder::rows::{Scope, Stats};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// Why a frame was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,168 +238,214 @@ impl Snapshot {
         std::iter::once(total).chain(per_analyzer).collect()
     }
 
-    /// The Prometheus text exposition (format 0.0.4) of this instant.
+    /// The exposition of this instant in the OpenMetrics text format (which Prometheus
+    /// scrapes), encoded by `prometheus-client` through a collector over this snapshot.
     pub fn prometheus(&self) -> String {
-        let t = &self.totals;
-        let mut out = String::with_capacity(4096);
-        let mut scalar = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        scalar(
-            "distributor_received_frames_total",
-            "counter",
-            "LOG frames accepted from emitters.",
-            t.received,
-        );
-        scalar(
-            "distributor_delivered_frames_total",
-            "counter",
-            "Frames written (best effort) or acknowledged (at least once).",
-            t.delivered,
-        );
-        scalar(
-            "distributor_protocol_errors_total",
-            "counter",
-            "Connections ended for bad input.",
-            t.protocol_errors,
-        );
-        scalar(
-            "distributor_truncated_frames_total",
-            "counter",
-            "Partial frames at the end of an emitter stream.",
-            t.truncated,
-        );
-        scalar(
-            "distributor_emitter_connections_total",
-            "counter",
-            "Emitter connections accepted.",
-            t.emitter_connections,
-        );
-        scalar(
-            "distributor_analyzer_sessions_total",
-            "counter",
-            "HELLOs accepted.",
-            t.analyzer_sessions,
-        );
-        scalar(
-            "distributor_rejected_hellos_total",
-            "counter",
-            "HELLOs answered with REJECT.",
-            t.rejected_hellos,
-        );
-        scalar(
-            "distributor_holding_frames",
-            "gauge",
-            "Frames waiting for any analyzer.",
-            self.holding,
-        );
-        scalar(
-            "distributor_emitter_connections_open",
-            "gauge",
-            "Emitter connections now open.",
-            t.emitter_connections_open,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP distributor_dropped_frames_total Frames given up, by reason and priority.\n# TYPE distributor_dropped_frames_total counter"
-        );
-        for reason in DropReason::ALL {
-            for (p, n) in t.dropped[reason as usize].iter().enumerate() {
-                if *n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "distributor_dropped_frames_total{{reason=\"{}\",priority=\"{p}\"}} {n}",
-                        reason.as_str()
-                    );
-                }
-            }
-        }
-        type Field = fn(&AnalyzerStats) -> String;
-        let per: [(&str, &str, &str, Field); 10] = [
-            (
-                "distributor_analyzer_delivered_frames_total",
-                "counter",
-                "Frames delivered to the analyzer (written, or acknowledged with ACKs).",
-                |a| a.delivered.to_string(),
-            ),
-            (
-                "distributor_routed_frames_total",
-                "counter",
-                "Frames queued for the analyzer.",
-                |a| a.routed.to_string(),
-            ),
-            (
-                "distributor_written_frames_total",
-                "counter",
-                "DELIVER frames written to the analyzer.",
-                |a| a.written.to_string(),
-            ),
-            (
-                "distributor_acked_frames_total",
-                "counter",
-                "Frames the analyzer acknowledged.",
-                |a| a.acked.to_string(),
-            ),
-            (
-                "distributor_rerouted_frames_total",
-                "counter",
-                "Frames taken off the analyzer after it failed.",
-                |a| a.rerouted.to_string(),
-            ),
-            (
-                "distributor_analyzer_failures_total",
-                "counter",
-                "Sessions that ended by failure.",
-                |a| a.failures.to_string(),
-            ),
-            (
-                "distributor_analyzer_live",
-                "gauge",
-                "1 while a session is live.",
-                |a| u8::from(a.live).to_string(),
-            ),
-            (
-                "distributor_analyzer_weight",
-                "gauge",
-                "The analyzer's weight.",
-                |a| a.weight.to_string(),
-            ),
-            (
-                "distributor_queued_frames",
-                "gauge",
-                "Frames in the analyzer's priority queues.",
-                |a| a.queued.to_string(),
-            ),
-            (
-                "distributor_inflight_frames",
-                "gauge",
-                "Frames dispatched to the analyzer and not yet released.",
-                |a| a.inflight.to_string(),
-            ),
-        ];
-        for (name, kind, help, field) in per {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (id, a) in &self.analyzers {
-                let _ = writeln!(
-                    out,
-                    "{name}{{analyzer=\"{}\"}} {}",
-                    label_value(id),
-                    field(a)
-                );
-            }
-        }
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotCollector(self.clone())));
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
     }
 }
 
-/// Escapes a Prometheus label value.
-fn label_value(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Content type of [`Snapshot::prometheus`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A [`Snapshot`] as a `prometheus-client` collector: the core's counters are plain
+/// numbers behind the lock, so each scrape encodes one snapshot of them.
+#[derive(Debug)]
+struct SnapshotCollector(Snapshot);
+
+/// A per-analyzer series: name (without `_total`), kind, help, value.
+type PerAnalyzer = (
+    &'static str,
+    MetricType,
+    &'static str,
+    fn(&AnalyzerStats) -> f64,
+);
+
+const PER_ANALYZER: [PerAnalyzer; 10] = [
+    (
+        "distributor_analyzer_delivered_frames",
+        MetricType::Counter,
+        "Frames delivered to the analyzer (written, or acknowledged with ACKs).",
+        |a| a.delivered as f64,
+    ),
+    (
+        "distributor_routed_frames",
+        MetricType::Counter,
+        "Frames queued for the analyzer.",
+        |a| a.routed as f64,
+    ),
+    (
+        "distributor_written_frames",
+        MetricType::Counter,
+        "DELIVER frames written to the analyzer.",
+        |a| a.written as f64,
+    ),
+    (
+        "distributor_acked_frames",
+        MetricType::Counter,
+        "Frames the analyzer acknowledged.",
+        |a| a.acked as f64,
+    ),
+    (
+        "distributor_rerouted_frames",
+        MetricType::Counter,
+        "Frames taken off the analyzer after it failed.",
+        |a| a.rerouted as f64,
+    ),
+    (
+        "distributor_analyzer_failures",
+        MetricType::Counter,
+        "Sessions that ended by failure.",
+        |a| a.failures as f64,
+    ),
+    (
+        "distributor_analyzer_live",
+        MetricType::Gauge,
+        "1 while a session is live.",
+        |a| f64::from(u8::from(a.live)),
+    ),
+    (
+        "distributor_analyzer_weight",
+        MetricType::Gauge,
+        "The analyzer's weight.",
+        |a| a.weight,
+    ),
+    (
+        "distributor_queued_frames",
+        MetricType::Gauge,
+        "Frames in the analyzer's priority queues.",
+        |a| a.queued as f64,
+    ),
+    (
+        "distributor_inflight_frames",
+        MetricType::Gauge,
+        "Frames dispatched to the analyzer and not yet released.",
+        |a| a.inflight as f64,
+    ),
+];
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(value).encode(m)
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(m)
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        let t = &s.totals;
+        let scalars: [(&str, &str, u64); 7] = [
+            (
+                "distributor_received_frames",
+                "LOG frames accepted from emitters.",
+                t.received,
+            ),
+            (
+                "distributor_delivered_frames",
+                "Frames written (best effort) or acknowledged (at least once).",
+                t.delivered,
+            ),
+            (
+                "distributor_protocol_errors",
+                "Connections ended for bad input.",
+                t.protocol_errors,
+            ),
+            (
+                "distributor_truncated_frames",
+                "Partial frames at the end of an emitter stream.",
+                t.truncated,
+            ),
+            (
+                "distributor_emitter_connections",
+                "Emitter connections accepted.",
+                t.emitter_connections,
+            ),
+            (
+                "distributor_analyzer_sessions",
+                "HELLOs accepted.",
+                t.analyzer_sessions,
+            ),
+            (
+                "distributor_rejected_hellos",
+                "HELLOs answered with REJECT.",
+                t.rejected_hellos,
+            ),
+        ];
+        for (name, help, value) in scalars {
+            counter(&mut enc, name, help, value)?;
+        }
+        gauge(
+            &mut enc,
+            "distributor_holding_frames",
+            "Frames waiting for any analyzer.",
+            s.holding,
+        )?;
+        gauge(
+            &mut enc,
+            "distributor_emitter_connections_open",
+            "Emitter connections now open.",
+            t.emitter_connections_open,
+        )?;
+        // Every reason from the start, at 0 until its first drop.
+        let mut m = enc.encode_descriptor(
+            "distributor_dropped_frames",
+            "Frames given up, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in DropReason::ALL {
+            let labels = [("reason", reason.as_str())];
+            ConstCounter::new(t.dropped_by(reason)).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "distributor_dropped_frames_by_priority",
+            "Frames given up, by reason and priority (only pairs with drops).",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in DropReason::ALL {
+            for (p, n) in t.dropped[reason as usize].iter().enumerate() {
+                if *n > 0 {
+                    let labels = [
+                        ("reason", reason.as_str().to_owned()),
+                        ("priority", p.to_string()),
+                    ];
+                    ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        for (name, kind, help, field) in PER_ANALYZER {
+            let mut m = enc.encode_descriptor(name, help, None, kind)?;
+            for (id, a) in &s.analyzers {
+                let labels = [("analyzer", id.as_str())];
+                let family = m.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => ConstCounter::new(field(a)).encode(family)?,
+                    _ => ConstGauge::new(field(a)).encode(family)?,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -445,11 +499,21 @@ mod tests {
     #[test]
     fn prometheus_text() {
         let text = sample().prometheus();
-        assert!(text.contains("\ndistributor_received_frames_total 10\n"));
+        assert!(
+            text.contains("\ndistributor_received_frames_total 10\n"),
+            "{text}"
+        );
+        assert!(text.contains("distributor_dropped_frames_total{reason=\"queue_full\"} 1\n"));
+        // Known reasons are there from the start, at 0.
+        assert!(text.contains("distributor_dropped_frames_total{reason=\"shutdown\"} 0\n"));
         assert!(text.contains(
-            "distributor_dropped_frames_total{reason=\"queue_full\",priority=\"3\"} 1\n"
+            "distributor_dropped_frames_by_priority_total{reason=\"queue_full\",priority=\"3\"} 1\n"
         ));
-        assert!(text.contains("distributor_analyzer_weight{analyzer=\"a,\\\"1\\\"\"} 2.5\n"));
+        assert!(
+            text.contains("distributor_analyzer_weight{analyzer=\"a,\\\"1\\\"\"} 2.5\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("distributor_"), "{line}");

@@ -40,14 +40,14 @@ type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
 
 /// Draws with `f` on a white W x H bitmap and encodes it as PNG.
-fn render(f: impl FnOnce(&Area) -> Result<(), String>) -> Result<Vec<u8>, String> {
+fn render(f: impl FnOnce(&Area) -> Result<(), ChartError>) -> Result<Vec<u8>, ChartError> {
     fonts();
     let mut buf = vec![0u8; (W * H * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(err)?;
         f(&root)?;
-        root.present().map_err(|e| e.to_string())?;
+        root.present().map_err(err)?;
     }
     let mut png = Vec::new();
     image::ImageEncoder::write_image(
@@ -56,13 +56,23 @@ fn render(f: impl FnOnce(&Area) -> Result<(), String>) -> Result<Vec<u8>, String
         W,
         H,
         image::ColorType::Rgb8,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(png)
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// A chart that could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    /// Plotters refused a drawing operation (its message).
+    #[error("drawing: {0}")]
+    Draw(String),
+    /// The bitmap could not be encoded as PNG.
+    #[error("encoding PNG: {0}")]
+    Encode(#[from] image::ImageError),
+}
+
+fn err(e: impl std::fmt::Display) -> ChartError {
+    ChartError::Draw(e.to_string())
 }
 
 /// The first second of the run (x axes count from it).
@@ -84,8 +94,10 @@ fn category_chart<'a, 'b>(
     n: f64,
     y_max: f64,
     y_desc: &str,
-) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String>
-{
+) -> Result<
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    ChartError,
+> {
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 20))
         .margin(12)
@@ -113,7 +125,12 @@ fn points(per_second: &std::collections::BTreeMap<u64, u64>, t0: u64) -> Vec<(f6
 }
 
 /// A line chart of several series over the run's seconds, with chaos events marked.
-fn time_chart(run: &Run, title: &str, y_desc: &str, series: &[Series]) -> Result<Vec<u8>, String> {
+fn time_chart(
+    run: &Run,
+    title: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<Vec<u8>, ChartError> {
     let x_max = series
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.0))
@@ -177,7 +194,7 @@ fn time_chart(run: &Run, title: &str, y_desc: &str, series: &[Series]) -> Result
 }
 
 /// Sent vs delivered messages per second, with chaos events.
-pub fn throughput(run: &Run) -> Result<Chart, String> {
+pub fn throughput(run: &Run) -> Result<Chart, ChartError> {
     let t0 = start_second(run);
     let sent = points(&run.sent_per_second, t0);
     let mut delivered = std::collections::BTreeMap::<u64, u64>::new();
@@ -205,7 +222,7 @@ pub fn throughput(run: &Run) -> Result<Chart, String> {
 }
 
 /// Share per analyzer vs expected, with the tolerance band.
-pub fn shares_chart(run: &Run) -> Result<Chart, String> {
+pub fn shares_chart(run: &Run) -> Result<Chart, ChartError> {
     let rows = shares(run);
     let tol = run.settings.weight_tolerance;
     let n = rows.len().max(1) as f64;
@@ -260,7 +277,7 @@ pub fn shares_chart(run: &Run) -> Result<Chart, String> {
 }
 
 /// p50 / p99 / max latency per priority level.
-pub fn latency_by_priority(run: &Run) -> Result<Chart, String> {
+pub fn latency_by_priority(run: &Run) -> Result<Chart, ChartError> {
     let by_p = merge(run.analyzers.iter().map(|a| &a.latency));
     let ms = |v: u64| v as f64 / 1000.0;
     let series: Vec<Series> = vec![
@@ -339,7 +356,7 @@ pub fn latency_by_priority(run: &Run) -> Result<Chart, String> {
 }
 
 /// Latency percentiles per second over the run.
-pub fn latency_over_time(run: &Run) -> Result<Chart, String> {
+pub fn latency_over_time(run: &Run) -> Result<Chart, ChartError> {
     let t0 = start_second(run);
     let mut per: std::collections::BTreeMap<u64, (u64, u64)> = std::collections::BTreeMap::new();
     for a in &run.analyzers {
@@ -371,7 +388,7 @@ pub fn latency_over_time(run: &Run) -> Result<Chart, String> {
 }
 
 /// Frames queued in the distributor per second.
-pub fn queue_depth(run: &Run) -> Result<Chart, String> {
+pub fn queue_depth(run: &Run) -> Result<Chart, ChartError> {
     let t0 = start_second(run);
     let q = points(&run.distributor.queued, t0);
     let title = "Distributor queue depth (frames queued over all analyzers)".to_owned();
@@ -389,7 +406,7 @@ pub fn queue_depth(run: &Run) -> Result<Chart, String> {
 }
 
 /// Distributor CPU and RSS over time.
-pub fn resources(run: &Run) -> Result<Chart, String> {
+pub fn resources(run: &Run) -> Result<Chart, ChartError> {
     let t0 = start_second(run) as f64;
     let cpu = run
         .resources
@@ -426,7 +443,7 @@ pub fn resources(run: &Run) -> Result<Chart, String> {
 }
 
 /// Accounting bars: sent, delivered unique, duplicates, dropped, lost.
-pub fn accounting(run: &Run) -> Result<Chart, String> {
+pub fn accounting(run: &Run) -> Result<Chart, ChartError> {
     let sent: u64 = run.emitters.iter().map(|e| e.sent).sum();
     let unique: u64 = run.emitters.iter().map(|e| run.seen.unique(e.id)).sum();
     let bars = [
@@ -475,7 +492,7 @@ pub fn accounting(run: &Run) -> Result<Chart, String> {
 }
 
 /// Every chart the run has data for.
-pub fn all(run: &Run) -> Result<Vec<Chart>, String> {
+pub fn all(run: &Run) -> Result<Vec<Chart>, ChartError> {
     let mut out = vec![throughput(run)?, shares_chart(run)?, accounting(run)?];
     if overall(&merge(run.analyzers.iter().map(|a| &a.latency))).is_some() {
         out.push(latency_by_priority(run)?);

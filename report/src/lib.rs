@@ -45,7 +45,7 @@ impl Report {
 pub fn run(dir: &Path, overrides: &model::Overrides) -> anyhow::Result<Report> {
     let data = load::run(dir, overrides)?;
     let outcomes = checks::all(&data);
-    let charts = charts::all(&data).map_err(|e| anyhow::anyhow!("drawing charts: {e}"))?;
+    let charts = charts::all(&data).context("drawing charts")?;
     let chart_dir = dir.join("charts");
     std::fs::create_dir_all(&chart_dir)
         .with_context(|| format!("cannot create {}", chart_dir.display()))?;

@@ -527,7 +527,7 @@ async fn shutdown_drains_within_its_deadline() {
 async fn metrics_endpoint_speaks_http() {
     let d = Running::start(config()).await;
     let text = d.metrics().await;
-    assert!(text.contains("Content-Type: text/plain; version=0.0.4"));
+    assert!(text.contains("Content-Type: application/openmetrics-text; version=1.0.0"));
     assert!(text.contains("\ndistributor_received_frames_total 0\n"));
     let mut s = tokio::net::TcpStream::connect(d.metrics).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut s, b"GET /nope HTTP/1.1\r\n\r\n")
