@@ -213,27 +213,17 @@ impl Snapshot {
             holding: self.holding,
         };
         let per_analyzer = self.analyzers.iter().map(|(id, a)| Stats {
-            ts_ns: self.ts_ns,
-            analyzer: Scope::Analyzer(id.clone()),
             live: u64::from(a.live),
             weight: a.weight,
-            received: 0,
             delivered: a.delivered,
             routed: a.routed,
             written: a.written,
             acked: a.acked,
             rerouted: a.rerouted,
             failures: a.failures,
-            dropped_queue_full: 0,
-            dropped_holding_full: 0,
-            dropped_retries_exhausted: 0,
-            dropped_shutdown: 0,
-            protocol_errors: 0,
-            truncated: 0,
-            emitter_connections_open: 0,
             queued: a.queued,
             inflight: a.inflight,
-            holding: 0,
+            ..Stats::zeroed(self.ts_ns, Scope::Analyzer(id.clone()))
         });
         std::iter::once(total).chain(per_analyzer).collect()
     }

@@ -1,7 +1,6 @@
 //! Distributor, two sinks and the loadgen in one test on loopback, as libraries: every
 //! message sent is received exactly once, counted the same by every component and by the
 //! files they write (read back through the run folder's row types).
-#![expect(clippy::unwrap_used, reason = "a failed setup fails the test")]
 
 use runfolder::names;
 use runfolder::rows::{Arrival, EmitterTotals, Sent, SummarySecond};

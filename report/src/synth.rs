@@ -133,29 +133,6 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
     manifest.flush()?;
     sent.flush()?;
     let mut stats = TableWriter::<Stats>::create(&names::STATS.path(dir, 1))?;
-    let row = |ts_ns, analyzer, live, weight| Stats {
-        ts_ns,
-        analyzer,
-        live,
-        weight,
-        received: 0,
-        delivered: 0,
-        routed: 0,
-        written: 0,
-        acked: 0,
-        rerouted: 0,
-        failures: 0,
-        dropped_queue_full: 0,
-        dropped_holding_full: 0,
-        dropped_retries_exhausted: 0,
-        dropped_shutdown: 0,
-        protocol_errors: 0,
-        truncated: 0,
-        emitter_connections_open: 0,
-        queued: 0,
-        inflight: 0,
-        holding: 0,
-    };
     for s in BASE_NS / 1_000_000_000..=last_second {
         let ts = s * 1_000_000_000 + 500 * MS;
         stats.write(&Stats {
@@ -163,10 +140,16 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
             delivered: messages,
             emitter_connections_open: 3,
             queued: 5,
-            ..row(ts, Scope::Total, 3, 10.0)
+            live: 3,
+            weight: 10.0,
+            ..Stats::zeroed(ts, Scope::Total)
         })?;
-        for (id, w) in ids.iter().zip([5.0, 3.0, 2.0]) {
-            stats.write(&row(ts, Scope::Analyzer((*id).to_owned()), 1, w))?;
+        for (id, weight) in ids.iter().zip([5.0, 3.0, 2.0]) {
+            stats.write(&Stats {
+                live: 1,
+                weight,
+                ..Stats::zeroed(ts, Scope::Analyzer((*id).to_owned()))
+            })?;
         }
     }
     stats.flush()?;

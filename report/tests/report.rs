@@ -83,7 +83,7 @@ fn outputs_are_written_and_self_contained() {
 fn random_routing_is_judged_by_a_confidence_interval() {
     let dir = folder("random", Tamper::None);
     let small = Overrides {
-        routing: Some("random".into()),
+        routing: Some(runfolder::Routing::Random),
         weight_tolerance: Some(0.001),
         ..Overrides::default()
     };

@@ -251,6 +251,35 @@ table! {
     }
 }
 
+impl Stats {
+    /// A row of `analyzer` at `ts_ns` with every count 0.
+    pub fn zeroed(ts_ns: u64, analyzer: Scope) -> Self {
+        Self {
+            ts_ns,
+            analyzer,
+            live: 0,
+            weight: 0.0,
+            received: 0,
+            delivered: 0,
+            routed: 0,
+            written: 0,
+            acked: 0,
+            rerouted: 0,
+            failures: 0,
+            dropped_queue_full: 0,
+            dropped_holding_full: 0,
+            dropped_retries_exhausted: 0,
+            dropped_shutdown: 0,
+            protocol_errors: 0,
+            truncated: 0,
+            emitter_connections_open: 0,
+            queued: 0,
+            inflight: 0,
+            holding: 0,
+        }
+    }
+}
+
 /// Seq ranges `[start, end)`, written `start-end` and separated by `;`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeqRanges(pub Vec<(u64, u64)>);
@@ -488,27 +517,14 @@ mod tests {
             last_arrival_ns: 2,
         });
         let stats = Stats {
-            ts_ns: 1,
-            analyzer: Scope::Total,
             live: 2,
             weight: 3.5,
             received: 1,
             delivered: 1,
             routed: 1,
             written: 1,
-            acked: 0,
-            rerouted: 0,
-            failures: 0,
-            dropped_queue_full: 0,
-            dropped_holding_full: 0,
-            dropped_retries_exhausted: 0,
-            dropped_shutdown: 0,
-            protocol_errors: 0,
-            truncated: 0,
             emitter_connections_open: 1,
-            queued: 0,
-            inflight: 0,
-            holding: 0,
+            ..Stats::zeroed(1, Scope::Total)
         };
         round_trip(stats.clone());
         round_trip(Stats {
