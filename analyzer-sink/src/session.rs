@@ -154,7 +154,8 @@ impl Sink {
                 End::Lost(why) => {
                     tracing::warn!(id = %self.config.id, %why, "session lost; reconnecting");
                     down_since = Some(Instant::now());
-                    unreachable_said = None;
+                    // Just said; if the distributor stays away, say so again in 10 s.
+                    unreachable_said = Some(Instant::now());
                     retry.reset();
                 }
                 End::Rejected(reason) => {

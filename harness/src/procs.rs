@@ -70,6 +70,10 @@ pub struct Component {
     /// Where stdout and stderr go (appended across restarts).
     pub log: PathBuf,
     child: Option<Child>,
+    /// The write end of the child's stdin pipe, held until the child has exited: the child
+    /// stops when it closes, which must mean "the harness went away", not "the harness is
+    /// waiting for me" (tokio's `Child::wait` would close a pipe it still held).
+    stdin: Option<tokio::process::ChildStdin>,
     /// Every command line started, for the manifest.
     pub command_lines: Vec<String>,
 }
@@ -83,6 +87,7 @@ impl Component {
             args,
             log,
             child: None,
+            stdin: None,
             command_lines: Vec::new(),
         }
     }
@@ -98,7 +103,7 @@ impl Component {
         let err = log
             .try_clone()
             .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let child = Command::new(&program)
+        let mut child = Command::new(&program)
             .args(&self.args)
             .env(runner::WATCH_STDIN, "1")
             .stdin(Stdio::piped())
@@ -109,6 +114,7 @@ impl Component {
             .with_context(|| format!("cannot start {} ({})", self.name, program.display()))?;
         self.command_lines
             .push(format!("{} {}", program.display(), self.args.join(" ")));
+        self.stdin = child.stdin.take();
         self.child = Some(child);
         Ok(())
     }
@@ -140,6 +146,7 @@ impl Component {
                 .await
                 .with_context(|| format!("cannot kill {}", self.name))?;
         }
+        self.stdin = None;
         Ok(())
     }
 
@@ -152,6 +159,7 @@ impl Component {
                     .await
                     .with_context(|| format!("waiting for {}", self.name))?;
                 self.child = None;
+                self.stdin = None;
                 Ok(status.code())
             }
             None => Ok(None),

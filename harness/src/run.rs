@@ -286,6 +286,9 @@ async fn drive(
 ) -> anyhow::Result<()> {
     tokio::pin!(stop);
     procs.distributor.start()?;
+    // Its first stats row comes once it listens: the sinks then connect at the first try.
+    let stats = setup.stats_csv(procs.incarnation);
+    wait_ready(&stats, 0, Duration::from_secs(30)).await?;
     for s in procs.sinks.values_mut() {
         s.start()?;
     }

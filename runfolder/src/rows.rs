@@ -614,6 +614,18 @@ mod tests {
     }
 
     #[test]
+    fn a_new_table_has_its_header_on_disk_before_any_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        let _open = TableWriter::<Event>::create(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "ts_ns,at_s,action,target\n"
+        );
+        assert!(read_all::<Event>(&path).unwrap().is_empty());
+    }
+
+    #[test]
     fn a_partial_last_line_is_left_out_and_cut_before_appending() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("arrivals-a.csv");

@@ -147,11 +147,13 @@ pub struct TableWriter<T: Table> {
 }
 
 impl<T: Table> TableWriter<T> {
-    /// Creates (or truncates) `path` and writes the header.
+    /// Creates (or truncates) `path` and writes the header through to the file, so the
+    /// file is a valid table from the start, even if no row ever comes.
     pub fn create(path: &Path) -> Result<Self, Error> {
         let file = File::create(path).map_err(Error::io(path))?;
         let mut w = Self::over(path, file);
         w.header()?;
+        w.flush()?;
         Ok(w)
     }
 
@@ -171,6 +173,7 @@ impl<T: Table> TableWriter<T> {
         if len == 0 {
             let mut w = Self::over(path, file);
             w.header()?;
+            w.flush()?;
             return Ok((w, 0));
         }
         let expected = header::<T>();
