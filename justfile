@@ -7,9 +7,9 @@ target := env_var_or_default("CARGO_TARGET_DIR", "target")
 default:
     @just --list
 
-# Build every binary (release).
+# Build every binary (release); the README's build command.
 build:
-    cargo build --release --workspace --all-targets
+    cargo build --release --workspace
 
 # Run every test (the README's test command).
 test:

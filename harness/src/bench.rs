@@ -110,31 +110,14 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
         out: dir.to_owned(),
         ..loadgen::Config::default()
     };
-    let mut loadgen = Component::new(
-        "loadgen",
-        Binary::Loadgen,
-        load.to_args(),
-        names::LOG.path(dir, "loadgen"),
-    );
     let pid = dist.pid().context("distributor not running")?;
     let (cpu0, _) = proc_usage(pid).context("cannot read the distributor's /proc")?;
     let d0 = latest_totals(&stats_csv).map_or(0, |t| t.delivered);
     let t0 = Instant::now();
-    loadgen.start()?;
-    let mut peak_rss = 0u64;
-    while loadgen.running() {
-        if let Some((_, rss)) = proc_usage(pid) {
-            peak_rss = peak_rss.max(rss);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let code = loadgen.wait().await?;
-    anyhow::ensure!(
-        code == Some(0),
-        "{}: loadgen failed; see {}",
-        s.name,
-        loadgen.log.display()
-    );
+    let watched = drive_loadgen(load, dir, pid)
+        .await
+        .with_context(|| s.name.clone())?;
+    let mut peak_rss = watched.peak_rss;
     // Let the distributor finish what it holds (a stats row taken after the load ended
     // shows it empty; rows come once a second), then read the figures.
     let ended_ns = protocol::now_ns();
@@ -184,6 +167,44 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
     })
 }
 
+/// What was seen of a watched process while the loadgen ran.
+struct Watched {
+    /// Its CPU seconds at the last sample.
+    last_cpu: Option<f64>,
+    /// Its largest RSS, bytes.
+    peak_rss: u64,
+}
+
+/// Runs the loadgen with `load` to its end (exit 0 or an error naming its log), sampling
+/// process `pid` every 100 ms.
+async fn drive_loadgen(load: loadgen::Config, dir: &Path, pid: u32) -> anyhow::Result<Watched> {
+    let mut loadgen = Component::new(
+        "loadgen",
+        Binary::Loadgen,
+        load.to_args(),
+        names::LOG.path(dir, "loadgen"),
+    );
+    let mut watched = Watched {
+        last_cpu: None,
+        peak_rss: 0,
+    };
+    loadgen.start()?;
+    while loadgen.running() {
+        if let Some((cpu, rss)) = proc_usage(pid) {
+            watched.last_cpu = Some(cpu);
+            watched.peak_rss = watched.peak_rss.max(rss);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = loadgen.wait().await?;
+    anyhow::ensure!(
+        code == Some(0),
+        "the loadgen failed (exit {code:?}); see {}",
+        loadgen.log.display()
+    );
+    Ok(watched)
+}
+
 /// Payload bytes the loadgen wrote, from its manifest.
 fn loadgen_bytes(dir: &Path) -> anyhow::Result<u64> {
     let rows = runfolder::table::read_all::<EmitterTotals>(&names::EMITTERS.path(dir, 0))?;
@@ -228,22 +249,9 @@ async fn relay_once(seconds: f64, dir: &Path) -> anyhow::Result<Option<f64>> {
         out: dir.to_owned(),
         ..loadgen::Config::default()
     };
-    let mut loadgen = Component::new(
-        "loadgen",
-        Binary::Loadgen,
-        load.to_args(),
-        names::LOG.path(dir, "loadgen"),
-    );
     let (cpu0, _) = proc_usage(pid).context("cannot read socat's /proc")?;
-    let mut last_cpu = cpu0;
-    loadgen.start()?;
-    while loadgen.running() {
-        if let Some((c, _)) = proc_usage(pid) {
-            last_cpu = c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    loadgen.wait().await?;
+    let watched = drive_loadgen(load, dir, pid).await?;
+    let last_cpu = watched.last_cpu.unwrap_or(cpu0);
     let _ = relay.kill().await;
     let _ = discard.kill().await;
     let mib = loadgen_bytes(dir)? as f64 / (1 << 20) as f64;
