@@ -2,15 +2,17 @@
 //!
 //! # Layout
 //!
-//! - [`profile`]: the profile format, checked field by field.
-//! - [`procs`]: the components as child processes of this executable, one role each, and
-//!   `/proc` sampling.
+//! - [`profile`]: the profile format: each component's section deserializes into that
+//!   component's own settings; cross-cutting rules (ids, chaos targets) checked here.
+//! - [`procs`]: the shipped binaries as child processes, signals, `/proc` sampling.
 //! - [`run`]: one run end to end: start, load, chaos schedule, stop, report.
 //! - [`bench`]: the end-to-end performance suite behind `just bench`.
 //!
-//! The harness executable plays every role (`harness distributor ...`, `harness
-//! analyzer-sink ...`, `harness loadgen ...`, `harness report ...`), so `cargo run -p
-//! harness` builds everything a run needs.
+//! The harness starts the `distributor`, `analyzer-sink`, `loadgen` and `report` binaries
+//! found beside its own executable (`cargo build --release --workspace` builds them all),
+//! so a run measures what users deploy. It reads the run's progress from the distributor's
+//! stats CSV and writes its own files (events, resources, manifest) through the run folder's
+//! schema (`runfolder`).
 
 pub mod bench;
 pub mod procs;

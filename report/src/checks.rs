@@ -17,45 +17,8 @@ pub mod weights;
 
 use crate::model::Run;
 
-/// A check's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    /// The property held.
-    Pass,
-    /// The property was violated.
-    Fail,
-    /// The run gave the check nothing to look at.
-    NotExercised,
-    /// Too little data to decide; the detail says how much would do.
-    Inconclusive,
-}
-
-impl Status {
-    /// As written in `summary.csv`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "PASS",
-            Status::Fail => "FAIL",
-            Status::NotExercised => "NOT_EXERCISED",
-            Status::Inconclusive => "INCONCLUSIVE",
-        }
-    }
-
-    /// The worst of two: FAIL over INCONCLUSIVE over PASS.
-    pub fn worst(self, other: Status) -> Status {
-        let rank = |s: Status| match s {
-            Status::Fail => 3,
-            Status::Inconclusive => 2,
-            Status::Pass => 1,
-            Status::NotExercised => 0,
-        };
-        if rank(other) > rank(self) {
-            other
-        } else {
-            self
-        }
-    }
-}
+/// A check's verdict (shared with `summary.csv` readers).
+pub use runfolder::Status;
 
 /// One row of `summary.csv`: a check or one of its figures.
 #[derive(Debug, Clone, PartialEq)]

@@ -63,8 +63,10 @@ pub fn run(dir: &Path, overrides: &model::Overrides) -> anyhow::Result<Report> {
     );
     std::fs::write(dir.join("report.html"), page)
         .with_context(|| format!("cannot write {}", dir.join("report.html").display()))?;
-    std::fs::write(dir.join("summary.csv"), render::summary_csv(&outcomes))
-        .with_context(|| format!("cannot write {}", dir.join("summary.csv").display()))?;
+    let summary = dir.join(runfolder::names::SUMMARY_CSV);
+    let bytes = render::summary_csv(&outcomes).context("encoding summary.csv")?;
+    std::fs::write(&summary, bytes)
+        .with_context(|| format!("cannot write {}", summary.display()))?;
     Ok(Report {
         outcomes,
         notes: data.notes,

@@ -2,33 +2,25 @@
 //! lines. Nothing here touches files.
 
 use crate::charts::Chart;
-use crate::checks::{Outcome, Row};
+use crate::checks::{Outcome, Row, Status};
 use base64::Engine as _;
+use runfolder::rows::CheckRow;
 use std::fmt::Write as _;
 
 /// `summary.csv`: `check,status,value,expected,detail`, one row per check and figure.
-pub fn summary_csv(outcomes: &[Outcome]) -> String {
-    let mut out = String::from("check,status,value,expected,detail\n");
-    for r in outcomes.iter().flat_map(|o| &o.rows) {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{}",
-            csv(&r.check),
-            r.status.as_str(),
-            csv(&r.value),
-            csv(&r.expected),
-            csv(&r.detail)
-        );
-    }
-    out
-}
-
-fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+pub fn summary_csv(outcomes: &[Outcome]) -> Result<Vec<u8>, csv::Error> {
+    let rows: Vec<CheckRow> = outcomes
+        .iter()
+        .flat_map(|o| &o.rows)
+        .map(|r| CheckRow {
+            check: r.check.clone(),
+            status: r.status,
+            value: r.value.clone(),
+            expected: r.expected.clone(),
+            detail: r.detail.clone(),
+        })
+        .collect();
+    runfolder::table::encode(&rows)
 }
 
 fn html(s: &str) -> String {
@@ -56,11 +48,11 @@ pub fn verdicts(outcomes: &[Outcome]) -> String {
 }
 
 fn status_class(r: &Row) -> &'static str {
-    match r.status.as_str() {
-        "PASS" => "pass",
-        "FAIL" => "fail",
-        "INCONCLUSIVE" => "inconclusive",
-        _ => "notex",
+    match r.status {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::Inconclusive => "inconclusive",
+        Status::NotExercised => "notex",
     }
 }
 

@@ -120,6 +120,56 @@ spelled!(ChaosAction {
     RestartDistributor => "restart-distributor",
 });
 
+/// A check's verdict, as the report prints it and writes it to `summary.csv`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// The property held.
+    Pass,
+    /// The property was violated.
+    Fail,
+    /// The run gave the check nothing to look at.
+    NotExercised,
+    /// Too little data to decide; the detail says how much would do.
+    Inconclusive,
+}
+spelled!(Status {
+    Pass => "PASS",
+    Fail => "FAIL",
+    NotExercised => "NOT_EXERCISED",
+    Inconclusive => "INCONCLUSIVE",
+});
+
+impl Status {
+    /// The worst of two: FAIL over INCONCLUSIVE over PASS over NOT_EXERCISED.
+    pub fn worst(self, other: Status) -> Status {
+        let rank = |s: Status| match s {
+            Status::Fail => 3,
+            Status::Inconclusive => 2,
+            Status::Pass => 1,
+            Status::NotExercised => 0,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +197,7 @@ mod tests {
         same_spelling(LogMode::ALL);
         same_spelling(PriorityMode::ALL);
         same_spelling(ChaosAction::ALL);
+        same_spelling(Status::ALL);
         assert_eq!(ChaosAction::value_variants().len(), ChaosAction::ALL.len());
     }
 

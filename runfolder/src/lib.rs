@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`enums`]: the closed sets that appear in settings and files (routing, overflow, log
-//!   mode, priority mode, chaos action).
+//!   mode, priority mode, chaos action, check status).
 //! - [`names`]: the file names of a run folder.
 //! - [`table`]: the [`Table`] trait, and typed CSV writing and reading with errors that
 //!   name the file, the line and the column.
@@ -28,6 +28,7 @@
 //! | `resources.csv` | harness | [`rows::Resource`] |
 //! | `manifest.json` | harness | [`json::Manifest`] |
 //! | `profile.toml` | harness (a copy) | [`profile::ProfileView`] (the report's part) |
+//! | `summary.csv` | report | [`rows::CheckRow`] |
 
 pub mod enums;
 pub mod json;
@@ -36,7 +37,7 @@ pub mod profile;
 pub mod rows;
 pub mod table;
 
-pub use enums::{ChaosAction, LogMode, Overflow, PriorityMode, Routing};
+pub use enums::{ChaosAction, LogMode, Overflow, PriorityMode, Routing, Status};
 pub use table::{Error, Table, TableReader, TableWriter};
 
 /// Checks an analyzer id that names files (`arrivals-<id>.csv`, ...): 1 to 64 of

@@ -14,6 +14,8 @@ pub const EVENTS: &str = "events.csv";
 pub const RESOURCES: &str = "resources.csv";
 /// The distributor's settings as the harness handed them over (`--config`).
 pub const DISTRIBUTOR_CONFIG: &str = "distributor.toml";
+/// The report's verdicts ([`crate::rows::CheckRow`]).
+pub const SUMMARY_CSV: &str = "summary.csv";
 /// The bench suite's results ([`crate::json::Bench`]).
 pub const BENCH: &str = "bench.json";
 

@@ -1,7 +1,7 @@
 //! One row type per CSV file of a run folder. The field names are the columns; every
 //! column is documented here and in the README.
 
-use crate::enums::{ChaosAction, LogMode};
+use crate::enums::{ChaosAction, LogMode, Status};
 use crate::table::table;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -248,6 +248,22 @@ table! {
         pub cpu_pct: f64,
         /// Resident set size, bytes.
         pub rss_bytes: u64,
+    }
+}
+
+table! {
+    /// `summary.csv` (report): one row per check and per figure behind it.
+    pub struct CheckRow {
+        /// `weights`, `weights:a1`, `latency:p99_ms:all`, ...
+        pub check: String,
+        /// The verdict of the check the row belongs to.
+        pub status: Status,
+        /// What was measured.
+        pub value: String,
+        /// What was expected.
+        pub expected: String,
+        /// Why, for a person.
+        pub detail: String,
     }
 }
 
@@ -536,6 +552,13 @@ mod tests {
             at_s: 2.5,
             action: ChaosAction::RestartDistributor,
             target: "distributor".into(),
+        });
+        round_trip(CheckRow {
+            check: "weights:a1".into(),
+            status: Status::NotExercised,
+            value: "0.5, \"quoted\"".into(),
+            expected: "0.5".into(),
+            detail: "line\nbreak".into(),
         });
         round_trip(Resource {
             ts_ns: 1,

@@ -318,6 +318,19 @@ impl<T: Table> Iterator for TableReader<T> {
     }
 }
 
+/// Rows of `T` as the bytes of a whole CSV file (header included), for renderers that
+/// return values rather than write files.
+pub fn encode<T: Table>(rows: &[T]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(T::COLUMNS)?;
+    for row in rows {
+        w.serialize(row)?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
 /// Every row of a CSV file of `T`.
 pub fn read_all<T: Table>(path: &Path) -> Result<Vec<T>, Error> {
     TableReader::open(path)?.read_all()
