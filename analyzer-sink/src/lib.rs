@@ -33,9 +33,9 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 #[command(version)]
 pub struct Config {
-    /// The distributor's analyzer address.
-    #[arg(long, value_name = "ADDR", default_value_t = default_distributor())]
-    #[serde(default = "default_distributor")]
+    /// The distributor's analyzer address, HOST:PORT (a host name or an IP address).
+    #[arg(long, value_name = "HOST:PORT", default_value_t = default_distributor(), value_parser = runner::addr::parse)]
+    #[serde(default = "default_distributor", with = "runner::addr::serde_addr")]
     pub distributor: SocketAddr,
     /// Analyzer id (1-64 of A-Z a-z 0-9 _ . -; it names the output files).
     #[arg(long)]
@@ -234,6 +234,14 @@ mod tests {
         };
         let args = std::iter::once("analyzer-sink".to_owned()).chain(delay.to_args());
         assert_eq!(Config::try_parse_from(args).unwrap(), delay);
+    }
+
+    #[test]
+    fn the_distributor_takes_a_host_name() {
+        let c =
+            Config::try_parse_from(["analyzer-sink", "--id=a", "--distributor", "localhost:8081"])
+                .unwrap();
+        assert_eq!(c.distributor, "127.0.0.1:8081".parse().unwrap());
     }
 
     #[test]

@@ -152,11 +152,23 @@ impl Sink {
                     }
                 }
                 End::Lost(why) => {
-                    tracing::warn!(id = %self.config.id, %why, "session lost; reconnecting");
+                    // A clean close is the distributor's own doing (shutdown, restart, or
+                    // a failure it logs itself); an error or a bad frame is news.
+                    if matches!(why, Lost::Closed) {
+                        tracing::info!(id = %self.config.id, %why, "session closed; reconnecting");
+                    } else {
+                        tracing::warn!(id = %self.config.id, %why, "session lost; reconnecting");
+                    }
                     down_since = Some(Instant::now());
                     // Just said; if the distributor stays away, say so again in 10 s.
                     unreachable_said = Some(Instant::now());
                     retry.reset();
+                    // Not at once: a distributor that is shutting down still accepts for a
+                    // moment and would only reset the new connection.
+                    tokio::select! {
+                        _ = tokio::time::sleep(retry.next_delay()) => {}
+                        _ = &mut shutdown => break,
+                    }
                 }
                 End::Rejected(reason) => {
                     failure = Some(anyhow::anyhow!(

@@ -18,11 +18,11 @@ pub struct Cli {
     /// TOML file with any of these settings (flags win).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address for emitters (LOG frames). [default: 127.0.0.1:8080]
-    #[arg(long, value_name = "ADDR")]
+    /// Address for emitters (LOG frames), HOST:PORT. [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
     emitter_listen: Option<SocketAddr>,
-    /// Address for analyzers (HELLO/DELIVER/ACK). [default: 127.0.0.1:8081]
-    #[arg(long, value_name = "ADDR")]
+    /// Address for analyzers (HELLO/DELIVER/ACK), HOST:PORT. [default: 127.0.0.1:8081]
+    #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
     analyzer_listen: Option<SocketAddr>,
     /// Pin analyzer ID's weight to W, whatever its HELLO says (repeatable).
     #[arg(long = "weight", value_name = "ID=W", value_parser = parse_weight)]
@@ -68,8 +68,8 @@ pub struct Cli {
     /// Emitter connections open at once. [default: 10000]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
-    /// Serve Prometheus text at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve OpenMetrics text (what Prometheus scrapes) at http://HOST:PORT/metrics.
+    #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
     metrics_listen: Option<SocketAddr>,
     /// Write per-second stats to this CSV file.
     #[arg(long, value_name = "PATH")]

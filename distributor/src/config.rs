@@ -15,20 +15,20 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The config file is not valid TOML for these settings.
-    #[error("config file {path}: {source}")]
+    #[error("config file {path}: {error}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// What is wrong, with the field.
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
     /// A value out of range.
     #[error("invalid {field}: {reason}")]
@@ -46,13 +46,26 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Address for emitters (LOG frames).
-    #[serde(default = "default_emitter_listen", alias = "emitter_listen")]
+    #[serde(
+        default = "default_emitter_listen",
+        alias = "emitter_listen",
+        with = "runner::addr::serde_addr"
+    )]
     pub emitter_listen: SocketAddr,
     /// Address for analyzers (HELLO, DELIVER, ACK).
-    #[serde(default = "default_analyzer_listen", alias = "analyzer_listen")]
+    #[serde(
+        default = "default_analyzer_listen",
+        alias = "analyzer_listen",
+        with = "runner::addr::serde_addr"
+    )]
     pub analyzer_listen: SocketAddr,
     /// Address of the Prometheus `/metrics` endpoint; none when absent.
-    #[serde(default, alias = "metrics_listen")]
+    #[serde(
+        default,
+        alias = "metrics_listen",
+        with = "runner::addr::serde_opt_addr",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metrics_listen: Option<SocketAddr>,
     /// Per-second stats CSV; none when absent.
     #[serde(default, alias = "stats_csv")]
@@ -183,13 +196,13 @@ impl Default for Config {
 impl Config {
     /// Reads and checks a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
-        let cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let cfg: Config = toml::from_str(&text).map_err(|error| ConfigError::Parse {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -274,7 +287,7 @@ mod tests {
     #[test]
     fn file_settings_and_defaults() {
         let cfg: Config = toml::from_str(
-            "emitter-listen = \"127.0.0.1:9000\"\nhang_timeout = 0.5\nrouting = \"smooth\"\n[weights]\na = 5.0\n",
+            "emitter-listen = \"localhost:9000\"\nhang_timeout = 0.5\nrouting = \"smooth\"\n[weights]\na = 5.0\n",
         )
         .unwrap();
         assert_eq!(cfg.emitter_listen.port(), 9000);

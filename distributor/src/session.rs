@@ -62,7 +62,7 @@ pub enum SessionEnd {
     Write(std::io::Error),
     /// Bytes that are not a well-formed ACK, or an ACK that breaks the rules.
     #[error("protocol error: {0}")]
-    Protocol(#[from] Violation),
+    Protocol(Violation),
     /// No progress for the hang timeout.
     #[error("hung: {0}")]
     Hung(Hang),

@@ -6,6 +6,7 @@
 //!   component's own settings; cross-cutting rules (ids, chaos targets) checked here.
 //! - [`procs`]: the shipped binaries as child processes, signals, `/proc` sampling.
 //! - [`run`]: one run end to end: start, load, chaos schedule, stop, report.
+//! - [`progress`]: the live display on a terminal, status lines otherwise.
 //! - [`bench`]: the end-to-end performance suite behind `just bench`.
 //!
 //! The harness starts the `distributor`, `analyzer-sink`, `loadgen` and `report` binaries
@@ -17,4 +18,5 @@
 pub mod bench;
 pub mod procs;
 pub mod profile;
+pub mod progress;
 pub mod run;

@@ -1,24 +1,54 @@
-//! The `harness` binary: `harness <PROFILE> [--duration SECS] [--out DIR]`,
-//! `harness check <PROFILE>...` and `harness bench`.
+//! The `harness` binary: `harness run PROFILE` (or `harness PROFILE`), `harness check
+//! PROFILE...`, `harness bench`, `harness list`.
 
-use clap::Parser;
-use harness::profile::{Profile, locate};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use harness::profile::{Profile, available, locate};
 use harness::run::{RunOptions, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Runs a profile end to end (distributor, analyzer sinks and loadgen as child processes,
-/// the chaos schedule, then the report) into results/<profile>-<UTC time>/; the exit code
-/// is the report's (0 pass, 1 a check failed, 2 no report).
+/// Runs experiments (profiles) on the log distributor end to end: the shipped
+/// `distributor`, `analyzer-sink`, `loadgen` and `report` binaries as child processes, the
+/// chaos schedule, then the report. `harness PROFILE` is short for `harness run PROFILE`.
 ///
-/// Also: `harness check PROFILE...` validates profiles; `harness bench` runs the
-/// performance suite. Every component runs as its shipped binary (`distributor`,
-/// `analyzer-sink`, `loadgen`, `report`), found beside this executable.
+/// Exit code of a run: the report's (0 PASS, 1 FAIL, 2 no usable result, 3 INCONCLUSIVE).
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// A profile name in profiles/ (basic, throughput, chaos) or a path to a .toml file.
-    profile: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A profile to run (short for `harness run PROFILE`).
+    #[arg(value_name = "PROFILE")]
+    profile: Option<String>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a profile end to end into results/<profile>-<UTC time>/ and report on it.
+    Run {
+        /// A profile name in profiles/ (see `harness list`) or a path to a .toml file.
+        profile: String,
+        #[command(flatten)]
+        run: RunFlags,
+    },
+    /// Validate profiles: every field, naming the one that is wrong.
+    Check {
+        /// Profile names or paths.
+        #[arg(required = true, value_name = "PROFILE")]
+        profiles: Vec<String>,
+    },
+    /// The end-to-end performance suite: saturation, latency at fixed loads, scaling, and
+    /// a plain TCP relay (socat) as reference; writes results/bench-<UTC time>/bench.json
+    /// and bench.md.
+    Bench(BenchFlags),
+    /// List the profiles with their descriptions.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct RunFlags {
     /// Seconds of load instead of the profile's; the chaos schedule scales along.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -27,11 +57,8 @@ struct Cli {
     out: PathBuf,
 }
 
-/// End-to-end performance suite: saturation, latency at fixed loads, scaling, and a
-/// plain TCP relay (socat) as reference; writes results/bench-<UTC time>/bench.json and
-/// bench.md.
-#[derive(Debug, Parser)]
-struct BenchCli {
+#[derive(Debug, Args)]
+struct BenchFlags {
     /// Runs per scenario (figures are medians with their spread).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -60,20 +87,65 @@ fn check(names: &[String]) -> ExitCode {
             }
         }
     }
-    if ok && !names.is_empty() {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
+/// The profiles and their descriptions (an invalid one says why).
+fn list() -> String {
+    let profiles = available();
+    let width = profiles.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, path) in profiles {
+        let what = match Profile::load(&path) {
+            Ok(p) => p.description,
+            Err(e) => format!("(invalid: {e})"),
+        };
+        out.push_str(&format!("  {name:<width$}  {what}\n"));
+    }
+    out
+}
+
+fn run_profile(profile: &str, flags: &RunFlags) -> ExitCode {
+    let mut code = ExitCode::from(2);
+    let status = runner::main(runner::Threads::Multi, || async {
+        let path = locate(profile)?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("run")
+            .to_owned();
+        let opts = RunOptions {
+            name,
+            path,
+            duration: flags.duration,
+            out: flags.out.clone(),
+        };
+        let result = run(opts, runner::stop_signal()).await?;
+        code = ExitCode::from(result.exit_code);
+        Ok(())
+    });
+    if status == ExitCode::SUCCESS {
+        code
+    } else {
+        ExitCode::from(2)
+    }
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let rest = || args.iter().skip(1).cloned();
-    match args.get(1).map(String::as_str) {
-        Some("check") => check(&args[2..]),
-        Some("bench") => {
-            let b = BenchCli::parse_from(rest());
+    let cli = Cli::parse();
+    match (cli.command, cli.profile) {
+        (Some(Command::Run { profile, run }), _) => run_profile(&profile, &run),
+        (None, Some(profile)) => run_profile(&profile, &cli.run),
+        (Some(Command::Check { profiles }), _) => check(&profiles),
+        (Some(Command::List), _) => {
+            print!("{}", list());
+            ExitCode::SUCCESS
+        }
+        (Some(Command::Bench(b)), _) => {
             let opts = harness::bench::BenchOptions {
                 out: b.out,
                 repeat: b.repeat,
@@ -83,31 +155,10 @@ fn main() -> ExitCode {
                 harness::bench::bench(opts, b.quick).await.map(|_| ())
             })
         }
-        _ => {
-            let cli = Cli::parse();
-            let mut code = ExitCode::from(2);
-            let status = runner::main(runner::Threads::Multi, || async {
-                let path = locate(&cli.profile)?;
-                let name = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("run")
-                    .to_owned();
-                let opts = RunOptions {
-                    name,
-                    path,
-                    duration: cli.duration,
-                    out: cli.out.clone(),
-                };
-                let result = run(opts, runner::stop_signal()).await?;
-                code = ExitCode::from(result.exit_code);
-                Ok(())
-            });
-            if status == ExitCode::SUCCESS {
-                code
-            } else {
-                ExitCode::from(2)
-            }
+        (None, None) => {
+            let _ = Cli::command().print_help();
+            println!("\nProfiles:\n{}", list());
+            ExitCode::from(2)
         }
     }
 }

@@ -13,28 +13,36 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     /// Not found by name or path.
-    #[error("no profile {name:?} (looked in: {looked})")]
+    #[error(
+        "no profile {name:?}{}; the profiles are: {} (looked in: {looked})",
+        suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default(),
+        available.join(", ")
+    )]
     NotFound {
         /// What was asked for.
         name: String,
+        /// The nearest profile name, when one is close.
+        suggestion: Option<String>,
+        /// Every profile name found.
+        available: Vec<String>,
         /// Where it was looked for.
         looked: String,
     },
     /// Unreadable.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not valid TOML for a profile (the message names the field).
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
     /// A value out of range.
     #[error("{path}: invalid {field}: {reason}")]
@@ -121,27 +129,56 @@ pub fn locate(name: &str) -> Result<PathBuf, ProfileError> {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    let available: Vec<String> = available().into_iter().map(|(n, _)| n).collect();
+    let suggestion = available
+        .iter()
+        .map(|n| (strsim::levenshtein(name, n), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        .min()
+        .map(|(_, n)| n.clone());
     Err(ProfileError::NotFound {
         name: name.to_owned(),
+        suggestion,
+        available,
         looked,
     })
+}
+
+/// Every profile found by name in the search folders (the first folder holding a name
+/// wins), sorted by name.
+pub fn available() -> Vec<(String, PathBuf)> {
+    let mut found: std::collections::BTreeMap<String, PathBuf> = Default::default();
+    for dir in search_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let name = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned);
+            if let Some(name) = name
+                && path.extension().is_some_and(|x| x == "toml")
+            {
+                found.entry(name).or_insert(path);
+            }
+        }
+    }
+    found.into_iter().collect()
 }
 
 impl Profile {
     /// Reads and checks a profile file.
     pub fn load(path: &Path) -> Result<Self, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ProfileError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
 
     /// Parses and checks profile text (`path` names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ProfileError> {
-        let parse_error = |source| ProfileError::Parse {
+        let parse_error = |error| ProfileError::Parse {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut p: Profile = toml::from_str(text).map_err(parse_error)?;
         let raw: toml::Table = toml::from_str(text).map_err(parse_error)?;
@@ -266,6 +303,15 @@ priority_mode = "single"
                 .unwrap()
                 .hang_timeout_set
         );
+    }
+
+    #[test]
+    fn an_unknown_profile_lists_the_profiles_and_the_nearest() {
+        let err = locate("basci").unwrap_err().to_string();
+        assert!(err.contains("did you mean \"basic\"?"), "{err}");
+        assert!(err.contains("basic, chaos, throughput"), "{err}");
+        let far = locate("zzzzzzzzzz").unwrap_err().to_string();
+        assert!(!far.contains("did you mean"), "{far}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::procs::{Binary, Component, free_port, git_commit, proc_usage, utc_stamp};
 use crate::profile::Profile;
+use crate::progress::Progress;
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 use runfolder::json::Manifest;
@@ -284,7 +285,6 @@ async fn drive(
     records: &mut Records,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    tokio::pin!(stop);
     procs.distributor.start()?;
     // Its first stats row comes once it listens: the sinks then connect at the first try.
     let stats = setup.stats_csv(procs.incarnation);
@@ -304,12 +304,42 @@ async fn drive(
         .map(|c| (c.at * setup.scale, c.action, c.targets.clone()))
         .collect();
     schedule.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut schedule = schedule.into_iter().peekable();
+    let schedule = schedule.into_iter().peekable();
     let started = Instant::now();
     loadgen.start()?;
+    let mut progress = Progress::new(setup.duration);
+    let outcome = run_schedule(
+        setup,
+        procs,
+        loadgen,
+        records,
+        &mut progress,
+        profile,
+        schedule,
+        started,
+        stop,
+    )
+    .await;
+    progress.finish();
+    outcome
+}
+
+/// The chaos schedule against the clock while the loadgen runs; samples once a second.
+#[expect(clippy::too_many_arguments, reason = "the run's moving parts, once")]
+async fn run_schedule(
+    setup: &Setup,
+    procs: &mut Processes,
+    loadgen: &mut Component,
+    records: &mut Records,
+    progress: &mut Progress,
+    profile: &Profile,
+    mut schedule: std::iter::Peekable<std::vec::IntoIter<(f64, ChaosAction, Vec<String>)>>,
+    started: Instant,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(stop);
     let mut sample = tokio::time::interval(Duration::from_secs(1));
     let mut last_cpu: Option<(Instant, f64, u32)> = None;
-    let mut last_status = Instant::now();
     loop {
         if !loadgen.running() {
             let code = loadgen.wait().await?;
@@ -348,34 +378,18 @@ async fn drive(
                     records.resources.write(&Resource { ts_ns: protocol::now_ns(), cpu_pct: pct, rss_bytes: rss })?;
                     records.resources.flush()?;
                 }
-                if last_status.elapsed() >= Duration::from_secs(5) {
-                    last_status = Instant::now();
-                    status_line(setup, procs.incarnation, started.elapsed());
-                }
+                let next = schedule.peek().map(|(at, action, targets)| (*at, action.as_str(), targets.as_slice()));
+                progress.update(started.elapsed(), latest_totals(&setup.stats_csv(procs.incarnation)), next);
             }
             _ = tokio::time::sleep(until_event.unwrap_or(Duration::from_secs(3600))), if until_event.is_some() => {
                 if let Some((at, action, targets)) = schedule.next() {
+                    progress.println(&format!("harness: t={at:.1} s: {action} {}", targets.join(" ")));
                     apply(profile, setup, procs, records, action, &targets, at).await?;
                 }
             }
         }
     }
     Ok(())
-}
-
-fn status_line(setup: &Setup, incarnation: u32, elapsed: Duration) {
-    if let Some(t) = latest_totals(&setup.stats_csv(incarnation)) {
-        println!(
-            "harness: {:>5.0}/{:.0} s received {} delivered {} queued {} holding {} live analyzers {}",
-            elapsed.as_secs_f64(),
-            setup.duration,
-            t.received,
-            t.delivered,
-            t.queued,
-            t.holding,
-            t.live,
-        );
-    }
 }
 
 /// Applies one chaos event and records it in `events.csv`.
@@ -398,7 +412,6 @@ async fn apply(
         records.events.flush()?;
         Ok(())
     };
-    println!("harness: t={at:.1} s: {action} {}", targets.join(" "));
     if action == ChaosAction::RestartDistributor {
         record("distributor")?;
         let grace = profile.distributor.drain_timeout + Duration::from_secs(10);

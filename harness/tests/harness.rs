@@ -11,6 +11,7 @@ description = "test"
 duration = 30
 [distributor]
 seed = 1
+routing = "smooth"
 [[analyzers]]
 id = "x1"
 weight = 2
@@ -242,4 +243,50 @@ fn check_names_the_bad_field() {
         .output()
         .unwrap();
     assert!(ok.status.success());
+}
+
+/// Runs the harness with `args`: (exit code, stdout, stderr).
+fn harness(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_subcommand_has_help_and_misuse_is_refused() {
+    for sub in ["run", "check", "bench", "list"] {
+        let (code, out, _) = harness(&[sub, "--help"]);
+        assert_eq!(code, Some(0), "{sub} --help");
+        assert!(out.contains("Usage: harness"), "{sub}: {out}");
+    }
+    let (code, out, _) = harness(&["help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("check") && out.contains("bench") && out.contains("list"),
+        "{out}"
+    );
+    let (code, _, err) = harness(&["check"]);
+    assert_eq!(code, Some(2), "check needs a profile: {err}");
+    assert!(err.contains("PROFILE"), "{err}");
+    // No argument: the help and the profiles, not a run.
+    let (code, out, _) = harness(&[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        out.contains("Usage: harness") && out.contains("basic"),
+        "{out}"
+    );
+    let (code, out, _) = harness(&["list"]);
+    assert_eq!(code, Some(0));
+    for name in ["basic", "throughput", "chaos"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let (code, _, err) = harness(&["basci", "--duration", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("did you mean \"basic\"?"), "{err}");
 }

@@ -79,10 +79,14 @@ pub struct Report {
 /// Connects every emitter, retrying each for up to `--connect-timeout`.
 pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result<Vec<TcpStream>> {
     let timeout = Duration::from_secs_f64(config.connect_timeout);
+    // The first emitter that finds no distributor says so, once, rather than all wait in
+    // silence.
+    let said = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..config.emitters {
         let target = config.target;
-        set.spawn(async move { (i, connect_retrying(target, timeout).await) });
+        let said = Arc::clone(&said);
+        set.spawn(async move { (i, connect_retrying(target, timeout, &said).await) });
     }
     let mut streams: Vec<Option<TcpStream>> = (0..config.emitters).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
@@ -107,6 +111,7 @@ pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result
 async fn connect_retrying(
     target: std::net::SocketAddr,
     timeout: Duration,
+    said: &std::sync::atomic::AtomicBool,
 ) -> std::io::Result<TcpStream> {
     let deadline = Instant::now() + timeout;
     let mut retry = RECONNECT.retry();
@@ -121,6 +126,9 @@ async fn connect_retrying(
                 let delay = retry.next_delay();
                 if Instant::now() + delay >= deadline {
                     return Err(e);
+                }
+                if !said.swap(true, Relaxed) {
+                    tracing::info!(%target, error = %e, timeout_s = timeout.as_secs_f64(), "waiting for the distributor");
                 }
                 tokio::time::sleep(delay).await;
             }

@@ -112,9 +112,9 @@ impl<'de> serde::Deserialize<'de> for Rate {
 #[serde(deny_unknown_fields)]
 #[command(version)]
 pub struct Config {
-    /// The distributor's emitter address.
-    #[arg(long, value_name = "ADDR", default_value_t = default_target())]
-    #[serde(default = "default_target")]
+    /// The distributor's emitter address, HOST:PORT (a host name or an IP address).
+    #[arg(long, value_name = "HOST:PORT", default_value_t = default_target(), value_parser = runner::addr::parse)]
+    #[serde(default = "default_target", with = "runner::addr::serde_addr")]
     pub target: SocketAddr,
     /// Number of emitters (connections).
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -374,6 +374,16 @@ mod tests {
         };
         let args = std::iter::once("loadgen".to_owned()).chain(max.to_args());
         assert_eq!(Config::try_parse_from(args).unwrap(), max);
+    }
+
+    #[test]
+    fn the_target_takes_a_host_name() {
+        let c = Config::try_parse_from(["loadgen", "--target", "localhost:8080"]).unwrap();
+        assert_eq!(c.target, "127.0.0.1:8080".parse().unwrap());
+        let err = Config::try_parse_from(["loadgen", "--target", "localhost"]).unwrap_err();
+        assert!(err.to_string().contains("HOST:PORT"), "{err}");
+        let c: Config = toml::from_str("target = \"localhost:9\"\n").unwrap();
+        assert_eq!(c.target.port(), 9);
     }
 
     #[test]

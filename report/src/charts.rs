@@ -1,28 +1,46 @@
-//! Charts as PNG bytes (plotters on an in-memory bitmap; no file I/O, so they are tested
-//! without files). Text uses DejaVu Sans embedded in the binary: no system font needed.
+//! Charts, each drawn once through plotters for any backend and rendered twice: SVG for the
+//! HTML page (sharp at any width) and PNG for `charts/` (export). No file I/O here, so they
+//! are tested without files. PNG text uses DejaVu Sans embedded in the binary (no system
+//! font needed); SVG text is drawn by the browser.
+//!
+//! Conventions: each title once (in the chart); counts on integer ticks; category axes
+//! named by their categories; legends in a panel beside the plot, never over the data;
+//! the first and last second of a run (partial) left out of per-second lines.
 
 use crate::checks::latency::{merge, overall};
 use crate::checks::weights::shares;
 use crate::model::Run;
+use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use std::collections::BTreeMap;
 use std::sync::Once;
 
 /// A rendered chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chart {
-    /// File name under `charts/`.
+    /// File stem under `charts/` (`throughput` -> `charts/throughput.png`).
     pub name: &'static str,
-    /// Title, also the HTML caption.
+    /// Title, as drawn in the chart.
     pub title: String,
     /// PNG bytes.
     pub png: Vec<u8>,
+    /// SVG text.
+    pub svg: String,
 }
 
 const W: u32 = 1000;
 const H: u32 = 420;
+/// Width of the legend panel beside a line chart.
+const LEGEND_W: u32 = 150;
 const FONT: &str = "sans-serif";
+
+const GREEN: RGBColor = RGBColor(20, 150, 60);
+const RED: RGBColor = RGBColor(200, 30, 30);
+const ORANGE: RGBColor = RGBColor(200, 90, 0);
+const STEEL: RGBColor = RGBColor(70, 110, 200);
+const PURPLE: RGBColor = RGBColor(120, 60, 160);
 
 fn fonts() {
     static ONCE: Once = Once::new();
@@ -34,19 +52,34 @@ fn fonts() {
     });
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+/// A chart that could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    /// Plotters refused a drawing operation (its message).
+    #[error("drawing: {0}")]
+    Draw(String),
+    /// The bitmap could not be encoded as PNG.
+    #[error("encoding PNG: {0}")]
+    Encode(image::ImageError),
+}
 
-/// A named line: legend label, colour, points.
-type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
+fn err(e: impl std::fmt::Display) -> ChartError {
+    ChartError::Draw(e.to_string())
+}
 
-/// Draws with `f` on a white W x H bitmap and encodes it as PNG.
-fn render(f: impl FnOnce(&Area) -> Result<(), ChartError>) -> Result<Vec<u8>, ChartError> {
+/// A chart's drawing, for any backend.
+trait Draw {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError>;
+}
+
+/// Draws `d` on a white W x H canvas twice: as PNG and as SVG.
+fn render(name: &'static str, title: String, d: &impl Draw) -> Result<Chart, ChartError> {
     fonts();
     let mut buf = vec![0u8; (W * H * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        f(&root)?;
+        d.draw(&root)?;
         root.present().map_err(err)?;
     }
     let mut png = Vec::new();
@@ -56,23 +89,21 @@ fn render(f: impl FnOnce(&Area) -> Result<(), ChartError>) -> Result<Vec<u8>, Ch
         W,
         H,
         image::ColorType::Rgb8,
-    )?;
-    Ok(png)
-}
-
-/// A chart that could not be drawn.
-#[derive(Debug, thiserror::Error)]
-pub enum ChartError {
-    /// Plotters refused a drawing operation (its message).
-    #[error("drawing: {0}")]
-    Draw(String),
-    /// The bitmap could not be encoded as PNG.
-    #[error("encoding PNG: {0}")]
-    Encode(#[from] image::ImageError),
-}
-
-fn err(e: impl std::fmt::Display) -> ChartError {
-    ChartError::Draw(e.to_string())
+    )
+    .map_err(ChartError::Encode)?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        d.draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(Chart {
+        name,
+        title,
+        png,
+        svg,
+    })
 }
 
 /// The first second of the run (x axes count from it).
@@ -86,416 +117,490 @@ fn start_second(run: &Run) -> u64 {
     a.into_iter().chain(b).min().unwrap_or(0)
 }
 
-/// A chart of `n` categories (one unit of x each) with its y axis drawn. Bars are named
-/// above themselves, so the x axis carries no numbers.
-fn category_chart<'a, 'b>(
-    root: &'a Area<'b>,
-    title: &str,
-    n: f64,
-    y_max: f64,
-    y_desc: &str,
-) -> Result<
-    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    ChartError,
-> {
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(90)
-        .build_cartesian_2d(0f64..n, 0f64..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_label_formatter(&|_| String::new())
-        .y_desc(y_desc)
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
-    Ok(chart)
+/// The whole seconds of the run: its first and last second are partial.
+fn whole_seconds(run: &Run) -> std::ops::RangeInclusive<u64> {
+    let last = run
+        .sent_per_second
+        .keys()
+        .next_back()
+        .copied()
+        .into_iter()
+        .chain(
+            run.analyzers
+                .iter()
+                .filter_map(|a| a.per_second.keys().next_back().copied()),
+        )
+        .max()
+        .unwrap_or(0);
+    start_second(run) + 1..=last.saturating_sub(1)
 }
 
-/// Per-second counts as points, x in seconds since `t0`.
-fn points(per_second: &std::collections::BTreeMap<u64, u64>, t0: u64) -> Vec<(f64, f64)> {
+/// Per-second values of the whole seconds as points, x in seconds since the start.
+fn points(run: &Run, per_second: &BTreeMap<u64, u64>) -> Vec<(f64, f64)> {
+    let t0 = start_second(run);
     per_second
-        .iter()
-        .map(|(s, n)| (s.saturating_sub(t0) as f64, *n as f64))
+        .range(whole_seconds(run))
+        .map(|(s, n)| ((s - t0) as f64, *n as f64))
         .collect()
 }
 
-/// A line chart of several series over the run's seconds, with chaos events marked.
-fn time_chart(
-    run: &Run,
-    title: &str,
-    y_desc: &str,
-    series: &[Series],
-) -> Result<Vec<u8>, ChartError> {
-    let x_max = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(1.0, f64::max);
-    let y_max = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1))
-        .fold(1.0, f64::max)
-        * 1.1;
-    let t0 = start_second(run) as f64;
-    render(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 22))
+fn integer(v: &f64) -> String {
+    format!("{v:.0}")
+}
+
+/// A named line: legend label, colour, stroke width, points.
+struct Series {
+    label: &'static str,
+    color: RGBColor,
+    width: u32,
+    points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    fn new(label: &'static str, color: RGBColor, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            label,
+            color,
+            width: 2,
+            points,
+        }
+    }
+}
+
+/// Draws the legend of `series` in `area` (the panel beside the plot).
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[&Series],
+) -> Result<(), ChartError> {
+    for (i, s) in series.iter().enumerate() {
+        let y = 60 + 24 * i as i32;
+        area.draw(&PathElement::new(
+            vec![(6, y), (30, y)],
+            s.color.stroke_width(s.width.max(2)),
+        ))
+        .map_err(err)?;
+        area.draw(&Text::new(s.label, (36, y - 8), (FONT, 14)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One panel of lines over the run's seconds, with chaos events marked.
+struct TimePanel<'a> {
+    run: &'a Run,
+    title: String,
+    y_desc: &'static str,
+    /// Integer ticks on y (counts).
+    counts: bool,
+    series: Vec<Series>,
+}
+
+impl TimePanel<'_> {
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError> {
+        let (plot, side) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_W);
+        let x_max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .fold(1.0, f64::max);
+        let y_max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(if self.counts { 1.0 } else { 0.1 }, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(&self.title, (FONT, 20))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(80)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_desc(y_desc)
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        for (name, color, points) in series {
-            let c = *color;
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc("seconds since start")
+            .x_label_formatter(&integer)
+            .y_desc(self.y_desc)
+            .label_style((FONT, 14));
+        if self.counts {
+            mesh.y_label_formatter(&integer);
         }
-        for e in &run.events {
+        mesh.draw().map_err(err)?;
+        for s in &self.series {
+            let style = if s.width > 2 {
+                s.color.mix(0.35).stroke_width(s.width)
+            } else {
+                s.color.stroke_width(s.width)
+            };
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                .map_err(err)?;
+        }
+        let t0 = start_second(self.run) as f64;
+        for e in &self.run.events {
             let x = e.ts_ns as f64 / 1e9 - t0;
             if !(0.0..=x_max).contains(&x) {
                 continue;
             }
-            let red = RGBColor(200, 30, 30);
             chart
-                .draw_series(LineSeries::new([(x, 0.0), (x, y_max)], red.mix(0.6)))
+                .draw_series(LineSeries::new([(x, 0.0), (x, y_max)], RED.mix(0.6)))
                 .map_err(err)?;
             chart
                 .draw_series([Text::new(
                     format!("{} {}", e.action, e.target),
                     (x, y_max * 0.97),
-                    (FONT, 12).into_font().color(&red),
+                    (FONT, 12).into_font().color(&RED),
                 )])
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
-    })
+        legend(&side, &self.series.iter().collect::<Vec<_>>())
+    }
+}
+
+impl Draw for TimePanel<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError> {
+        self.draw_on(root)
+    }
+}
+
+/// Panels stacked vertically (quantities with different units get their own axes).
+struct Stacked<'a>(Vec<TimePanel<'a>>);
+
+impl Draw for Stacked<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError> {
+        let areas = root.split_evenly((self.0.len(), 1));
+        for (panel, area) in self.0.iter().zip(&areas) {
+            panel.draw_on(area)?;
+        }
+        Ok(())
+    }
 }
 
 /// Sent vs delivered messages per second, with chaos events.
 pub fn throughput(run: &Run) -> Result<Chart, ChartError> {
-    let t0 = start_second(run);
-    let sent = points(&run.sent_per_second, t0);
-    let mut delivered = std::collections::BTreeMap::<u64, u64>::new();
+    let mut delivered = BTreeMap::<u64, u64>::new();
     for a in &run.analyzers {
         for (s, n) in &a.per_second {
             *delivered.entry(*s).or_default() += n;
         }
     }
-    let delivered = points(&delivered, t0);
     let title = "Throughput: sent vs delivered per second".to_owned();
-    let png = time_chart(
+    // Sent wide and light under a thin delivered line: where they agree both stay visible.
+    let mut sent = Series::new("sent", BLUE, points(run, &run.sent_per_second));
+    sent.width = 8;
+    let panel = TimePanel {
         run,
-        &title,
-        "messages / s",
-        &[
-            ("sent", BLUE, sent),
-            ("delivered", RGBColor(20, 150, 60), delivered),
+        title: title.clone(),
+        y_desc: "messages / s",
+        counts: true,
+        series: vec![
+            sent,
+            Series::new("delivered", GREEN, points(run, &delivered)),
         ],
-    )?;
-    Ok(Chart {
-        name: "throughput.png",
-        title,
-        png,
-    })
+    };
+    render("throughput", title, &panel)
+}
+
+/// Bars over named categories.
+struct Bars {
+    title: String,
+    y_desc: &'static str,
+    /// Integer ticks on y (counts).
+    counts: bool,
+    bars: Vec<Bar>,
+}
+
+/// One bar: category, height, colour, and the band `(lo, hi, expected)` drawn behind and
+/// over it, when there is one.
+type Bar = (String, f64, RGBColor, Option<(f64, f64, f64)>);
+
+impl Draw for Bars {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError> {
+        let n = self.bars.len().max(1);
+        let y_max = self
+            .bars
+            .iter()
+            .map(|b| b.1.max(b.3.map_or(0.0, |band| band.1)))
+            .fold(if self.counts { 1.0 } else { 0.05 }, f64::max)
+            * 1.15;
+        let names: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
+        let label = |v: &f64| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        // Category i is centred on x = i, so the axis ticks name the bars.
+        let mut chart: ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>> =
+            ChartBuilder::on(root)
+                .caption(&self.title, (FONT, 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(90)
+                .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_max)
+                .map_err(err)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&label)
+            .y_desc(self.y_desc)
+            .label_style((FONT, 14));
+        if self.counts {
+            mesh.y_label_formatter(&integer);
+        }
+        mesh.draw().map_err(err)?;
+        for (i, (_, v, color, band)) in self.bars.iter().enumerate() {
+            let x = i as f64;
+            if let Some((lo, hi, _)) = band {
+                chart
+                    .draw_series([Rectangle::new(
+                        [(x - 0.4, *lo), (x + 0.4, *hi)],
+                        RGBColor(240, 160, 40).mix(0.35).filled(),
+                    )])
+                    .map_err(err)?;
+            }
+            chart
+                .draw_series([Rectangle::new(
+                    [(x - 0.25, 0.0), (x + 0.25, *v)],
+                    color.filled(),
+                )])
+                .map_err(err)?;
+            if let Some((_, _, expected)) = band {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(x - 0.4, *expected), (x + 0.4, *expected)],
+                        ORANGE.stroke_width(3),
+                    ))
+                    .map_err(err)?;
+            }
+            let text = if self.counts {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.4}")
+            };
+            chart
+                .draw_series([Text::new(text, (x - 0.25, v + y_max * 0.06), (FONT, 13))])
+                .map_err(err)?;
+        }
+        Ok(())
+    }
 }
 
 /// Share per analyzer vs expected, with the tolerance band.
 pub fn shares_chart(run: &Run) -> Result<Chart, ChartError> {
-    let rows = shares(run);
     let tol = run.settings.weight_tolerance;
-    let n = rows.len().max(1) as f64;
-    let y_max = rows
-        .iter()
-        .map(|r| r.1.max(r.2 * (1.0 + tol)))
-        .fold(0.05, f64::max)
-        * 1.15;
     let title = format!(
-        "Share per analyzer: observed (blue bar) vs expected (line), ±{:.0}% band",
+        "Share per analyzer: observed (bar) vs expected (line), ±{:.0}% band",
         tol * 100.0
     );
-    let png = render(|root| {
-        let mut chart = category_chart(root, &title, n, y_max, "share of deliveries")?;
-        for (i, (id, observed, expected)) in rows.iter().enumerate() {
-            let x = i as f64;
-            let top = observed.max(expected * (1.0 + tol)) + y_max * 0.07;
-            chart
-                .draw_series([Text::new(id.clone(), (x + 0.3, top), (FONT, 14))])
-                .map_err(err)?;
-            // The band behind, the (narrower) bar over it, the expected line on top.
-            let band = [
-                (x + 0.1, expected * (1.0 - tol)),
-                (x + 0.9, expected * (1.0 + tol)),
-            ];
-            chart
-                .draw_series([Rectangle::new(
-                    band,
-                    RGBColor(240, 160, 40).mix(0.35).filled(),
-                )])
-                .map_err(err)?;
-            chart
-                .draw_series([Rectangle::new(
-                    [(x + 0.3, 0.0), (x + 0.7, *observed)],
-                    RGBColor(70, 110, 200).filled(),
-                )])
-                .map_err(err)?;
-            chart
-                .draw_series(LineSeries::new(
-                    [(x + 0.1, *expected), (x + 0.9, *expected)],
-                    RGBColor(200, 90, 0).stroke_width(3),
-                ))
-                .map_err(err)?;
-        }
-        Ok(())
-    })?;
-    Ok(Chart {
-        name: "shares.png",
-        title,
-        png,
-    })
+    let bars = Bars {
+        title: title.clone(),
+        y_desc: "share of deliveries",
+        counts: false,
+        bars: shares(run)
+            .into_iter()
+            .map(|(id, observed, expected)| {
+                let band = (expected * (1.0 - tol), expected * (1.0 + tol), expected);
+                (id, observed, STEEL, Some(band))
+            })
+            .collect(),
+    };
+    render("shares", title, &bars)
 }
 
-/// p50 / p99 / max latency per priority level.
-pub fn latency_by_priority(run: &Run) -> Result<Chart, ChartError> {
-    let by_p = merge(run.analyzers.iter().map(|a| &a.latency));
+/// Per priority level: (level, p50, p99, max) end-to-end latency in ms.
+pub fn latency_levels(run: &Run) -> Vec<(u8, f64, f64, f64)> {
     let ms = |v: u64| v as f64 / 1000.0;
-    let series: Vec<Series> = vec![
-        (
-            "p50",
-            RGBColor(20, 150, 60),
-            by_p.iter()
-                .map(|(p, h)| (f64::from(*p), ms(h.value_at_quantile(0.5))))
-                .collect(),
-        ),
-        (
-            "p99",
-            BLUE,
-            by_p.iter()
-                .map(|(p, h)| (f64::from(*p), ms(h.value_at_quantile(0.99))))
-                .collect(),
-        ),
-        (
-            "max",
-            RGBColor(200, 30, 30),
-            by_p.iter()
-                .map(|(p, h)| (f64::from(*p), ms(h.max())))
-                .collect(),
-        ),
-    ];
-    let x_max = by_p.keys().last().map_or(1.0, |p| f64::from(*p) + 1.0);
-    let y_max = series
+    merge(run.analyzers.iter().map(|a| &a.latency))
         .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1))
-        .fold(0.1, f64::max)
-        * 1.1;
-    let title = "End-to-end latency by priority (0 = most urgent)".to_owned();
-    let png = render(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&title, (FONT, 22))
+        .map(|(p, h)| {
+            (
+                *p,
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.max()),
+            )
+        })
+        .collect()
+}
+
+/// Lines over priority levels.
+struct ByPriority {
+    title: String,
+    series: Vec<Series>,
+}
+
+impl Draw for ByPriority {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError> {
+        let (plot, side) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_W);
+        let x_max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .fold(1.0, f64::max);
+        let y_max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.1, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(&self.title, (FONT, 20))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(70)
+            .y_label_area_size(80)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("priority")
+            .x_label_formatter(&integer)
             .y_desc("latency, ms")
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        for (name, color, points) in &series {
-            let c = *color;
-            if points.len() == 1 {
-                chart
-                    .draw_series(points.iter().map(|p| Circle::new(*p, 5, c.filled())))
-                    .map_err(err)?;
-            }
+        for s in &self.series {
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    s.color.stroke_width(2),
+                ))
+                .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
-    })?;
-    Ok(Chart {
-        name: "latency_by_priority.png",
-        title,
-        png,
-    })
+        legend(&side, &self.series.iter().collect::<Vec<_>>())
+    }
+}
+
+/// p50 / p99 / max latency per priority level; `None` with fewer than two levels (a table
+/// says it better).
+pub fn latency_by_priority(run: &Run) -> Result<Option<Chart>, ChartError> {
+    let levels = latency_levels(run);
+    if levels.len() < 2 {
+        return Ok(None);
+    }
+    let line = |f: fn(&(u8, f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
+        levels.iter().map(|l| (f64::from(l.0), f(l))).collect()
+    };
+    let title = "End-to-end latency by priority (0 = most urgent)".to_owned();
+    let chart = ByPriority {
+        title: title.clone(),
+        series: vec![
+            Series::new("p50", GREEN, line(|l| l.1)),
+            Series::new("p99", BLUE, line(|l| l.2)),
+            Series::new("max", RED, line(|l| l.3)),
+        ],
+    };
+    render("latency_by_priority", title, &chart).map(Some)
 }
 
 /// Latency percentiles per second over the run.
 pub fn latency_over_time(run: &Run) -> Result<Chart, ChartError> {
-    let t0 = start_second(run);
-    let mut per: std::collections::BTreeMap<u64, (u64, u64)> = std::collections::BTreeMap::new();
+    let mut per: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for a in &run.analyzers {
         for (s, (p50, p99, _)) in &a.latency_per_second {
             let e = per.entry(*s).or_default();
             *e = (e.0.max(*p50), e.1.max(*p99));
         }
     }
-    let p50 = per
-        .iter()
-        .map(|(s, v)| (s.saturating_sub(t0) as f64, v.0 as f64 / 1000.0))
-        .collect();
-    let p99 = per
-        .iter()
-        .map(|(s, v)| (s.saturating_sub(t0) as f64, v.1 as f64 / 1000.0))
-        .collect();
+    let t0 = start_second(run);
+    let line = |f: fn(&(u64, u64)) -> u64| -> Vec<(f64, f64)> {
+        per.range(whole_seconds(run))
+            .map(|(s, v)| ((s - t0) as f64, f(v) as f64 / 1000.0))
+            .collect()
+    };
     let title = "Latency per second (largest over analyzers)".to_owned();
-    let png = time_chart(
+    let panel = TimePanel {
         run,
-        &title,
-        "latency, ms",
-        &[("p50", RGBColor(20, 150, 60), p50), ("p99", BLUE, p99)],
-    )?;
-    Ok(Chart {
-        name: "latency_over_time.png",
-        title,
-        png,
-    })
+        title: title.clone(),
+        y_desc: "latency, ms",
+        counts: false,
+        series: vec![
+            Series::new("p50", GREEN, line(|v| v.0)),
+            Series::new("p99", BLUE, line(|v| v.1)),
+        ],
+    };
+    render("latency_over_time", title, &panel)
 }
 
 /// Frames queued in the distributor per second.
 pub fn queue_depth(run: &Run) -> Result<Chart, ChartError> {
-    let t0 = start_second(run);
-    let q = points(&run.distributor.queued, t0);
     let title = "Distributor queue depth (frames queued over all analyzers)".to_owned();
-    let png = time_chart(
+    let panel = TimePanel {
         run,
-        &title,
-        "frames",
-        &[("queued", RGBColor(120, 60, 160), q)],
-    )?;
-    Ok(Chart {
-        name: "queue_depth.png",
-        title,
-        png,
-    })
+        title: title.clone(),
+        y_desc: "frames",
+        counts: true,
+        series: vec![Series::new(
+            "queued",
+            PURPLE,
+            points(run, &run.distributor.queued),
+        )],
+    };
+    render("queue_depth", title, &panel)
 }
 
-/// Distributor CPU and RSS over time.
+/// Distributor CPU and RSS over time, each on its own axis.
 pub fn resources(run: &Run) -> Result<Chart, ChartError> {
     let t0 = start_second(run) as f64;
-    let cpu = run
-        .resources
-        .iter()
-        .map(|r| (r.ts_ns as f64 / 1e9 - t0, r.cpu_pct))
-        .filter(|p| p.0 >= 0.0)
-        .collect();
-    let rss = run
-        .resources
-        .iter()
-        .map(|r| {
-            (
-                r.ts_ns as f64 / 1e9 - t0,
-                r.rss_bytes as f64 / (1 << 20) as f64,
-            )
-        })
-        .filter(|p| p.0 >= 0.0)
-        .collect();
-    let title = "Distributor CPU (% of one core) and RSS (MiB)".to_owned();
-    let png = time_chart(
-        run,
-        &title,
-        "% / MiB",
-        &[
-            ("cpu %", RGBColor(200, 90, 0), cpu),
-            ("rss MiB", RGBColor(70, 110, 200), rss),
-        ],
-    )?;
-    Ok(Chart {
-        name: "resources.png",
-        title,
-        png,
-    })
+    let series = |f: fn(&crate::model::Resource) -> f64| -> Vec<(f64, f64)> {
+        run.resources
+            .iter()
+            .map(|r| (r.ts_ns as f64 / 1e9 - t0, f(r)))
+            .filter(|p| p.0 >= 0.0)
+            .collect()
+    };
+    let title = "Distributor CPU and memory".to_owned();
+    let stacked = Stacked(vec![
+        TimePanel {
+            run,
+            title: "Distributor CPU (% of one core)".to_owned(),
+            y_desc: "CPU %",
+            counts: false,
+            series: vec![Series::new("cpu %", ORANGE, series(|r| r.cpu_pct))],
+        },
+        TimePanel {
+            run,
+            title: "Distributor resident memory (MiB)".to_owned(),
+            y_desc: "RSS MiB",
+            counts: false,
+            series: vec![Series::new(
+                "rss MiB",
+                STEEL,
+                series(|r| r.rss_bytes as f64 / (1 << 20) as f64),
+            )],
+        },
+    ]);
+    render("resources", title, &stacked)
 }
 
-/// Accounting bars: sent, delivered unique, duplicates, dropped, lost.
+/// Accounting bars: sent, delivered unique, duplicates, dropped, missing.
 pub fn accounting(run: &Run) -> Result<Chart, ChartError> {
     let sent: u64 = run.emitters.iter().map(|e| e.sent).sum();
     let unique: u64 = run.emitters.iter().map(|e| run.seen.unique(e.id)).sum();
-    let bars = [
-        ("sent", sent, BLUE),
-        ("delivered unique", unique, RGBColor(20, 150, 60)),
-        ("duplicates", run.seen.duplicates, RGBColor(240, 160, 40)),
-        (
-            "dropped",
-            run.distributor.dropped_total(),
-            RGBColor(120, 60, 160),
-        ),
-        (
-            "missing",
-            sent.saturating_sub(unique),
-            RGBColor(200, 30, 30),
-        ),
-    ];
-    let y_max = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64 * 1.15;
+    let bar = |name: &str, v: u64, color: RGBColor| (name.to_owned(), v as f64, color, None);
     let title =
         "Accounting: every message sent, delivered, duplicated, dropped or missing".to_owned();
-    let png = render(|root| {
-        let mut chart = category_chart(root, &title, bars.len() as f64, y_max, "messages")?;
-        for (i, (name, v, color)) in bars.iter().enumerate() {
-            let x = i as f64;
-            chart
-                .draw_series([Rectangle::new(
-                    [(x + 0.15, 0.0), (x + 0.85, *v as f64)],
-                    color.filled(),
-                )])
-                .map_err(err)?;
-            chart
-                .draw_series([Text::new(
-                    format!("{name}: {v}"),
-                    (x + 0.15, *v as f64 + y_max * 0.07),
-                    (FONT, 14),
-                )])
-                .map_err(err)?;
-        }
-        Ok(())
-    })?;
-    Ok(Chart {
-        name: "accounting.png",
-        title,
-        png,
-    })
+    let bars = Bars {
+        title: title.clone(),
+        y_desc: "messages",
+        counts: true,
+        bars: vec![
+            bar("sent", sent, BLUE),
+            bar("delivered unique", unique, GREEN),
+            bar("duplicates", run.seen.duplicates, RGBColor(240, 160, 40)),
+            bar("dropped", run.distributor.dropped_total(), PURPLE),
+            bar("missing", sent.saturating_sub(unique), RED),
+        ],
+    };
+    render("accounting", title, &bars)
 }
 
 /// Every chart the run has data for.
 pub fn all(run: &Run) -> Result<Vec<Chart>, ChartError> {
     let mut out = vec![throughput(run)?, shares_chart(run)?, accounting(run)?];
     if overall(&merge(run.analyzers.iter().map(|a| &a.latency))).is_some() {
-        out.push(latency_by_priority(run)?);
+        out.extend(latency_by_priority(run)?);
         out.push(latency_over_time(run)?);
     }
     if !run.distributor.queued.is_empty() {
@@ -505,4 +610,25 @@ pub fn all(run: &Run) -> Result<Vec<Chart>, ChartError> {
         out.push(resources(run)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_renders_as_png_and_scalable_svg() {
+        let run = Run::default();
+        let c = accounting(&run).unwrap();
+        assert_eq!(&c.png[1..4], b"PNG");
+        assert!(c.svg.starts_with("<svg") && c.svg.contains("viewBox=\"0 0 1000 420\""));
+        assert!(
+            c.svg.contains("delivered unique"),
+            "categories name the axis"
+        );
+        assert!(
+            latency_by_priority(&run).unwrap().is_none(),
+            "no levels, no chart"
+        );
+    }
 }

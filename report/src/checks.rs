@@ -20,6 +20,9 @@ use crate::model::Run;
 /// A check's verdict (shared with `summary.csv` readers).
 pub use runfolder::Status;
 
+/// The unit of a row's numbers (shared with `summary.csv` and `summary.json` readers).
+pub use runfolder::Unit;
+
 /// One row of `summary.csv`: a check or one of its figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -31,6 +34,12 @@ pub struct Row {
     pub value: String,
     /// What was expected.
     pub expected: String,
+    /// The measured number, when the row has one.
+    pub value_num: Option<f64>,
+    /// The limit it is judged against, when there is one.
+    pub limit_num: Option<f64>,
+    /// The unit of both numbers.
+    pub unit: Unit,
     /// Why, for a person.
     pub detail: String,
 }
@@ -49,8 +58,20 @@ impl Row {
             status,
             value: value.to_string(),
             expected: expected.to_string(),
+            value_num: None,
+            limit_num: None,
+            unit: Unit::None,
             detail: detail.into(),
         }
+    }
+
+    /// The row's numbers: the measured `value`, the `limit` it is judged against (if any),
+    /// their unit.
+    pub fn measured(mut self, value: f64, limit: Option<f64>, unit: Unit) -> Self {
+        self.value_num = value.is_finite().then_some(value);
+        self.limit_num = limit.filter(|l| l.is_finite());
+        self.unit = unit;
+        self
     }
 }
 
@@ -59,6 +80,9 @@ impl Row {
 pub struct Outcome {
     /// The verdict.
     pub status: Status,
+    /// The verdict line for a person: value against limit with its unit; for INCONCLUSIVE
+    /// how much data would decide; for NOT_EXERCISED why.
+    pub headline: String,
     /// The summary rows, the check first.
     pub rows: Vec<Row>,
 }
@@ -68,6 +92,45 @@ impl Outcome {
     pub fn name(&self) -> &str {
         self.rows.first().map_or("", |r| r.check.as_str())
     }
+
+    /// A check that had nothing to look at, and why.
+    pub fn not_exercised(check: &str, why: impl Into<String>) -> Self {
+        let why = why.into();
+        Self {
+            status: Status::NotExercised,
+            headline: why.clone(),
+            rows: vec![Row::new(check, Status::NotExercised, "", "", why)],
+        }
+    }
+}
+
+/// The run's verdict over all checks: FAIL if any failed; else INCONCLUSIVE if any was,
+/// or if none passed (every check NOT_EXERCISED proves nothing); else PASS.
+pub fn overall(outcomes: &[Outcome]) -> Status {
+    let any = |s: Status| outcomes.iter().any(|o| o.status == s);
+    if any(Status::Fail) {
+        Status::Fail
+    } else if any(Status::Inconclusive) || !any(Status::Pass) {
+        Status::Inconclusive
+    } else {
+        Status::Pass
+    }
+}
+
+/// `RESULT: PASS (4 passed, 1 not exercised)`: the verdict and the count of each status.
+pub fn result_line(outcomes: &[Outcome]) -> String {
+    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+    let parts: Vec<String> = [
+        (Status::Fail, "failed"),
+        (Status::Inconclusive, "inconclusive"),
+        (Status::Pass, "passed"),
+        (Status::NotExercised, "not exercised"),
+    ]
+    .into_iter()
+    .filter(|(s, _)| count(*s) > 0)
+    .map(|(s, word)| format!("{} {word}", count(s)))
+    .collect();
+    format!("RESULT: {} ({})", overall(outcomes), parts.join(", "))
 }
 
 /// Runs every check.
@@ -81,81 +144,14 @@ pub fn all(run: &Run) -> Vec<Outcome> {
     ]
 }
 
-/// The upper tail probability of a chi-square statistic `x` with `dof` degrees of freedom:
-/// Q(dof/2, x/2), the regularized upper incomplete gamma function (series below a + 1,
-/// continued fraction above; Numerical Recipes §6.2).
+/// The upper tail probability of a chi-square statistic `x` with `dof` degrees of freedom
+/// (1 for `dof` 0 or `x` <= 0).
 pub fn chi_square_p(x: f64, dof: f64) -> f64 {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
     if x <= 0.0 || dof <= 0.0 {
         return 1.0;
     }
-    let (a, x) = (dof / 2.0, x / 2.0);
-    let gln = ln_gamma(a);
-    if x < a + 1.0 {
-        let (mut sum, mut del, mut ap) = (1.0 / a, 1.0 / a, a);
-        for _ in 0..500 {
-            ap += 1.0;
-            del *= x / ap;
-            sum += del;
-            if del.abs() < sum.abs() * 1e-15 {
-                break;
-            }
-        }
-        1.0 - sum * (-x + a * x.ln() - gln).exp()
-    } else {
-        let tiny = 1e-300;
-        let mut b = x + 1.0 - a;
-        let mut c = 1.0 / tiny;
-        let mut d = 1.0 / b;
-        let mut h = d;
-        for i in 1..500 {
-            let an = -(i as f64) * (i as f64 - a);
-            b += 2.0;
-            d = an * d + b;
-            if d.abs() < tiny {
-                d = tiny;
-            }
-            c = b + an / c;
-            if c.abs() < tiny {
-                c = tiny;
-            }
-            d = 1.0 / d;
-            let del = d * c;
-            h *= del;
-            if (del - 1.0).abs() < 1e-15 {
-                break;
-            }
-        }
-        (-x + a * x.ln() - gln).exp() * h
-    }
-}
-
-/// ln Γ(x) for x > 0 (Lanczos, g = 7).
-fn ln_gamma(x: f64) -> f64 {
-    const G: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        return std::f64::consts::PI.ln()
-            - (std::f64::consts::PI * x).sin().ln()
-            - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let t = x + 7.5;
-    let sum: f64 = G[0]
-        + G[1..]
-            .iter()
-            .enumerate()
-            .map(|(i, g)| g / (x + i as f64 + 1.0))
-            .sum::<f64>();
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+    ChiSquared::new(dof).map_or(1.0, |d| d.sf(x))
 }
 
 #[cfg(test)]
@@ -176,7 +172,38 @@ mod tests {
             assert!((got - p).abs() < 5e-4, "x={x} dof={dof}: {got}");
         }
         assert_eq!(chi_square_p(0.0, 3.0), 1.0);
-        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
+        assert_eq!(chi_square_p(5.0, 0.0), 1.0);
+    }
+
+    fn outcome(status: Status) -> Outcome {
+        Outcome {
+            status,
+            headline: String::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_result_line_counts_every_status() {
+        use Status::*;
+        let run = |s: &[Status]| result_line(&s.iter().map(|s| outcome(*s)).collect::<Vec<_>>());
+        assert_eq!(
+            run(&[Pass, Pass, NotExercised]),
+            "RESULT: PASS (2 passed, 1 not exercised)"
+        );
+        assert_eq!(
+            run(&[Pass, Fail, Inconclusive]),
+            "RESULT: FAIL (1 failed, 1 inconclusive, 1 passed)"
+        );
+        assert_eq!(
+            run(&[Pass, Inconclusive]),
+            "RESULT: INCONCLUSIVE (1 inconclusive, 1 passed)"
+        );
+        // Nothing passed: nothing was shown.
+        assert_eq!(
+            run(&[NotExercised, NotExercised]),
+            "RESULT: INCONCLUSIVE (2 not exercised)"
+        );
     }
 
     #[test]

@@ -32,41 +32,56 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether any check FAILed.
-    pub fn failed(&self) -> bool {
-        self.outcomes
-            .iter()
-            .any(|o| o.status == checks::Status::Fail)
+    /// The run's verdict: FAIL, INCONCLUSIVE or PASS (see [`checks::overall`]).
+    pub fn result(&self) -> checks::Status {
+        checks::overall(&self.outcomes)
+    }
+
+    /// The exit code of the verdict: 0 PASS, 1 FAIL, 3 INCONCLUSIVE (2 is unusable input).
+    pub fn exit_code(&self) -> u8 {
+        match self.result() {
+            checks::Status::Pass | checks::Status::NotExercised => 0,
+            checks::Status::Fail => 1,
+            checks::Status::Inconclusive => 3,
+        }
     }
 }
 
 /// Reads `dir`, runs the checks, writes `summary.csv`, `report.html` and `charts/*.png`
 /// into it. `Err` with a [`load::InputError`] inside means unusable input.
 pub fn run(dir: &Path, overrides: &model::Overrides) -> anyhow::Result<Report> {
-    let data = load::run(dir, overrides)?;
+    let mut data = load::run(dir, overrides)?;
+    // The page links to what this report writes too.
+    for own in [
+        runfolder::names::SUMMARY_CSV,
+        runfolder::names::SUMMARY_JSON,
+    ] {
+        if !data.files.iter().any(|f| f == own) {
+            data.files.push(own.to_owned());
+        }
+    }
+    data.files.sort();
     let outcomes = checks::all(&data);
     let charts = charts::all(&data).context("drawing charts")?;
     let chart_dir = dir.join("charts");
     std::fs::create_dir_all(&chart_dir)
         .with_context(|| format!("cannot create {}", chart_dir.display()))?;
     for c in &charts {
-        let path = chart_dir.join(c.name);
+        let path = chart_dir.join(format!("{}.png", c.name));
         std::fs::write(&path, &c.png)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("run");
-    let page = render::html_page(
-        &format!("Run report: {name}"),
-        &outcomes,
-        &charts,
-        &data.notes,
-    );
+    let page = render::html_page(&format!("Run report: {name}"), &data, &outcomes, &charts);
     std::fs::write(dir.join("report.html"), page)
         .with_context(|| format!("cannot write {}", dir.join("report.html").display()))?;
     let summary = dir.join(runfolder::names::SUMMARY_CSV);
     let bytes = render::summary_csv(&outcomes).context("encoding summary.csv")?;
     std::fs::write(&summary, bytes)
         .with_context(|| format!("cannot write {}", summary.display()))?;
+    let json = dir.join(runfolder::names::SUMMARY_JSON);
+    let bytes = render::summary_json(&outcomes).context("encoding summary.json")?;
+    std::fs::write(&json, bytes).with_context(|| format!("cannot write {}", json.display()))?;
     Ok(Report {
         outcomes,
         notes: data.notes,

@@ -52,13 +52,28 @@ pub enum InputError {
         /// What went wrong.
         message: String,
     },
+    /// Files a report needs are not in the folder (a wrong path, or a run that never got
+    /// going).
+    #[error("{}: not a run folder: no {}", dir.display(), missing.join(", no "))]
+    Missing {
+        /// The folder.
+        dir: PathBuf,
+        /// What is missing, for a person.
+        missing: Vec<&'static str>,
+    },
+    /// The loadgen's manifest says nothing was sent: there is nothing to judge.
+    #[error("{}: the loadgen sent nothing (emitters-*.csv counts 0 messages): nothing to judge", dir.display())]
+    NothingSent {
+        /// The folder.
+        dir: PathBuf,
+    },
     /// The folder could not be listed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The folder.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -66,9 +81,9 @@ type Result<T> = std::result::Result<T, InputError>;
 
 /// Every file of `family` in `dir`, as (key, path).
 fn files(dir: &Path, family: names::Family) -> Result<Vec<(String, PathBuf)>> {
-    family.list(dir).map_err(|source| InputError::Io {
+    family.list(dir).map_err(|error| InputError::Io {
         path: dir.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -119,14 +134,29 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     if !dir.is_dir() {
         return Err(InputError::NotADir(dir.to_owned()));
     }
+    require_run_files(dir)?;
     let mut settings = Settings::default();
-    profile(dir, &mut settings)?;
+    let profile = profile(dir, &mut settings)?;
     overrides.apply(&mut settings);
+    let manifest_path = dir.join(names::MANIFEST);
+    let harness_manifest = if manifest_path.exists() {
+        Some(runfolder::table::read_json(&manifest_path)?)
+    } else {
+        None
+    };
     let mut run = Run {
         settings,
+        profile,
+        manifest: harness_manifest,
+        files: listing(dir)?,
         ..Run::default()
     };
-    manifest(dir, &mut run)?;
+    loadgen_manifest(dir, &mut run)?;
+    if run.emitters.iter().all(|e| e.sent == 0) {
+        return Err(InputError::NothingSent {
+            dir: dir.to_owned(),
+        });
+    }
     sent(dir, &mut run)?;
     run.seen = Seen::new(&run.emitters);
     for (id, path) in files(dir, names::ARRIVALS)? {
@@ -144,11 +174,34 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     Ok(run)
 }
 
+/// Refuses a folder without the loadgen's files or any sink's files: a report on it would
+/// judge nothing (a wrong path in CI must not pass).
+fn require_run_files(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    if files(dir, names::EMITTERS)?.is_empty() {
+        missing.push("loadgen manifest (emitters-*.csv)");
+    }
+    if files(dir, names::SENT)?.is_empty() {
+        missing.push("loadgen counts (sent-*.csv)");
+    }
+    if files(dir, names::ARRIVALS)?.is_empty() && files(dir, names::SUMMARY)?.is_empty() {
+        missing.push("analyzer sink files (arrivals-<id>.csv or summary-<id>.csv)");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(InputError::Missing {
+            dir: dir.to_owned(),
+            missing,
+        })
+    }
+}
+
 /// Settings from `profile.toml`: routing, pinned and HELLO weights, check thresholds.
-fn profile(dir: &Path, s: &mut Settings) -> Result<()> {
+fn profile(dir: &Path, s: &mut Settings) -> Result<Option<ProfileView>> {
     let path = dir.join(names::PROFILE);
     if !path.exists() {
-        return Ok(());
+        return Ok(None);
     }
     let view = ProfileView::load(&path)?;
     s.routing = view.distributor.routing;
@@ -156,10 +209,31 @@ fn profile(dir: &Path, s: &mut Settings) -> Result<()> {
     s.backlog_ms = view.checks.backlog_ms;
     s.latency_p99_ms = view.checks.latency_p99_ms;
     s.weights = view.weights();
-    Ok(())
+    Ok(Some(view))
 }
 
-fn manifest(dir: &Path, run: &mut Run) -> Result<()> {
+/// The folder's data and log files (what the report links to), sorted.
+fn listing(dir: &Path) -> Result<Vec<String>> {
+    let io = |error| InputError::Io {
+        path: dir.to_owned(),
+        error,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let name = entry.map_err(io)?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let kept = [".csv", ".log", ".json", ".toml"]
+            .iter()
+            .any(|ext| name.ends_with(ext));
+        if kept {
+            out.push(name.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn loadgen_manifest(dir: &Path, run: &mut Run) -> Result<()> {
     for (_, path) in files(dir, names::EMITTERS)? {
         for row in read_all::<rows::EmitterTotals>(&path)? {
             run.emitters.push(Emitter {

@@ -279,4 +279,10 @@ pub struct Run {
     pub settings: Settings,
     /// Notes about the input (skipped partial lines and the like).
     pub notes: Vec<String>,
+    /// The harness's manifest, when the run has one.
+    pub manifest: Option<runfolder::json::Manifest>,
+    /// The profile copy, when the run has one.
+    pub profile: Option<runfolder::profile::ProfileView>,
+    /// The run folder's CSV and log files, sorted (for the report's links).
+    pub files: Vec<String>,
 }

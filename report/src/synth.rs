@@ -35,9 +35,9 @@ const MS: u64 = 1_000_000;
 
 /// Writes a synthetic run of `messages` messages into `dir` (created if missing).
 pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfolder::Error> {
-    std::fs::create_dir_all(dir).map_err(|source| runfolder::Error::Io {
+    std::fs::create_dir_all(dir).map_err(|error| runfolder::Error::Io {
         path: dir.to_owned(),
-        source,
+        error,
     })?;
     let emitters = 3u64;
     let pattern: [usize; 10] = if tamper == Tamper::SkewShares {
@@ -158,8 +158,8 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
         &profile,
         "description = \"synthetic\"\nduration = 1\n[distributor]\nrouting = \"smooth\"\n[checks]\nweight_tolerance = 0.05\nbacklog_ms = 1.0\n",
     )
-    .map_err(|source| runfolder::Error::Io {
+    .map_err(|error| runfolder::Error::Io {
         path: profile,
-        source,
+        error,
     })
 }

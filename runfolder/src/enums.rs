@@ -170,6 +170,34 @@ impl Status {
     }
 }
 
+/// The unit of a check's numbers in `summary.csv` and `summary.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Unit {
+    /// No unit (a statistic).
+    #[default]
+    #[serde(rename = "")]
+    None,
+    /// A count of messages (frames).
+    #[serde(rename = "messages")]
+    Messages,
+    /// Percent.
+    #[serde(rename = "%")]
+    Percent,
+    /// A fraction of all arrivals, 0 to 1.
+    #[serde(rename = "share")]
+    Share,
+    /// Milliseconds.
+    #[serde(rename = "ms")]
+    Ms,
+}
+spelled!(Unit {
+    None => "",
+    Messages => "messages",
+    Percent => "%",
+    Share => "share",
+    Ms => "ms",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +226,11 @@ mod tests {
         same_spelling(PriorityMode::ALL);
         same_spelling(ChaosAction::ALL);
         same_spelling(Status::ALL);
+        for u in Unit::ALL {
+            let json = serde_json::to_string(u).unwrap();
+            assert_eq!(json, format!("\"{u}\""));
+            assert_eq!(&serde_json::from_str::<Unit>(&json).unwrap(), u);
+        }
         assert_eq!(ChaosAction::value_variants().len(), ChaosAction::ALL.len());
     }
 

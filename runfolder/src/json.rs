@@ -1,6 +1,25 @@
 //! The JSON files: the run manifest and the bench suite's results.
 
+use crate::enums::{Status, Unit};
 use serde::{Deserialize, Serialize};
+
+/// One element of `summary.json` (an array): a check or one of its figures, with numbers a
+/// script can compare without parsing text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// `weights`, `weights:a1`, `latency:p99_ms:all`, ...
+    pub check: String,
+    /// The verdict of the check the row belongs to.
+    pub status: Status,
+    /// The measured number (null where the row has none).
+    pub value: Option<f64>,
+    /// The limit it is judged against (null where none).
+    pub limit: Option<f64>,
+    /// The unit of `value` and `limit`.
+    pub unit: Unit,
+    /// Why, for a person.
+    pub detail: String,
+}
 
 /// `manifest.json`: what ran, where, when and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@
 //! | `manifest.json` | harness | [`json::Manifest`] |
 //! | `profile.toml` | harness (a copy) | [`profile::ProfileView`] (the report's part) |
 //! | `summary.csv` | report | [`rows::CheckRow`] |
+//! | `summary.json` | report | [`json::Check`] (an array) |
 
 pub mod enums;
 pub mod json;
@@ -37,7 +38,7 @@ pub mod profile;
 pub mod rows;
 pub mod table;
 
-pub use enums::{ChaosAction, LogMode, Overflow, PriorityMode, Routing, Status};
+pub use enums::{ChaosAction, LogMode, Overflow, PriorityMode, Routing, Status, Unit};
 pub use table::{Error, Table, TableReader, TableWriter};
 
 /// Checks an analyzer id that names files (`arrivals-<id>.csv`, ...): 1 to 64 of

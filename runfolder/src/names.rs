@@ -16,6 +16,8 @@ pub const RESOURCES: &str = "resources.csv";
 pub const DISTRIBUTOR_CONFIG: &str = "distributor.toml";
 /// The report's verdicts ([`crate::rows::CheckRow`]).
 pub const SUMMARY_CSV: &str = "summary.csv";
+/// The report's verdicts as JSON (an array of [`crate::json::Check`]).
+pub const SUMMARY_JSON: &str = "summary.json";
 /// The bench suite's results ([`crate::json::Bench`]).
 pub const BENCH: &str = "bench.json";
 

@@ -14,6 +14,15 @@ pub struct ProfileView {
     /// The profile's description.
     #[serde(default)]
     pub description: String,
+    /// Seconds of load (before a `--duration` override; the manifest has the run's).
+    #[serde(default)]
+    pub duration: f64,
+    /// The load, for the report's header.
+    #[serde(default)]
+    pub emitters: EmittersView,
+    /// The chaos schedule, for the report's header.
+    #[serde(default)]
+    pub chaos: Vec<ChaosView>,
     /// The distributor's routing and pinned weights.
     #[serde(default)]
     pub distributor: DistributorView,
@@ -44,6 +53,79 @@ pub struct AnalyzerView {
     /// Weight sent in its HELLO.
     #[serde(default = "default_weight")]
     pub weight: f64,
+    /// At-least-once with ACKs.
+    #[serde(default)]
+    pub acks: bool,
+    /// How it logs arrivals.
+    #[serde(default)]
+    pub log: crate::enums::LogMode,
+}
+
+/// The report's part of `[emitters]` (the loadgen's settings), for the header.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct EmittersView {
+    /// Emitter connections.
+    #[serde(default, alias = "emitters")]
+    pub count: u32,
+    /// Per emitter: msg/s, or `max`.
+    #[serde(default)]
+    pub rate: Option<toml::Value>,
+    /// How priorities are chosen.
+    #[serde(default)]
+    pub priority_mode: crate::enums::PriorityMode,
+    /// The priority of `single`.
+    #[serde(default)]
+    pub priority: u8,
+    /// The range of the other modes.
+    #[serde(default)]
+    pub priority_range: Option<String>,
+    /// Mean payload bytes.
+    #[serde(default)]
+    pub size_mean: Option<f64>,
+    /// Smallest payload.
+    #[serde(default)]
+    pub size_min: Option<u64>,
+    /// Largest payload.
+    #[serde(default)]
+    pub size_max: Option<u64>,
+}
+
+impl EmittersView {
+    /// The load in one line: `20 emitters x 500 msg/s, cyclic priorities 0-255, payloads
+    /// 512 B mean (64-8192)`.
+    pub fn describe(&self) -> String {
+        let rate = match &self.rate {
+            Some(toml::Value::String(s)) => s.clone(),
+            Some(v) => format!("{v} msg/s"),
+            None => "100 msg/s".into(),
+        };
+        let priorities = match self.priority_mode {
+            crate::enums::PriorityMode::Single => format!("single priority {}", self.priority),
+            mode => format!(
+                "{mode} priorities {}",
+                self.priority_range.as_deref().unwrap_or("0-255")
+            ),
+        };
+        format!(
+            "{} emitters x {rate}, {priorities}, payloads {} B mean ({}-{} B)",
+            self.count,
+            self.size_mean.unwrap_or(512.0),
+            self.size_min.unwrap_or(64),
+            self.size_max.unwrap_or(8192)
+        )
+    }
+}
+
+/// One chaos event of the profile.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChaosView {
+    /// Seconds after the load starts (before scaling).
+    pub at: f64,
+    /// What is done.
+    pub action: crate::enums::ChaosAction,
+    /// Analyzer ids.
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 fn default_weight() -> f64 {
@@ -108,12 +190,12 @@ impl Checks {
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileViewError {
     /// Unreadable.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not a valid profile (the message names the field).
     #[error("{}: {message}", path.display())]
@@ -143,9 +225,9 @@ impl ProfileView {
 
     /// Reads `path`.
     pub fn load(path: &Path) -> Result<Self, ProfileViewError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileViewError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ProfileViewError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }

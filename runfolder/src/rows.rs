@@ -1,7 +1,7 @@
 //! One row type per CSV file of a run folder. The field names are the columns; every
 //! column is documented here and in the README.
 
-use crate::enums::{ChaosAction, LogMode, Status};
+use crate::enums::{ChaosAction, LogMode, Status, Unit};
 use crate::table::table;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -262,6 +262,12 @@ table! {
         pub value: String,
         /// What was expected.
         pub expected: String,
+        /// `value` as a number, when it is one (empty otherwise).
+        pub value_num: Option<f64>,
+        /// The limit `value_num` is judged against, when there is one.
+        pub limit_num: Option<f64>,
+        /// The unit of `value_num` and `limit_num`.
+        pub unit: Unit,
         /// Why, for a person.
         pub detail: String,
     }
@@ -558,6 +564,9 @@ mod tests {
             status: Status::NotExercised,
             value: "0.5, \"quoted\"".into(),
             expected: "0.5".into(),
+            value_num: Some(0.5),
+            limit_num: None,
+            unit: Unit::Share,
             detail: "line\nbreak".into(),
         });
         round_trip(Resource {

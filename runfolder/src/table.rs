@@ -43,12 +43,12 @@ pub(crate) use table;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be opened, read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A column the row type needs is not in the header.
     #[error("{}: missing column {column:?}", path.display())]
@@ -87,20 +87,20 @@ pub enum Error {
         message: String,
     },
     /// A JSON file that could not be written or read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
 impl Error {
     fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-        move |source| Error::Io {
+        move |error| Error::Io {
             path: path.to_owned(),
-            source,
+            error,
         }
     }
 
@@ -338,9 +338,9 @@ pub fn read_all<T: Table>(path: &Path) -> Result<Vec<T>, Error> {
 
 /// Writes `value` as pretty JSON.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
-    let mut text = serde_json::to_vec_pretty(value).map_err(|source| Error::Json {
+    let mut text = serde_json::to_vec_pretty(value).map_err(|error| Error::Json {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     text.push(b'\n');
     let mut f = File::create(path).map_err(Error::io(path))?;
@@ -350,9 +350,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
 /// Reads a JSON file of `T`.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
     let text = std::fs::read(path).map_err(Error::io(path))?;
-    serde_json::from_slice(&text).map_err(|source| Error::Json {
+    serde_json::from_slice(&text).map_err(|error| Error::Json {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

@@ -22,7 +22,7 @@ pub enum ReadError<E: std::error::Error + 'static> {
     },
     /// A read failed.
     #[error("read error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The bytes are not a frame of this kind.
     #[error(transparent)]
     Decode(E),
@@ -70,7 +70,7 @@ impl<R: AsyncRead + Unpin, D: Decode> FramedRead<R, D> {
             if let Some(frame) = self.decode().map_err(ReadError::Decode)? {
                 return Ok(Some(frame));
             }
-            if self.read().await? == 0 {
+            if self.read().await.map_err(ReadError::Io)? == 0 {
                 return match self.buf.len() {
                     0 => Ok(None),
                     buffered => Err(ReadError::Truncated { buffered }),

@@ -1,12 +1,13 @@
 //! Process plumbing shared by every binary: logging to stderr, the async runtime, the stop
 //! signal (SIGTERM, SIGINT, or the parent going away), and the I/O edges every component
-//! has: [`backoff`] for reconnects and retries, [`framed`] for reading length-prefixed
-//! frames off a socket.
+//! has: [`addr`] for `HOST:PORT` flags and settings, [`backoff`] for reconnects and
+//! retries, [`framed`] for reading length-prefixed frames off a socket.
 //!
 //! A process started by the harness gets `HARNESS_WATCH_STDIN=1` and a pipe as stdin; when
 //! the harness dies, even by SIGKILL, the pipe closes and the process stops as on SIGTERM,
 //! so no component outlives its run.
 
+pub mod addr;
 pub mod backoff;
 pub mod framed;
 

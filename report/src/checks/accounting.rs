@@ -4,7 +4,7 @@
 //! distributor's count of dropped frames; anything else is an unexplained loss and FAILs.
 //! Duplicates are reported; they are expected only after a failure in at-least-once runs.
 
-use super::{Outcome, Row, Status};
+use super::{Outcome, Row, Status, Unit};
 use crate::model::{Emitter, Run};
 
 /// How many lost ranges the report lists.
@@ -38,17 +38,10 @@ fn missing(run: &Run, e: &Emitter) -> (u64, u64, Vec<(u64, u64)>) {
 /// The accounting check.
 pub fn check(run: &Run) -> Outcome {
     if run.emitters.is_empty() {
-        let row = Row::new(
+        return Outcome::not_exercised(
             "accounting",
-            Status::NotExercised,
-            0,
-            0,
             "no loadgen manifest (emitters-*.csv) in the run folder",
         );
-        return Outcome {
-            status: Status::NotExercised,
-            rows: vec![row],
-        };
     }
     let sent: u64 = run.emitters.iter().map(|e| e.sent).sum();
     let unique: u64 = run.emitters.iter().map(|e| run.seen.unique(e.id)).sum();
@@ -113,8 +106,21 @@ pub fn check(run: &Run) -> Outcome {
             dropped - lost
         ));
     }
+    let op = if unexplained == 0 { "<=" } else { ">" };
+    let headline = format!(
+        "{unexplained} unexplained losses {op} 0: sent {sent}, delivered unique {unique}, dropped {dropped}, in doubt {in_doubt}, duplicates {dup}{}",
+        if dup > 0 && !failures {
+            " (duplicates without any failure)"
+        } else {
+            ""
+        }
+    );
     let mut head = vec![
-        Row::new("accounting", status, unexplained, 0, detail),
+        Row::new("accounting", status, unexplained, 0, detail).measured(
+            unexplained as f64,
+            Some(0.0),
+            Unit::Messages,
+        ),
         Row::new(
             "accounting:sent",
             status,
@@ -159,5 +165,9 @@ pub fn check(run: &Run) -> Outcome {
         ),
     ];
     head.extend(rows);
-    Outcome { status, rows: head }
+    Outcome {
+        status,
+        headline,
+        rows: head,
+    }
 }

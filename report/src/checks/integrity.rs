@@ -1,7 +1,7 @@
 //! Every arrival is an intact probe of a known emitter: zero crc failures, zero frames
 //! that are not probes, zero probes naming an emitter or seq the loadgen never sent.
 
-use super::{Outcome, Row, Status};
+use super::{Outcome, Row, Status, Unit};
 use crate::model::Run;
 
 /// The integrity check.
@@ -15,11 +15,14 @@ pub fn check(run: &Run) -> Outcome {
         run.seen.foreign
     };
     let bad = corrupt + non_probe + foreign;
-    let status = match (received, bad) {
-        (0, _) => Status::NotExercised,
-        (_, 0) => Status::Pass,
-        _ => Status::Fail,
-    };
+    if received == 0 {
+        return Outcome::not_exercised("integrity", "no arrivals to verify");
+    }
+    let status = if bad == 0 { Status::Pass } else { Status::Fail };
+    let op = if bad == 0 { "<=" } else { ">" };
+    let headline = format!(
+        "{bad} bad frames {op} 0 in {received} arrivals ({corrupt} crc failures, {non_probe} not probes, {foreign} unknown (emitter, seq))"
+    );
     let mut rows = vec![Row::new(
         "integrity",
         status,
@@ -28,7 +31,8 @@ pub fn check(run: &Run) -> Outcome {
         format!(
             "{received} arrivals: {corrupt} crc failures, {non_probe} not probes, {foreign} unknown (emitter, seq)"
         ),
-    )];
+    )
+    .measured(bad as f64, Some(0.0), Unit::Messages)];
     for a in run.analyzers.iter().filter(|a| a.corrupt + a.non_probe > 0) {
         rows.push(Row::new(
             format!("integrity:{}", a.id),
@@ -38,5 +42,9 @@ pub fn check(run: &Run) -> Outcome {
             format!("{} crc failures, {} not probes", a.corrupt, a.non_probe),
         ));
     }
-    Outcome { status, rows }
+    Outcome {
+        status,
+        headline,
+        rows,
+    }
 }

@@ -2,7 +2,7 @@
 //! p50/p90/p99/p999/max overall and per priority. FAILs only against a limit set in the
 //! profile (`[checks] latency_p99_ms`).
 
-use super::{Outcome, Row, Status};
+use super::{Outcome, Row, Status, Unit};
 use crate::model::Run;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -45,17 +45,7 @@ fn ms(us: u64) -> String {
 pub fn check(run: &Run) -> Outcome {
     let by_priority = merge(run.analyzers.iter().map(|a| &a.latency));
     let Some(all) = overall(&by_priority).filter(|h| !h.is_empty()) else {
-        let row = Row::new(
-            "latency",
-            Status::NotExercised,
-            "",
-            "",
-            "no latency samples (no intact probe arrived)",
-        );
-        return Outcome {
-            status: Status::NotExercised,
-            rows: vec![row],
-        };
+        return Outcome::not_exercised("latency", "no latency samples (no intact probe arrived)");
     };
     let p99 = all.value_at_quantile(0.99) as f64 / 1000.0;
     let (status, expected) = match run.settings.latency_p99_ms {
@@ -64,21 +54,39 @@ pub fn check(run: &Run) -> Outcome {
         None => (Status::Pass, "no limit set".to_owned()),
     };
     let q = |h: &Histogram<u64>, q: f64| ms(h.value_at_quantile(q));
-    let mut rows = vec![Row::new(
-        "latency",
-        status,
-        format!("{p99:.3}"),
-        expected,
-        format!(
-            "{} samples, ms: p50 {} p90 {} p99 {} p999 {} max {}",
-            all.len(),
+    let headline = match run.settings.latency_p99_ms {
+        Some(limit) => format!(
+            "p99 {p99:.3} ms {} {limit} ms; p50 {} ms, max {} ms over {} samples",
+            if p99 > limit { ">" } else { "<=" },
             q(&all, 0.5),
-            q(&all, 0.9),
-            q(&all, 0.99),
-            q(&all, 0.999),
-            ms(all.max())
+            ms(all.max()),
+            all.len()
         ),
-    )];
+        None => format!(
+            "p99 {p99:.3} ms (no limit set); p50 {} ms, max {} ms over {} samples",
+            q(&all, 0.5),
+            ms(all.max()),
+            all.len()
+        ),
+    };
+    let mut rows = vec![
+        Row::new(
+            "latency",
+            status,
+            format!("{p99:.3}"),
+            expected,
+            format!(
+                "{} samples, ms: p50 {} p90 {} p99 {} p999 {} max {}",
+                all.len(),
+                q(&all, 0.5),
+                q(&all, 0.9),
+                q(&all, 0.99),
+                q(&all, 0.999),
+                ms(all.max())
+            ),
+        )
+        .measured(p99, run.settings.latency_p99_ms, Unit::Ms),
+    ];
     for (name, quantile) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
         rows.push(Row::new(
             format!("latency:{name}_ms:all"),
@@ -109,5 +117,9 @@ pub fn check(run: &Run) -> Outcome {
             ),
         ));
     }
-    Outcome { status, rows }
+    Outcome {
+        status,
+        headline,
+        rows,
+    }
 }

@@ -5,7 +5,7 @@
 //! a more urgent one queued after it, which takes a backlog of mixed priorities. Without
 //! that, a zero inversion count proves nothing and the check says NOT_EXERCISED.
 
-use super::{Outcome, Row, Status};
+use super::{Outcome, Row, Status, Unit};
 use crate::model::Run;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -39,7 +39,24 @@ pub fn check(run: &Run) -> Outcome {
             max_wait as f64 / 1000.0
         ),
     };
-    let mut rows = vec![Row::new("priority", status, inversions, 0, detail)];
+    let headline = match status {
+        Status::NotExercised => format!(
+            "not exercised: no backlog of mixed priorities formed (no frame was overtaken by a more urgent one; largest queue wait {:.1} ms)",
+            max_wait as f64 / 1000.0
+        ),
+        _ => format!(
+            "{inversions} inversions {} 0; {overtaken} frames overtaken by more urgent ones, largest queue wait {:.1} ms",
+            if inversions == 0 { "<=" } else { ">" },
+            max_wait as f64 / 1000.0
+        ),
+    };
+    let mut rows = vec![
+        Row::new("priority", status, inversions, 0, detail).measured(
+            inversions as f64,
+            Some(0.0),
+            Unit::Messages,
+        ),
+    ];
     for a in &run.analyzers {
         let s = if a.inversions > 0 {
             Status::Fail
@@ -80,7 +97,11 @@ pub fn check(run: &Run) -> Outcome {
             ),
         ));
     }
-    Outcome { status, rows }
+    Outcome {
+        status,
+        headline,
+        rows,
+    }
 }
 
 /// Latency per priority over all analyzers, only while a backlog existed.

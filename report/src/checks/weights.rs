@@ -12,7 +12,7 @@
 //!   N that would decide.
 //! - A chi-square goodness-of-fit statistic and p-value over all analyzers are reported.
 
-use super::{Outcome, Row, Status, chi_square_p};
+use super::{Outcome, Row, Status, Unit, chi_square_p};
 use crate::model::Run;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,13 +101,12 @@ pub fn check(run: &Run) -> Outcome {
         } else {
             "no weights known (no distributor stats, no profile)"
         };
-        return Outcome {
-            status: Status::NotExercised,
-            rows: vec![Row::new("weights", Status::NotExercised, 0, "", why)],
-        };
+        return Outcome::not_exercised("weights", why);
     }
     let mut rows = Vec::new();
     let mut status = Status::Pass;
+    // INCONCLUSIVE: the most messages any analyzer's interval needs to decide.
+    let mut need: f64 = 0.0;
     let mut chi2 = 0.0;
     let mut k = 0;
     let ids: BTreeSet<&String> = expected.keys().chain(observed.keys()).collect();
@@ -147,6 +146,7 @@ pub fn check(run: &Run) -> Outcome {
             } else if p_hat + half < lo || p_hat - half > hi {
                 (Status::Fail, ci)
             } else {
+                need = need.max(needed(p, p_hat, tol));
                 (
                     Status::Inconclusive,
                     format!(
@@ -175,29 +175,53 @@ pub fn check(run: &Run) -> Outcome {
             )
         };
         status = status.worst(s);
-        rows.push(Row::new(
-            format!("weights:{id}"),
-            s,
-            format!("{p_hat:.4}"),
-            format!("{p:.4}"),
-            format!(
-                "{o} of {n} (expected {e:.0}, relative error {:.2}%); {detail}",
-                rel * 100.0
-            ),
-        ));
+        rows.push(
+            Row::new(
+                format!("weights:{id}"),
+                s,
+                format!("{p_hat:.4}"),
+                format!("{p:.4}"),
+                format!(
+                    "{o} of {n} (expected {e:.0}, relative error {:.2}%); {detail}",
+                    rel * 100.0
+                ),
+            )
+            .measured(p_hat, Some(p), Unit::Share),
+        );
     }
     let dof = (k.max(1) - 1) as f64;
     let p_value = chi_square_p(chi2, dof);
+    let max = max_rel(&rows);
+    // In percent, without the float noise of tol * 100 (0.05 * 100 = 5.000000000000001).
+    let limit = (tol * 100.0 * 1e6).round() / 1e6;
+    let headline = match status {
+        Status::Inconclusive if need.is_finite() => format!(
+            "max relative error {max:.2}% vs {limit}%: too close to call over {n} arrivals; about {need:.0} messages would decide"
+        ),
+        Status::Inconclusive => {
+            format!("max relative error {max:.2}% vs {limit}%: too close to call over {n} arrivals")
+        }
+        Status::Fail => format!(
+            "max relative error {max:.2}% {} {limit}% ({} routing over {n} arrivals)",
+            if max > limit { ">" } else { "vs" },
+            run.settings.routing
+        ),
+        _ => format!(
+            "max relative error {max:.2}% <= {limit}% ({} routing over {n} arrivals)",
+            run.settings.routing
+        ),
+    };
     let mut head = vec![Row::new(
         "weights",
         status,
-        format!("{:.2}%", max_rel(&rows)),
-        format!("<= {:.1}%", tol * 100.0),
+        format!("{max:.2}%"),
+        format!("<= {:.1}%", limit),
         format!(
             "{} routing over {n} arrivals; chi-square {chi2:.2} with {dof} dof, p = {p_value:.4}",
             run.settings.routing
         ),
-    )];
+    )
+    .measured(max, Some(limit), Unit::Percent)];
     head.push(Row::new(
         "weights:chi_square",
         status,
@@ -206,17 +230,18 @@ pub fn check(run: &Run) -> Outcome {
         format!("p-value {p_value:.4}"),
     ));
     head.extend(rows);
-    Outcome { status, rows: head }
+    Outcome {
+        status,
+        headline,
+        rows: head,
+    }
 }
 
 /// The largest relative error among the analyzer rows, in %.
 fn max_rel(rows: &[Row]) -> f64 {
     rows.iter()
         .filter_map(|r| {
-            let (o, e) = (
-                r.value.parse::<f64>().ok()?,
-                r.expected.parse::<f64>().ok()?,
-            );
+            let (o, e) = (r.value_num?, r.limit_num?);
             (e > 0.0).then(|| (o - e).abs() / e * 100.0)
         })
         .fold(0.0, f64::max)
