@@ -148,6 +148,47 @@ fn integer(v: &f64) -> String {
     format!("{v:.0}")
 }
 
+/// A measurement on an axis: whole numbers from 100 up, fewer decimals the larger it is.
+fn compact(v: &f64) -> String {
+    match v.abs() {
+        0.0 => "0".to_owned(),
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 1.0 => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+/// Chaos events as (seconds since start, label): one mark per action and second, its
+/// targets named (`slow c1 c2 +6`), so simultaneous events do not print over each other.
+fn event_marks(run: &Run) -> Vec<(f64, String)> {
+    let t0 = start_second(run) as f64;
+    let mut marks: Vec<(f64, String, Vec<&str>)> = Vec::new();
+    for e in &run.events {
+        let x = e.ts_ns as f64 / 1e9 - t0;
+        match marks.last_mut() {
+            Some((at, action, targets))
+                if (x - *at).abs() < 1.0 && *action == e.action.as_str() =>
+            {
+                targets.push(&e.target)
+            }
+            _ => marks.push((x, e.action.as_str().to_owned(), vec![&e.target])),
+        }
+    }
+    marks
+        .into_iter()
+        .map(|(x, action, targets)| {
+            let shown: Vec<&str> = targets.iter().take(2).copied().collect();
+            let more = targets.len().saturating_sub(2);
+            let label = if more > 0 {
+                format!("{action} {} +{more}", shown.join(" "))
+            } else {
+                format!("{action} {}", shown.join(" "))
+            };
+            (x, label)
+        })
+        .collect()
+}
+
 /// A named line: legend label, colour, stroke width, points.
 struct Series {
     label: &'static str,
@@ -223,6 +264,8 @@ impl TimePanel<'_> {
             .label_style((FONT, 14));
         if self.counts {
             mesh.y_label_formatter(&integer);
+        } else {
+            mesh.y_label_formatter(&compact);
         }
         mesh.draw().map_err(err)?;
         for s in &self.series {
@@ -235,9 +278,7 @@ impl TimePanel<'_> {
                 .draw_series(LineSeries::new(s.points.iter().copied(), style))
                 .map_err(err)?;
         }
-        let t0 = start_second(self.run) as f64;
-        for e in &self.run.events {
-            let x = e.ts_ns as f64 / 1e9 - t0;
+        for (x, label) in event_marks(self.run) {
             if !(0.0..=x_max).contains(&x) {
                 continue;
             }
@@ -246,7 +287,7 @@ impl TimePanel<'_> {
                 .map_err(err)?;
             chart
                 .draw_series([Text::new(
-                    format!("{} {}", e.action, e.target),
+                    label,
                     (x, y_max * 0.97),
                     (FONT, 12).into_font().color(&RED),
                 )])
@@ -456,6 +497,7 @@ impl Draw for ByPriority {
             .configure_mesh()
             .x_desc("priority")
             .x_label_formatter(&integer)
+            .y_label_formatter(&compact)
             .y_desc("latency, ms")
             .label_style((FONT, 14))
             .draw()

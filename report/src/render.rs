@@ -148,10 +148,9 @@ pub fn html_page(title: &str, run: &Run, outcomes: &[Outcome], charts: &[Chart])
     for c in charts {
         let _ = writeln!(
             out,
-            "<figure>{}<figcaption>{} (<a href=\"charts/{}.png\">PNG</a>)</figcaption></figure>",
+            "<figure>{}<figcaption><a href=\"charts/{name}.png\">charts/{name}.png</a></figcaption></figure>",
             c.svg,
-            html(&c.title),
-            c.name
+            name = c.name
         );
     }
     latency_table(&mut out, run);

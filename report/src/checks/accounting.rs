@@ -127,13 +127,19 @@ pub fn check(run: &Run) -> Outcome {
             sent,
             "",
             "messages written by the loadgen (next seq)",
-        ),
+        )
+        .measured(sent as f64, None, Unit::Messages),
         Row::new(
             "accounting:delivered_unique",
             status,
             unique,
             sent - dropped.min(sent),
             "distinct (emitter, seq) over all analyzers",
+        )
+        .measured(
+            unique as f64,
+            Some((sent - dropped.min(sent)) as f64),
+            Unit::Messages,
         ),
         Row::new(
             "accounting:duplicates",
@@ -141,27 +147,35 @@ pub fn check(run: &Run) -> Outcome {
             dup,
             if failures { "after failures" } else { "0" },
             "arrivals of an (emitter, seq) already delivered",
-        ),
+        )
+        .measured(dup as f64, (!failures).then_some(0.0), Unit::Messages),
         Row::new(
             "accounting:dropped",
             status,
             dropped,
             "",
             format!("counted by the distributor: {:?}", run.distributor.dropped),
-        ),
+        )
+        .measured(dropped as f64, None, Unit::Messages),
         Row::new(
             "accounting:in_doubt",
             status,
             in_doubt,
             "",
             "missing seqs whose write failed at the emitter",
-        ),
+        )
+        .measured(in_doubt as f64, None, Unit::Messages),
         Row::new(
             "accounting:unsent",
             status,
             run.emitters.iter().map(|e| e.unsent).sum::<u64>(),
             "",
             "due while disconnected, never sent (no seq)",
+        )
+        .measured(
+            run.emitters.iter().map(|e| e.unsent).sum::<u64>() as f64,
+            None,
+            Unit::Messages,
         ),
     ];
     head.extend(rows);

@@ -34,13 +34,16 @@ pub fn check(run: &Run) -> Outcome {
     )
     .measured(bad as f64, Some(0.0), Unit::Messages)];
     for a in run.analyzers.iter().filter(|a| a.corrupt + a.non_probe > 0) {
-        rows.push(Row::new(
-            format!("integrity:{}", a.id),
-            Status::Fail,
-            a.corrupt + a.non_probe,
-            0,
-            format!("{} crc failures, {} not probes", a.corrupt, a.non_probe),
-        ));
+        rows.push(
+            Row::new(
+                format!("integrity:{}", a.id),
+                Status::Fail,
+                a.corrupt + a.non_probe,
+                0,
+                format!("{} crc failures, {} not probes", a.corrupt, a.non_probe),
+            )
+            .measured((a.corrupt + a.non_probe) as f64, Some(0.0), Unit::Messages),
+        );
     }
     Outcome {
         status,

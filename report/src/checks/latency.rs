@@ -87,35 +87,42 @@ pub fn check(run: &Run) -> Outcome {
         )
         .measured(p99, run.settings.latency_p99_ms, Unit::Ms),
     ];
+    let in_ms = |us: u64| us as f64 / 1000.0;
     for (name, quantile) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
-        rows.push(Row::new(
-            format!("latency:{name}_ms:all"),
-            status,
-            q(&all, quantile),
-            "",
-            format!("{} samples", all.len()),
-        ));
+        rows.push(
+            Row::new(
+                format!("latency:{name}_ms:all"),
+                status,
+                q(&all, quantile),
+                "",
+                format!("{} samples", all.len()),
+            )
+            .measured(in_ms(all.value_at_quantile(quantile)), None, Unit::Ms),
+        );
     }
-    rows.push(Row::new(
-        "latency:max_ms:all",
-        status,
-        ms(all.max()),
-        "",
-        "",
-    ));
+    rows.push(
+        Row::new("latency:max_ms:all", status, ms(all.max()), "", "").measured(
+            in_ms(all.max()),
+            None,
+            Unit::Ms,
+        ),
+    );
     for (p, h) in &by_priority {
-        rows.push(Row::new(
-            format!("latency:p99_ms:priority_{p}"),
-            status,
-            q(h, 0.99),
-            "",
-            format!(
-                "{} samples; p50 {} ms, max {} ms",
-                h.len(),
-                q(h, 0.5),
-                ms(h.max())
-            ),
-        ));
+        rows.push(
+            Row::new(
+                format!("latency:p99_ms:priority_{p}"),
+                status,
+                q(h, 0.99),
+                "",
+                format!(
+                    "{} samples; p50 {} ms, max {} ms",
+                    h.len(),
+                    q(h, 0.5),
+                    ms(h.max())
+                ),
+            )
+            .measured(in_ms(h.value_at_quantile(0.99)), None, Unit::Ms),
+        );
     }
     Outcome {
         status,

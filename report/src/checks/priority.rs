@@ -82,20 +82,24 @@ pub fn check(run: &Run) -> Outcome {
                 a.backlog_seconds.len(),
                 a.queue_wait_max_us as f64 / 1000.0
             ),
-        ));
+        )
+        .measured(a.inversions as f64, Some(0.0), Unit::Messages));
     }
     for (p, h) in backlog_latency(run) {
-        rows.push(Row::new(
-            format!("priority:backlog_latency_p99_ms:{p}"),
-            status,
-            format!("{:.3}", h.value_at_quantile(0.99) as f64 / 1000.0),
-            "",
-            format!(
-                "{} arrivals of priority {p} during backlogs; p50 {:.3} ms",
-                h.len(),
-                h.value_at_quantile(0.5) as f64 / 1000.0
-            ),
-        ));
+        rows.push(
+            Row::new(
+                format!("priority:backlog_latency_p99_ms:{p}"),
+                status,
+                format!("{:.3}", h.value_at_quantile(0.99) as f64 / 1000.0),
+                "",
+                format!(
+                    "{} arrivals of priority {p} during backlogs; p50 {:.3} ms",
+                    h.len(),
+                    h.value_at_quantile(0.5) as f64 / 1000.0
+                ),
+            )
+            .measured(h.value_at_quantile(0.99) as f64 / 1000.0, None, Unit::Ms),
+        );
     }
     Outcome {
         status,

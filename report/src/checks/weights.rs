@@ -222,13 +222,16 @@ pub fn check(run: &Run) -> Outcome {
         ),
     )
     .measured(max, Some(limit), Unit::Percent)];
-    head.push(Row::new(
-        "weights:chi_square",
-        status,
-        format!("{chi2:.3}"),
-        format!("dof {dof}"),
-        format!("p-value {p_value:.4}"),
-    ));
+    head.push(
+        Row::new(
+            "weights:chi_square",
+            status,
+            format!("{chi2:.3}"),
+            format!("dof {dof}"),
+            format!("p-value {p_value:.4}"),
+        )
+        .measured(chi2, None, Unit::None),
+    );
     head.extend(rows);
     Outcome {
         status,
