@@ -73,6 +73,12 @@ pub struct Config {
     #[arg(long, value_name = "BYTES")]
     #[serde(default)]
     pub recv_buffer: Option<u32>,
+    /// What arrives: `probes` (the loadgen's, verified end to end) or `foreign` (another
+    /// emitter's payloads: counted and logged, not verified; the report then judges
+    /// weights, order and accounting only).
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default)]
+    pub traffic: runfolder::Traffic,
     /// Largest LOG frame expected (as the distributor's --max-frame).
     #[arg(long, value_name = "BYTES", default_value_t = protocol::log::DEFAULT_MAX_FRAME)]
     #[serde(default = "default_max_frame")]
@@ -105,6 +111,7 @@ impl Config {
             slow_capacity: None,
             out: default_out(),
             log: record::LogMode::default(),
+            traffic: runfolder::Traffic::default(),
             recv_buffer: None,
             max_frame: default_max_frame(),
         }
@@ -119,6 +126,7 @@ impl Config {
             format!("--weight={}", self.weight),
             format!("--out={}", self.out.display()),
             format!("--log={}", self.log),
+            format!("--traffic={}", self.traffic),
             format!("--max-frame={}", self.max_frame),
         ];
         if self.acks {
@@ -222,6 +230,7 @@ mod tests {
             slow_capacity: Some(10.0),
             out: PathBuf::from("/tmp/a b"),
             log: record::LogMode::Summary,
+            traffic: runfolder::Traffic::Foreign,
             recv_buffer: Some(65536),
             max_frame: 4096,
             ..Config::with_id("c1")

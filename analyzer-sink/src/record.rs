@@ -369,6 +369,8 @@ pub struct TotalsRow {
     pub id: String,
     /// Log mode.
     pub mode: LogMode,
+    /// What the sink was told to expect.
+    pub traffic: runfolder::Traffic,
     /// Sessions (connections that got past HELLO).
     pub sessions: u64,
     /// First and last arrival, ns.
@@ -383,6 +385,7 @@ impl TotalsRow {
         out.write(&SinkTotals {
             id: self.id.clone(),
             mode: self.mode,
+            traffic: self.traffic,
             received: c.received,
             unique: c.unique,
             duplicates: c.duplicates,

@@ -186,6 +186,7 @@ impl Sink {
         let totals = TotalsRow {
             id: self.config.id.clone(),
             mode: self.config.log,
+            traffic: self.config.traffic,
             sessions: self.sessions,
             first_arrival_ns: self.first_arrival_ns,
             last_arrival_ns: self.last_arrival_ns,

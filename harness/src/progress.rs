@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub struct Progress {
     bar: Option<ProgressBar>,
     total_s: f64,
-    last: Option<(Instant, Stats)>,
+    last: Option<Stats>,
     last_line: Instant,
 }
 
@@ -57,9 +57,8 @@ impl Progress {
         // Rates from the previous sample of the same incarnation (counters restart with a
         // new distributor process).
         let rates = match &self.last {
-            Some((at, prev)) if t.received >= prev.received && t.ts_ns > prev.ts_ns => {
+            Some(prev) if t.received >= prev.received && t.ts_ns > prev.ts_ns => {
                 let dt = (t.ts_ns - prev.ts_ns) as f64 / 1e9;
-                let _ = at;
                 Some((
                     (t.received - prev.received) as f64 / dt,
                     t.delivered.saturating_sub(prev.delivered) as f64 / dt,
@@ -99,7 +98,7 @@ impl Progress {
             }
             None => {}
         }
-        self.last = Some((now, t));
+        self.last = Some(t);
     }
 
     /// Ends the live display.

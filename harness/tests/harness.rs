@@ -290,3 +290,32 @@ fn every_subcommand_has_help_and_misuse_is_refused() {
     assert_eq!(code, Some(2));
     assert!(err.contains("did you mean \"basic\"?"), "{err}");
 }
+
+#[test]
+fn a_clean_run_logs_no_warning() {
+    let dir = workdir("quiet");
+    // The test profile without its chaos schedule.
+    let quiet = PROFILE.split("[[chaos]]").next().unwrap();
+    std::fs::write(dir.join("quiet.toml"), quiet).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg(dir.join("quiet.toml"))
+        .args(["--duration", "3", "--out"])
+        .arg(dir.join("results"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let run = run_dir(&dir);
+    for e in std::fs::read_dir(&run).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "log") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains(" WARN ") && !text.contains(" ERROR "),
+                "{}:\n{text}",
+                path.display()
+            );
+        }
+    }
+}

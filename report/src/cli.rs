@@ -30,6 +30,11 @@ pub struct Cli {
     /// random).
     #[arg(long, value_enum)]
     pub routing: Option<runfolder::Routing>,
+    /// What the analyzers received: `probes` (the loadgen's), or `foreign` (another
+    /// emitter's payloads: integrity and latency are then NOT_EXERCISED, accounting uses
+    /// the distributor's counters). Default: what the sinks were told (`--traffic`).
+    #[arg(long, value_enum)]
+    pub traffic: Option<runfolder::Traffic>,
 }
 
 /// A tolerance: a fraction in (0, 0.5], or a percentage written `N%`.
@@ -62,6 +67,7 @@ pub fn main(cli: Cli) -> ExitCode {
         backlog_ms: cli.backlog_ms,
         latency_p99_ms: cli.latency_p99_ms,
         routing: cli.routing,
+        traffic: cli.traffic,
     };
     let started = std::time::Instant::now();
     match crate::run(&cli.dir, &overrides) {

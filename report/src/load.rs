@@ -18,7 +18,7 @@ use polars::prelude::*;
 use runfolder::profile::ProfileView;
 use runfolder::rows::{self, LatencyClass, Scope};
 use runfolder::table::read_all;
-use runfolder::{LogMode, TableReader, names};
+use runfolder::{LogMode, TableReader, Traffic, names};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,7 @@ pub enum InputError {
         missing: Vec<&'static str>,
     },
     /// The loadgen's manifest says nothing was sent: there is nothing to judge.
-    #[error("{}: the loadgen sent nothing (emitters-*.csv counts 0 messages): nothing to judge", dir.display())]
+    #[error("{}: nothing was sent (the loadgen's manifest, or for foreign traffic the distributor's stats, count 0 messages): nothing to judge", dir.display())]
     NothingSent {
         /// The folder.
         dir: PathBuf,
@@ -134,10 +134,13 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     if !dir.is_dir() {
         return Err(InputError::NotADir(dir.to_owned()));
     }
-    require_run_files(dir)?;
-    let mut settings = Settings::default();
+    let mut settings = Settings {
+        traffic: sink_traffic(dir)?,
+        ..Settings::default()
+    };
     let profile = profile(dir, &mut settings)?;
     overrides.apply(&mut settings);
+    require_run_files(dir, settings.traffic)?;
     let manifest_path = dir.join(names::MANIFEST);
     let harness_manifest = if manifest_path.exists() {
         Some(runfolder::table::read_json(&manifest_path)?)
@@ -152,7 +155,7 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
         ..Run::default()
     };
     loadgen_manifest(dir, &mut run)?;
-    if run.emitters.iter().all(|e| e.sent == 0) {
+    if run.settings.traffic == Traffic::Probes && run.emitters.iter().all(|e| e.sent == 0) {
         return Err(InputError::NothingSent {
             dir: dir.to_owned(),
         });
@@ -169,20 +172,48 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     for (_, path) in files(dir, names::STATS)? {
         stats(&path, &mut run.distributor)?;
     }
+    if run.settings.traffic == Traffic::Foreign && run.distributor.received == 0 {
+        return Err(InputError::NothingSent {
+            dir: dir.to_owned(),
+        });
+    }
     events(dir, &mut run)?;
     resources(dir, &mut run)?;
     Ok(run)
 }
 
-/// Refuses a folder without the loadgen's files or any sink's files: a report on it would
-/// judge nothing (a wrong path in CI must not pass).
-fn require_run_files(dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    if files(dir, names::EMITTERS)?.is_empty() {
-        missing.push("loadgen manifest (emitters-*.csv)");
+/// What the sinks were told to expect: foreign when any sink's totals say so.
+fn sink_traffic(dir: &Path) -> Result<Traffic> {
+    for (_, path) in files(dir, names::TOTALS)? {
+        if read_all::<rows::SinkTotals>(&path)?
+            .iter()
+            .any(|t| t.traffic == Traffic::Foreign)
+        {
+            return Ok(Traffic::Foreign);
+        }
     }
-    if files(dir, names::SENT)?.is_empty() {
-        missing.push("loadgen counts (sent-*.csv)");
+    Ok(Traffic::Probes)
+}
+
+/// Refuses a folder without the files a report needs: a report on it would judge nothing
+/// (a wrong path in CI must not pass). Probes need the loadgen's files; foreign traffic
+/// needs the distributor's stats (its counters are the accounting); both need a sink's.
+fn require_run_files(dir: &Path, traffic: Traffic) -> Result<()> {
+    let mut missing = Vec::new();
+    match traffic {
+        Traffic::Probes => {
+            if files(dir, names::EMITTERS)?.is_empty() {
+                missing.push("loadgen manifest (emitters-*.csv)");
+            }
+            if files(dir, names::SENT)?.is_empty() {
+                missing.push("loadgen counts (sent-*.csv)");
+            }
+        }
+        Traffic::Foreign => {
+            if files(dir, names::STATS)?.is_empty() {
+                missing.push("distributor stats (stats-*.csv) for foreign traffic");
+            }
+        }
     }
     if files(dir, names::ARRIVALS)?.is_empty() && files(dir, names::SUMMARY)?.is_empty() {
         missing.push("analyzer sink files (arrivals-<id>.csv or summary-<id>.csv)");
@@ -469,6 +500,7 @@ fn stats(path: &Path, d: &mut Distributor) -> Result<()> {
         }
         d.failures += t.failures;
         d.received += t.received;
+        d.delivered += t.delivered;
     }
     d.files += 1;
     Ok(())

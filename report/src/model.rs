@@ -165,6 +165,8 @@ pub struct Distributor {
     pub failures: u64,
     /// Frames received.
     pub received: u64,
+    /// Frames delivered (written, or acknowledged with ACKs), at each incarnation's end.
+    pub delivered: u64,
     /// Stats files read.
     pub files: usize,
 }
@@ -211,6 +213,8 @@ pub struct Settings {
     pub latency_p99_ms: Option<f64>,
     /// Weights by analyzer id from the profile (used when the stats do not say).
     pub weights: BTreeMap<String, f64>,
+    /// Probes, or another emitter's payloads (from the sinks' totals, or `--traffic`).
+    pub traffic: runfolder::Traffic,
 }
 
 impl Default for Settings {
@@ -221,6 +225,7 @@ impl Default for Settings {
             backlog_ms: 1.0,
             latency_p99_ms: None,
             weights: BTreeMap::new(),
+            traffic: runfolder::Traffic::Probes,
         }
     }
 }
@@ -236,6 +241,8 @@ pub struct Overrides {
     pub latency_p99_ms: Option<f64>,
     /// `--routing`.
     pub routing: Option<runfolder::Routing>,
+    /// `--traffic`.
+    pub traffic: Option<runfolder::Traffic>,
 }
 
 impl Overrides {
@@ -252,6 +259,9 @@ impl Overrides {
         }
         if let Some(r) = self.routing {
             s.routing = r;
+        }
+        if let Some(t) = self.traffic {
+            s.traffic = t;
         }
     }
 }

@@ -7,8 +7,8 @@
 //! delivered most urgent first one millisecond apart (a backlog that priority reorders,
 //! without inversion), distributor stats with the live set, nothing dropped.
 
-use runfolder::rows::{Arrival, EmitterTotals, Scope, Sent, SeqRanges, Stats};
-use runfolder::{TableWriter, names};
+use runfolder::rows::{Arrival, EmitterTotals, Scope, Sent, SeqRanges, SinkTotals, Stats};
+use runfolder::{TableWriter, Traffic, names};
 use std::path::Path;
 
 /// What to break in a synthetic run.
@@ -28,6 +28,11 @@ pub enum Tamper {
     Invert,
     /// Deliver FIFO, one priority, as soon as queued: no backlog.
     NoBacklog,
+    /// Foreign traffic: payloads that are not probes, sinks told so, no loadgen files.
+    Foreign,
+    /// Foreign traffic of which the distributor delivered 5 frames fewer than it received
+    /// and dropped none: a loss only its counters show.
+    ForeignLost,
 }
 
 const BASE_NS: u64 = 1_800_000_000_000_000_000;
@@ -63,12 +68,13 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
                 // Queued 7, 6, ..., 0 (one per ms); delivered 0, 1, ..., 7 from t + 8 ms.
                 (pos as u8, t + (7 - pos) * MS, t + (8 + pos) * MS)
             };
+            let foreign = matches!(tamper, Tamper::Foreign | Tamper::ForeignLost);
             rows.push(Arrival {
                 arrival_ns: 0,
-                emitter: Some(*e),
-                seq: Some(*seq),
+                emitter: (!foreign).then_some(*e),
+                seq: (!foreign).then_some(*seq),
                 priority,
-                sent_ns: queued_ns - 100_000,
+                sent_ns: if foreign { 0 } else { queued_ns - 100_000 },
                 queued_ns,
                 dispatch_ns,
                 size: 512,
@@ -89,7 +95,7 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
             if tamper == Tamper::RemoveArrivals && i == 1 && (100..105).contains(&n) {
                 continue;
             }
-            row.crc_ok = !(tamper == Tamper::FlipCrc && i == 2 && n == 7);
+            row.crc_ok = !(tamper == Tamper::FlipCrc && i == 2 && n == 7) && row.emitter.is_some();
             row.arrival_ns = row.dispatch_ns + 100_000;
             last_second = last_second.max(row.arrival_ns / 1_000_000_000);
             out.write(&row)?;
@@ -105,6 +111,38 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
             out.write(&x)?;
         }
         out.flush()?;
+    }
+    let foreign = matches!(tamper, Tamper::Foreign | Tamper::ForeignLost);
+    if foreign {
+        for (i, id) in ids.iter().enumerate() {
+            let mut totals = TableWriter::<SinkTotals>::create(&names::TOTALS.path(dir, id))?;
+            totals.write(&SinkTotals {
+                id: (*id).to_owned(),
+                mode: runfolder::LogMode::Full,
+                traffic: Traffic::Foreign,
+                received: per[i].len() as u64,
+                unique: 0,
+                duplicates: 0,
+                corrupt: 0,
+                non_probe: per[i].len() as u64,
+                inversions: 0,
+                overtaken: 0,
+                sessions: 1,
+                first_arrival_ns: BASE_NS,
+                last_arrival_ns: BASE_NS,
+            })?;
+            totals.flush()?;
+        }
+    }
+    let delivered = if tamper == Tamper::ForeignLost {
+        messages - 5
+    } else {
+        messages
+    };
+    write_stats(dir, messages, delivered, last_second)?;
+    write_profile(dir)?;
+    if foreign {
+        return Ok(());
     }
     let mut manifest = TableWriter::<EmitterTotals>::create(&names::EMITTERS.path(dir, 0))?;
     let mut sent = TableWriter::<Sent>::create(&names::SENT.path(dir, 0))?;
@@ -132,12 +170,23 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
     }
     manifest.flush()?;
     sent.flush()?;
+    Ok(())
+}
+
+/// The distributor's stats: every second, the totals and three live analyzers (5/3/2).
+fn write_stats(
+    dir: &Path,
+    received: u64,
+    delivered: u64,
+    last_second: u64,
+) -> Result<(), runfolder::Error> {
+    let ids = ["a1", "a2", "a3"];
     let mut stats = TableWriter::<Stats>::create(&names::STATS.path(dir, 1))?;
     for s in BASE_NS / 1_000_000_000..=last_second {
         let ts = s * 1_000_000_000 + 500 * MS;
         stats.write(&Stats {
-            received: messages,
-            delivered: messages,
+            received,
+            delivered,
             emitter_connections_open: 3,
             queued: 5,
             live: 3,
@@ -152,7 +201,11 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
             })?;
         }
     }
-    stats.flush()?;
+    stats.flush()
+}
+
+/// The profile copy: smooth routing, the default thresholds.
+fn write_profile(dir: &Path) -> Result<(), runfolder::Error> {
     let profile = dir.join(names::PROFILE);
     std::fs::write(
         &profile,

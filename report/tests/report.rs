@@ -145,6 +145,33 @@ fn the_html_page_has_the_header_the_banner_and_inline_svg() {
 }
 
 #[test]
+fn foreign_traffic_is_judged_by_weights_order_and_the_distributors_counters() {
+    let s = statuses("foreign", Tamper::Foreign);
+    assert_eq!(status_of(&s, "weights"), Status::Pass, "{s:?}");
+    assert_eq!(status_of(&s, "priority"), Status::Pass, "{s:?}");
+    assert_eq!(status_of(&s, "accounting"), Status::Pass, "{s:?}");
+    assert_eq!(status_of(&s, "integrity"), Status::NotExercised, "{s:?}");
+    assert_eq!(status_of(&s, "latency"), Status::NotExercised, "{s:?}");
+    let dir = folder("foreign-verdict", Tamper::Foreign);
+    let (code, stdout, _) = report_bin(&dir, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("foreign traffic"), "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("RESULT: PASS (3 passed, 2 not exercised)"),
+        "{stdout}"
+    );
+    // A loss only the distributor's counters show.
+    let s = statuses("foreign-lost", Tamper::ForeignLost);
+    assert_eq!(status_of(&s, "accounting"), Status::Fail, "{s:?}");
+    // The same probes judged as foreign on request, without the loadgen's files' help.
+    let probes = folder("as-foreign", Tamper::None);
+    let (code, stdout, _) = report_bin(&probes, &["--traffic", "foreign"]);
+    assert_eq!(code, Some(0), "{stdout}");
+}
+
+#[test]
 fn random_routing_is_judged_by_a_confidence_interval() {
     let dir = folder("random", Tamper::None);
     let small = Overrides {
@@ -232,7 +259,7 @@ fn an_empty_or_wrong_folder_is_unusable_input_not_a_pass() {
     std::fs::write(&manifest, zeroed.join("\n") + "\n").unwrap();
     let (code, _, stderr) = report_bin(&idle, &[]);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("sent nothing"), "{stderr}");
+    assert!(stderr.contains("nothing was sent"), "{stderr}");
     let (code, _, stderr) = report_bin(&idle.join("no-such-folder"), &[]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("not a run folder"), "{stderr}");

@@ -120,6 +120,21 @@ spelled!(ChaosAction {
     RestartDistributor => "restart-distributor",
 });
 
+/// What the analyzers receive: the loadgen's probes, or another emitter's payloads.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Traffic {
+    /// Probes (every payload verifiable end to end).
+    #[default]
+    Probes,
+    /// Payloads of other emitters (the original system's, say): not verifiable, carrying
+    /// no emitter, seq or send stamp.
+    Foreign,
+}
+spelled!(Traffic { Probes => "probes", Foreign => "foreign" });
+
 /// A check's verdict, as the report prints it and writes it to `summary.csv`.
 #[derive(
     Debug,
@@ -226,6 +241,7 @@ mod tests {
         same_spelling(PriorityMode::ALL);
         same_spelling(ChaosAction::ALL);
         same_spelling(Status::ALL);
+        same_spelling(Traffic::ALL);
         for u in Unit::ALL {
             let json = serde_json::to_string(u).unwrap();
             assert_eq!(json, format!("\"{u}\""));

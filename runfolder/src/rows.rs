@@ -1,7 +1,7 @@
 //! One row type per CSV file of a run folder. The field names are the columns; every
 //! column is documented here and in the README.
 
-use crate::enums::{ChaosAction, LogMode, Status, Unit};
+use crate::enums::{ChaosAction, LogMode, Status, Traffic, Unit};
 use crate::table::table;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -152,6 +152,8 @@ table! {
         pub id: String,
         /// Log mode.
         pub mode: LogMode,
+        /// What the sink was told to expect (`--traffic`).
+        pub traffic: Traffic,
         /// Frames received.
         pub received: u64,
         /// Distinct (emitter, seq) received.
@@ -527,6 +529,7 @@ mod tests {
         round_trip(SinkTotals {
             id: "a1".into(),
             mode: LogMode::Summary,
+            traffic: Traffic::Foreign,
             received: 1,
             unique: 1,
             duplicates: 0,

@@ -164,7 +164,8 @@ async fn detects_corrupt_duplicate_and_foreign_frames() {
     let foreign = &rows[302];
     assert_eq!((&foreign[1], &foreign[2], &foreign[8]), ("", "", "0"));
     let totals = csv_rows(&dir.join("totals-s1.csv"));
-    let fields: Vec<&str> = totals[0].iter().skip(2).take(5).collect();
+    assert_eq!(&totals[0][2], "probes");
+    let fields: Vec<&str> = totals[0].iter().skip(3).take(5).collect();
     assert_eq!(fields, ["303", "300", "1", "1", "1"]);
 }
 
@@ -273,7 +274,7 @@ async fn reconnects_after_the_distributor_goes_away() {
     let counts = sink.await.unwrap().unwrap();
     assert_eq!((counts.received, counts.unique), (20, 20));
     let totals = csv_rows(&dir.join("totals-r.csv"));
-    assert_eq!(&totals[0][9], "3", "three sessions");
+    assert_eq!(&totals[0][10], "3", "three sessions");
 }
 
 #[tokio::test]

@@ -43,6 +43,12 @@ fn ms(us: u64) -> String {
 
 /// The latency check.
 pub fn check(run: &Run) -> Outcome {
+    if run.settings.traffic == runfolder::Traffic::Foreign {
+        return Outcome::not_exercised(
+            "latency",
+            "not exercised: foreign traffic carries no send stamp, so end-to-end latency is unknown",
+        );
+    }
     let by_priority = merge(run.analyzers.iter().map(|a| &a.latency));
     let Some(all) = overall(&by_priority).filter(|h| !h.is_empty()) else {
         return Outcome::not_exercised("latency", "no latency samples (no intact probe arrived)");

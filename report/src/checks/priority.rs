@@ -39,12 +39,19 @@ pub fn check(run: &Run) -> Outcome {
             max_wait as f64 / 1000.0
         ),
     };
-    let headline = match status {
-        Status::NotExercised => format!(
+    let single_level = match run.sent_per_priority.keys().collect::<Vec<_>>()[..] {
+        [p] => Some(*p),
+        _ => None,
+    };
+    let headline = match (status, single_level) {
+        (Status::NotExercised, Some(p)) => format!(
+            "not exercised, by design: every message had priority {p}, so there is nothing to reorder"
+        ),
+        (Status::NotExercised, None) => format!(
             "not exercised: no backlog of mixed priorities formed (no frame was overtaken by a more urgent one; largest queue wait {:.1} ms)",
             max_wait as f64 / 1000.0
         ),
-        _ => format!(
+        (_, _) => format!(
             "{inversions} inversions {} 0; {overtaken} frames overtaken by more urgent ones, largest queue wait {:.1} ms",
             if inversions == 0 { "<=" } else { ">" },
             max_wait as f64 / 1000.0
