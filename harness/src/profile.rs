@@ -108,6 +108,9 @@ pub fn search_dirs() -> Vec<PathBuf> {
         }
     }
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles"));
+    // The same folder reached two ways is looked in once.
+    let mut seen = std::collections::BTreeSet::new();
+    dirs.retain(|d| seen.insert(d.canonicalize().unwrap_or_else(|_| d.clone())));
     dirs
 }
 

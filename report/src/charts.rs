@@ -226,10 +226,13 @@ fn legend<DB: DrawingBackend>(
     Ok(())
 }
 
-/// One panel of lines over the run's seconds, with chaos events marked.
+/// One panel of lines: over the run's seconds with its chaos events marked, or over
+/// another x axis (priority levels).
 struct TimePanel<'a> {
     run: &'a Run,
     title: String,
+    /// The x axis, when it is not the run's seconds (then no chaos marks).
+    x_desc: Option<&'static str>,
     y_desc: &'static str,
     /// Integer ticks on y (counts).
     counts: bool,
@@ -258,7 +261,7 @@ impl TimePanel<'_> {
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(err)?;
         let mut mesh = chart.configure_mesh();
-        mesh.x_desc("seconds since start")
+        mesh.x_desc(self.x_desc.unwrap_or("seconds since start"))
             .x_label_formatter(&integer)
             .y_desc(self.y_desc)
             .label_style((FONT, 14));
@@ -278,7 +281,12 @@ impl TimePanel<'_> {
                 .draw_series(LineSeries::new(s.points.iter().copied(), style))
                 .map_err(err)?;
         }
-        for (x, label) in event_marks(self.run) {
+        let marks = if self.x_desc.is_none() {
+            event_marks(self.run)
+        } else {
+            Vec::new()
+        };
+        for (x, label) in marks {
             if !(0.0..=x_max).contains(&x) {
                 continue;
             }
@@ -331,6 +339,7 @@ pub fn throughput(run: &Run) -> Result<Chart, ChartError> {
     let panel = TimePanel {
         run,
         title: title.clone(),
+        x_desc: None,
         y_desc: "messages / s",
         counts: true,
         series: vec![
@@ -466,54 +475,6 @@ pub fn latency_levels(run: &Run) -> Vec<(u8, f64, f64, f64)> {
         .collect()
 }
 
-/// Lines over priority levels.
-struct ByPriority {
-    title: String,
-    series: Vec<Series>,
-}
-
-impl Draw for ByPriority {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), ChartError> {
-        let (plot, side) = root.split_horizontally(root.dim_in_pixel().0 - LEGEND_W);
-        let x_max = self
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0))
-            .fold(1.0, f64::max);
-        let y_max = self
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
-            .fold(0.1, f64::max)
-            * 1.1;
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(&self.title, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("priority")
-            .x_label_formatter(&integer)
-            .y_label_formatter(&compact)
-            .y_desc("latency, ms")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        for s in &self.series {
-            chart
-                .draw_series(LineSeries::new(
-                    s.points.iter().copied(),
-                    s.color.stroke_width(2),
-                ))
-                .map_err(err)?;
-        }
-        legend(&side, &self.series.iter().collect::<Vec<_>>())
-    }
-}
-
 /// p50 / p99 / max latency per priority level; `None` with fewer than two levels (a table
 /// says it better).
 pub fn latency_by_priority(run: &Run) -> Result<Option<Chart>, ChartError> {
@@ -525,8 +486,12 @@ pub fn latency_by_priority(run: &Run) -> Result<Option<Chart>, ChartError> {
         levels.iter().map(|l| (f64::from(l.0), f(l))).collect()
     };
     let title = "End-to-end latency by priority (0 = most urgent)".to_owned();
-    let chart = ByPriority {
+    let chart = TimePanel {
+        run,
         title: title.clone(),
+        x_desc: Some("priority"),
+        y_desc: "latency, ms",
+        counts: false,
         series: vec![
             Series::new("p50", GREEN, line(|l| l.1)),
             Series::new("p99", BLUE, line(|l| l.2)),
@@ -555,6 +520,7 @@ pub fn latency_over_time(run: &Run) -> Result<Chart, ChartError> {
     let panel = TimePanel {
         run,
         title: title.clone(),
+        x_desc: None,
         y_desc: "latency, ms",
         counts: false,
         series: vec![
@@ -571,6 +537,7 @@ pub fn queue_depth(run: &Run) -> Result<Chart, ChartError> {
     let panel = TimePanel {
         run,
         title: title.clone(),
+        x_desc: None,
         y_desc: "frames",
         counts: true,
         series: vec![Series::new(
@@ -597,6 +564,7 @@ pub fn resources(run: &Run) -> Result<Chart, ChartError> {
         TimePanel {
             run,
             title: "Distributor CPU (% of one core)".to_owned(),
+            x_desc: None,
             y_desc: "CPU %",
             counts: false,
             series: vec![Series::new("cpu %", ORANGE, series(|r| r.cpu_pct))],
@@ -604,6 +572,7 @@ pub fn resources(run: &Run) -> Result<Chart, ChartError> {
         TimePanel {
             run,
             title: "Distributor resident memory (MiB)".to_owned(),
+            x_desc: None,
             y_desc: "RSS MiB",
             counts: false,
             series: vec![Series::new(

@@ -23,57 +23,8 @@ pub use runfolder::Status;
 /// The unit of a row's numbers (shared with `summary.csv` and `summary.json` readers).
 pub use runfolder::Unit;
 
-/// One row of `summary.csv`: a check or one of its figures.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// `weights`, `weights:a1`, `latency:p99:all`, ...
-    pub check: String,
-    /// The verdict the row belongs to.
-    pub status: Status,
-    /// What was measured.
-    pub value: String,
-    /// What was expected.
-    pub expected: String,
-    /// The measured number, when the row has one.
-    pub value_num: Option<f64>,
-    /// The limit it is judged against, when there is one.
-    pub limit_num: Option<f64>,
-    /// The unit of both numbers.
-    pub unit: Unit,
-    /// Why, for a person.
-    pub detail: String,
-}
-
-impl Row {
-    /// A row.
-    pub fn new(
-        check: impl Into<String>,
-        status: Status,
-        value: impl ToString,
-        expected: impl ToString,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            check: check.into(),
-            status,
-            value: value.to_string(),
-            expected: expected.to_string(),
-            value_num: None,
-            limit_num: None,
-            unit: Unit::None,
-            detail: detail.into(),
-        }
-    }
-
-    /// The row's numbers: the measured `value`, the `limit` it is judged against (if any),
-    /// their unit.
-    pub fn measured(mut self, value: f64, limit: Option<f64>, unit: Unit) -> Self {
-        self.value_num = value.is_finite().then_some(value);
-        self.limit_num = limit.filter(|l| l.is_finite());
-        self.unit = unit;
-        self
-    }
-}
+/// One row of `summary.csv`: a check or one of its figures (the run folder's row type).
+pub use runfolder::rows::CheckRow as Row;
 
 /// A check's verdict with its figures; `rows[0]` is the check itself.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,25 +4,11 @@
 use crate::charts::Chart;
 use crate::checks::{Outcome, Row, Status, Unit, overall, result_line};
 use crate::model::Run;
-use runfolder::rows::CheckRow;
 use std::fmt::Write as _;
 
 /// `summary.csv`: one row per check and figure (`runfolder::rows::CheckRow`).
 pub fn summary_csv(outcomes: &[Outcome]) -> Result<Vec<u8>, csv::Error> {
-    let rows: Vec<CheckRow> = outcomes
-        .iter()
-        .flat_map(|o| &o.rows)
-        .map(|r| CheckRow {
-            check: r.check.clone(),
-            status: r.status,
-            value: r.value.clone(),
-            expected: r.expected.clone(),
-            value_num: r.value_num,
-            limit_num: r.limit_num,
-            unit: r.unit,
-            detail: r.detail.clone(),
-        })
-        .collect();
+    let rows: Vec<Row> = outcomes.iter().flat_map(|o| o.rows.clone()).collect();
     runfolder::table::encode(&rows)
 }
 

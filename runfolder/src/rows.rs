@@ -275,6 +275,37 @@ table! {
     }
 }
 
+impl CheckRow {
+    /// A row with text only (no numbers yet: see [`CheckRow::measured`]).
+    pub fn new(
+        check: impl Into<String>,
+        status: Status,
+        value: impl ToString,
+        expected: impl ToString,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            check: check.into(),
+            status,
+            value: value.to_string(),
+            expected: expected.to_string(),
+            value_num: None,
+            limit_num: None,
+            unit: Unit::None,
+            detail: detail.into(),
+        }
+    }
+
+    /// The row's numbers: the measured `value`, the `limit` it is judged against (if any),
+    /// their unit. Non-finite numbers are left empty.
+    pub fn measured(mut self, value: f64, limit: Option<f64>, unit: Unit) -> Self {
+        self.value_num = value.is_finite().then_some(value);
+        self.limit_num = limit.filter(|l| l.is_finite());
+        self.unit = unit;
+        self
+    }
+}
+
 impl Stats {
     /// A row of `analyzer` at `ts_ns` with every count 0.
     pub fn zeroed(ts_ns: u64, analyzer: Scope) -> Self {
