@@ -216,3 +216,30 @@ fn bad_flags_are_named() {
     assert!(loadgen::Config::try_parse_from(["loadgen", "--rate", "fast"]).is_err());
     assert!(loadgen::Config::try_parse_from(["loadgen", "--priority-range", "9-3"]).is_err());
 }
+
+#[test]
+fn the_binary_says_it_waits_for_the_distributor() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--target",
+            &closed.to_string(),
+            "--connect-timeout",
+            "0.5",
+            "--out",
+        ])
+        .arg(tempdir("waits"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("waiting for the distributor").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+}

@@ -358,3 +358,35 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn the_binary_warns_once_when_the_distributor_cannot_be_reached() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("sink-unreachable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_analyzer-sink"))
+        .args(["--id", "u", "--distributor", &closed.to_string(), "--out"])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Retries every 100 ms doubling to 2 s: several in 2.5 s, one warning (the next is
+    // due after 10 s).
+    std::thread::sleep(Duration::from_millis(2500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("cannot reach the distributor").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains(&closed.to_string()), "{err}");
+}
