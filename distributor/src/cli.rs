@@ -49,7 +49,8 @@ pub struct Cli {
     /// outstanding) after which an analyzer is treated as failed. [default: 5]
     #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
     hang_timeout: Option<std::time::Duration>,
-    /// Largest LOG frame_len accepted; a larger one is a protocol error. [default: 1048576]
+    /// Largest LOG frame_len accepted (at most 256 MiB); a larger one is a protocol error.
+    /// [default: 1048576]
     #[arg(long, value_name = "BYTES")]
     max_frame: Option<u32>,
     /// How long a frame may wait in the holding queue (no analyzer can take it): as long as

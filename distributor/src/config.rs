@@ -140,6 +140,9 @@ fn default_ack_window() -> usize {
 fn default_hang_timeout() -> Duration {
     Duration::from_secs(5)
 }
+/// The largest `--max-frame` accepted: 256 MiB.
+pub const MAX_FRAME_LIMIT: u32 = 256 << 20;
+
 fn default_max_frame() -> u32 {
     protocol::log::DEFAULT_MAX_FRAME
 }
@@ -247,6 +250,12 @@ impl Config {
         if self.max_frame < protocol::log::HEADER_LEN as u32 {
             return invalid("max-frame", "must be at least 5 bytes");
         }
+        if self.max_frame > MAX_FRAME_LIMIT {
+            // A DELIVER frame adds 17 bytes to the LOG frame's payload; past u32::MAX - 17
+            // its length would wrap. 256 MiB also keeps the EMITTER HELLO magic (read as a
+            // frame_len, 1,279,542,577) above every accepted LOG frame.
+            return invalid("max-frame", "must be at most 268435456 bytes (256 MiB)");
+        }
         if self.max_connections == 0 {
             return invalid("max-connections", "must be at least 1");
         }
@@ -316,6 +325,20 @@ mod tests {
             ..Config::default()
         };
         assert!(cfg.validate().unwrap_err().to_string().contains("weights"));
+        let cfg = Config {
+            max_frame: MAX_FRAME_LIMIT + 1,
+            ..Config::default()
+        };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("max-frame") && err.contains("256 MiB"),
+            "{err}"
+        );
+        let cfg = Config {
+            max_frame: MAX_FRAME_LIMIT,
+            ..Config::default()
+        };
+        cfg.validate().unwrap();
         let cfg = Config {
             queue_capacity: 0,
             ..Config::default()

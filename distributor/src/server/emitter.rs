@@ -54,6 +54,11 @@ pub(super) async fn connection(
             }
             _ = tokio::time::sleep_until(grace_until.unwrap_or_else(tokio::time::Instant::now)), if grace_until.is_some() => {
                 tracing::warn!(%peer, grace_s = grace.as_secs_f64(), "emitter did not close within the shutdown grace period");
+                if framed.buffered() > 0 {
+                    // The frame under way is lost with the connection: counted, as at EOF.
+                    shared.with(|c| c.truncated());
+                    tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "partial frame lost at the end of the shutdown grace");
+                }
                 break;
             }
         };

@@ -542,6 +542,57 @@ async fn metrics_endpoint_speaks_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answers_head_and_bare_lf_requests() {
+    let d = Running::start(config()).await;
+    for (request, body) in [
+        (&b"GET /metrics HTTP/1.0\n\n"[..], true),
+        (&b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"[..], false),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(d.metrics).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, request)
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(
+            SECS(5),
+            tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        assert!(out.contains("Content-Length: "), "{out}");
+        assert_eq!(
+            out.contains("distributor_received_frames_total"),
+            body,
+            "{out}"
+        );
+    }
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_frame_left_at_the_end_of_the_shutdown_grace_is_counted() {
+    use tokio::io::AsyncWriteExt;
+    let d = Running::start(distributor::Config {
+        drain_timeout: SECS(1),
+        ..config()
+    })
+    .await;
+    let mut e = tokio::net::TcpStream::connect(d.emitter).await.unwrap();
+    // A frame that announces 100 bytes and sends 20, from an emitter that never closes.
+    let mut partial = 100u32.to_be_bytes().to_vec();
+    partial.extend_from_slice(&[0u8; 16]);
+    e.write_all(&partial).await.unwrap();
+    d.wait_metric("distributor_emitter_connections_open", 1.0)
+        .await;
+    let snap = d.stop().await;
+    assert_eq!(snap.totals.truncated, 1);
+    assert_eq!(snap.totals.received, 0);
+    drop(e);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_half_closes_emitters_and_reads_what_they_still_send() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let d = Running::start(config()).await;
