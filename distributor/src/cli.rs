@@ -69,6 +69,14 @@ pub struct Cli {
     /// Emitter connections open at once. [default: 10000]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Live analyzer sessions at most; a HELLO with another id gets a REJECT naming the
+    /// limit. [default: 1024]
+    #[arg(long, value_name = "N")]
+    max_analyzers: Option<usize>,
+    /// The largest weight a HELLO may claim; above it, a REJECT naming the limit (weights
+    /// pinned with --weight are not limited). [default: 1000000]
+    #[arg(long, value_name = "W")]
+    max_weight: Option<f64>,
     /// Serve OpenMetrics text (what Prometheus scrapes) at http://HOST:PORT/metrics.
     #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
     metrics_listen: Option<SocketAddr>,
@@ -106,7 +114,9 @@ impl Cli {
             max_attempts,
             holding_capacity,
             drain_timeout,
-            max_connections
+            max_connections,
+            max_analyzers,
+            max_weight
         );
         if self.seed.is_some() {
             c.seed = self.seed;

@@ -117,6 +117,12 @@ pub struct Config {
     /// Emitter connections open at once; more wait in the accept backlog.
     #[serde(default = "default_max_connections", alias = "max_connections")]
     pub max_connections: usize,
+    /// Live analyzer sessions at most; a HELLO with another id gets a REJECT.
+    #[serde(default = "default_max_analyzers", alias = "max_analyzers")]
+    pub max_analyzers: usize,
+    /// The largest weight a HELLO may claim (weights pinned here are not limited).
+    #[serde(default = "default_max_weight", alias = "max_weight")]
+    pub max_weight: f64,
 }
 
 fn default_emitter_listen() -> SocketAddr {
@@ -158,6 +164,12 @@ fn default_drain_timeout() -> Duration {
 fn default_max_connections() -> usize {
     10_000
 }
+fn default_max_analyzers() -> usize {
+    1024
+}
+fn default_max_weight() -> f64 {
+    1e6
+}
 
 fn to_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
@@ -192,6 +204,8 @@ impl Default for Config {
             holding_capacity: default_holding_capacity(),
             drain_timeout: default_drain_timeout(),
             max_connections: default_max_connections(),
+            max_analyzers: default_max_analyzers(),
+            max_weight: default_max_weight(),
         }
     }
 }
@@ -259,6 +273,12 @@ impl Config {
         if self.max_connections == 0 {
             return invalid("max-connections", "must be at least 1");
         }
+        if self.max_analyzers == 0 {
+            return invalid("max-analyzers", "must be at least 1");
+        }
+        if !(self.max_weight.is_finite() && self.max_weight > 0.0) {
+            return invalid("max-weight", "must be finite and > 0");
+        }
         Ok(())
     }
 
@@ -274,6 +294,8 @@ impl Config {
             holding_capacity: self.holding_capacity,
             retry: RetrySchedule::new(self.max_attempts),
             pinned: self.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            max_analyzers: self.max_analyzers,
+            max_weight: self.max_weight,
         }
     }
 }

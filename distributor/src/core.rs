@@ -17,7 +17,8 @@ use crate::health::{Hang, RetrySchedule};
 use crate::holding::Holding;
 use crate::router::{Router, Routing};
 use crate::session::{
-    AckViolation, Registered, RejectReason, Session, SessionEnd, SessionKey, SessionLimits,
+    AckViolation, Registered, RejectKind, RejectReason, Session, SessionEnd, SessionKey,
+    SessionLimits,
 };
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
 use protocol::analyzer::Hello;
@@ -72,6 +73,10 @@ pub struct CoreConfig {
     pub retry: RetrySchedule,
     /// Weights pinned by configuration, by analyzer id; they win over the HELLO.
     pub pinned: HashMap<String, f64>,
+    /// Live analyzer sessions at most; another id's HELLO is refused.
+    pub max_analyzers: usize,
+    /// The largest weight a HELLO may claim (pinned weights are not limited).
+    pub max_weight: f64,
 }
 
 /// What happened to a batch offered by an emitter connection.
@@ -249,14 +254,34 @@ impl Core {
     /// live session with the same id is replaced (its frames re-routed).
     pub fn register(&mut self, hello: &Hello, now: Now) -> Result<Registered, RejectReason> {
         let weight = match self.cfg.pinned.get(&hello.id) {
-            Some(w) => *w,
-            None if hello.weight_is_valid() => hello.weight,
-            None => {
-                self.totals.rejected_hellos += 1;
-                return Err(RejectReason::InvalidWeight {
+            Some(w) => Ok(*w),
+            None if !hello.weight_is_valid() => Err(RejectReason::InvalidWeight {
+                id: hello.id.clone(),
+                weight: hello.weight,
+            }),
+            None if hello.weight > self.cfg.max_weight => Err(RejectReason::WeightTooLarge {
+                id: hello.id.clone(),
+                weight: hello.weight,
+                max: self.cfg.max_weight,
+            }),
+            None => Ok(hello.weight),
+        };
+        let replacing = self.live.iter().any(|s| s.id == hello.id);
+        let weight = weight.and_then(|w| {
+            if !replacing && self.live.len() >= self.cfg.max_analyzers {
+                Err(RejectReason::TooManyAnalyzers {
                     id: hello.id.clone(),
-                    weight: hello.weight,
-                });
+                    max: self.cfg.max_analyzers,
+                })
+            } else {
+                Ok(w)
+            }
+        });
+        let weight = match weight {
+            Ok(w) => w,
+            Err(reason) => {
+                self.rejected_hello(reason.kind());
+                return Err(reason);
             }
         };
         let key = self.next_key;
@@ -405,9 +430,9 @@ impl Core {
         }
     }
 
-    /// Counts a refused HELLO (malformed, before any weight check).
-    pub fn rejected_hello(&mut self) {
-        self.totals.rejected_hellos += 1;
+    /// Counts a refused HELLO.
+    pub fn rejected_hello(&mut self, kind: RejectKind) {
+        self.totals.rejected_hellos[kind as usize] += 1;
     }
 
     /// From now on held frames wait until shutdown instead of expiring.
@@ -491,6 +516,8 @@ mod tests {
             holding_capacity: 10,
             retry: RetrySchedule::new(3),
             pinned: HashMap::new(),
+            max_analyzers: 2,
+            max_weight: 100.0,
         })
     }
 
@@ -546,6 +573,30 @@ mod tests {
             .map(|f| f.payload[0])
             .collect();
         assert_eq!(payloads, vec![7u8; 300], "bytes unchanged");
+    }
+
+    #[test]
+    fn analyzer_and_weight_limits_reject_with_the_limit() {
+        let mut c = core();
+        let heavy = Hello {
+            weight: 1000.0,
+            ..hello("h")
+        };
+        let err = c.register(&heavy, at(1)).unwrap_err();
+        assert!(
+            matches!(err, RejectReason::WeightTooLarge { max: 100.0, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--max-weight"));
+        c.register(&hello("a"), at(2)).unwrap();
+        c.register(&hello("b"), at(3)).unwrap();
+        let err = c.register(&hello("c"), at(4)).unwrap_err();
+        assert!(err.to_string().contains("--max-analyzers"), "{err}");
+        // A live id may still come back (replacement), the limit notwithstanding.
+        c.register(&hello("a"), at(5)).unwrap();
+        let t = &c.totals;
+        assert_eq!(t.rejected_hellos[RejectKind::WeightTooLarge as usize], 1);
+        assert_eq!(t.rejected_hellos[RejectKind::TooManyAnalyzers as usize], 1);
     }
 
     #[test]

@@ -43,6 +43,69 @@ pub enum RejectReason {
         /// The weight it sent.
         weight: f64,
     },
+    /// A weight above `--max-weight`, for an id with no pinned weight.
+    #[error("weight {weight} for analyzer {id:?} exceeds the limit of {max} (--max-weight)")]
+    WeightTooLarge {
+        /// The analyzer id.
+        id: String,
+        /// The weight it sent.
+        weight: f64,
+        /// The limit.
+        max: f64,
+    },
+    /// `--max-analyzers` sessions are live and this id is not one of them.
+    #[error("{max} analyzers are live, the limit (--max-analyzers); {id:?} is not one of them")]
+    TooManyAnalyzers {
+        /// The analyzer id.
+        id: String,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl RejectReason {
+    /// The reason as counted in `distributor_rejected_hellos_total{reason}`.
+    pub fn kind(&self) -> RejectKind {
+        match self {
+            RejectReason::Malformed(_) => RejectKind::Malformed,
+            RejectReason::InvalidWeight { .. } => RejectKind::InvalidWeight,
+            RejectReason::WeightTooLarge { .. } => RejectKind::WeightTooLarge,
+            RejectReason::TooManyAnalyzers { .. } => RejectKind::TooManyAnalyzers,
+        }
+    }
+}
+
+/// Why HELLOs were refused, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// Not an acceptable HELLO.
+    Malformed,
+    /// A weight that is not finite and > 0.
+    InvalidWeight,
+    /// A weight above `--max-weight`.
+    WeightTooLarge,
+    /// `--max-analyzers` reached.
+    TooManyAnalyzers,
+}
+
+impl RejectKind {
+    /// Every kind, in the order of the counters.
+    pub const ALL: [RejectKind; 4] = [
+        RejectKind::Malformed,
+        RejectKind::InvalidWeight,
+        RejectKind::WeightTooLarge,
+        RejectKind::TooManyAnalyzers,
+    ];
+
+    /// The label in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::Malformed => "malformed",
+            RejectKind::InvalidWeight => "invalid_weight",
+            RejectKind::WeightTooLarge => "weight_too_large",
+            RejectKind::TooManyAnalyzers => "too_many_analyzers",
+        }
+    }
 }
 
 /// Why a session ended; every one re-routes the session's frames.

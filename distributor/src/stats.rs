@@ -18,7 +18,7 @@
 //! | `distributor_truncated_frames_total` | partial frames at the end of an emitter stream |
 //! | `distributor_emitter_connections_total` | emitter connections accepted |
 //! | `distributor_analyzer_sessions_total` | HELLOs accepted |
-//! | `distributor_rejected_hellos_total` | HELLOs answered with REJECT |
+//! | `distributor_rejected_hellos_total{reason}` | HELLOs answered with REJECT, by reason (`malformed`, `invalid_weight`, `weight_too_large`, `too_many_analyzers`; every reason from the start) |
 //! | `distributor_routed_frames_total{analyzer}` | frames queued for an analyzer (re-routes included) |
 //! | `distributor_analyzer_delivered_frames_total{analyzer}` | delivered to that analyzer |
 //! | `distributor_written_frames_total{analyzer}` | DELIVER frames written to its socket |
@@ -32,6 +32,7 @@
 //! | `distributor_holding_frames` (gauge) | frames waiting for any analyzer |
 //! | `distributor_emitter_connections_open` (gauge) | emitter connections now open |
 
+use crate::session::RejectKind;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -93,8 +94,8 @@ pub struct Totals {
     pub emitter_connections_open: u64,
     /// HELLOs accepted.
     pub analyzer_sessions: u64,
-    /// HELLOs refused.
-    pub rejected_hellos: u64,
+    /// HELLOs refused, by reason (index of `RejectKind::ALL`).
+    pub rejected_hellos: [u64; 4],
 }
 
 impl Default for Totals {
@@ -108,7 +109,7 @@ impl Default for Totals {
             emitter_connections: 0,
             emitter_connections_open: 0,
             analyzer_sessions: 0,
-            rejected_hellos: 0,
+            rejected_hellos: [0; 4],
         }
     }
 }
@@ -343,7 +344,7 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
         let t = &s.totals;
-        let scalars: [(&str, &str, u64); 7] = [
+        let scalars: [(&str, &str, u64); 6] = [
             (
                 "distributor_received_frames",
                 "LOG frames accepted from emitters.",
@@ -374,11 +375,6 @@ impl Collector for SnapshotCollector {
                 "HELLOs accepted.",
                 t.analyzer_sessions,
             ),
-            (
-                "distributor_rejected_hellos",
-                "HELLOs answered with REJECT.",
-                t.rejected_hellos,
-            ),
         ];
         for (name, help, value) in scalars {
             counter(&mut enc, name, help, value)?;
@@ -395,6 +391,18 @@ impl Collector for SnapshotCollector {
             "Emitter connections now open.",
             t.emitter_connections_open,
         )?;
+        // Every reason from the start, at 0 until its first REJECT.
+        let mut m = enc.encode_descriptor(
+            "distributor_rejected_hellos",
+            "HELLOs answered with REJECT, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for kind in RejectKind::ALL {
+            let labels = [("reason", kind.as_str())];
+            ConstCounter::new(t.rejected_hellos[kind as usize])
+                .encode(m.encode_family(&labels)?)?;
+        }
         // Every reason from the start, at 0 until its first drop.
         let mut m = enc.encode_descriptor(
             "distributor_dropped_frames",

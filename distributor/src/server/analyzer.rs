@@ -73,7 +73,7 @@ pub(super) async fn session(
         Ok(Err(ReadError::Decode(e))) => {
             shared.with(|c| {
                 c.protocol_error();
-                c.rejected_hello();
+                c.rejected_hello(crate::session::RejectKind::Malformed);
             });
             reject(wr, peer, &RejectReason::Malformed(e)).await;
             return;

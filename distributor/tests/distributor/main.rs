@@ -411,6 +411,7 @@ async fn bad_hellos_are_rejected_with_a_reason() {
     expect_reject(&d, &raw_hello(1, 0, 1.0, &[b'x', 0xc3]), "UTF-8").await;
     expect_reject(&d, &raw_hello(1, 0, 0.0, b"a"), "weight").await;
     expect_reject(&d, &raw_hello(1, 0, f64::NAN, b"a"), "weight").await;
+    expect_reject(&d, &raw_hello(1, 0, 1e300, b"a"), "--max-weight").await;
     expect_reject(&d, &[0, 0, 0x10, 0x01], "4096").await;
     expect_reject(
         &d,
@@ -425,7 +426,8 @@ async fn bad_hellos_are_rejected_with_a_reason() {
     assert!(ok.recv_until(1, SECS(5)).await);
     let snap = d.stop().await;
     assert_eq!(snap.analyzers["pinned"].weight, 2.0);
-    assert_eq!(snap.totals.rejected_hellos, 9);
+    // By reason: 7 malformed, 2 invalid weights, 1 too large.
+    assert_eq!(snap.totals.rejected_hellos, [7, 2, 1, 0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
