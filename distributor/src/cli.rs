@@ -77,6 +77,10 @@ pub struct Cli {
     /// pinned with --weight are not limited). [default: 1000000]
     #[arg(long, value_name = "W")]
     max_weight: Option<f64>,
+    /// Seconds an analyzer id may be without a session before its per-id statistics are
+    /// folded into one total and leave /metrics and the stats CSV. [default: 600]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
+    forget_after: Option<std::time::Duration>,
     /// Serve OpenMetrics text (what Prometheus scrapes) at http://HOST:PORT/metrics.
     #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
     metrics_listen: Option<SocketAddr>,
@@ -116,7 +120,8 @@ impl Cli {
             drain_timeout,
             max_connections,
             max_analyzers,
-            max_weight
+            max_weight,
+            forget_after
         );
         if self.seed.is_some() {
             c.seed = self.seed;

@@ -123,6 +123,15 @@ pub struct Config {
     /// The largest weight a HELLO may claim (weights pinned here are not limited).
     #[serde(default = "default_max_weight", alias = "max_weight")]
     pub max_weight: f64,
+    /// Seconds an analyzer id may be without a session before its per-id statistics are
+    /// folded into one total and leave /metrics and the stats CSV.
+    #[serde(
+        default = "default_forget_after",
+        alias = "forget_after",
+        deserialize_with = "secs",
+        serialize_with = "to_secs"
+    )]
+    pub forget_after: Duration,
 }
 
 fn default_emitter_listen() -> SocketAddr {
@@ -170,6 +179,9 @@ fn default_max_analyzers() -> usize {
 fn default_max_weight() -> f64 {
     1e6
 }
+fn default_forget_after() -> Duration {
+    Duration::from_secs(600)
+}
 
 fn to_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
@@ -206,6 +218,7 @@ impl Default for Config {
             max_connections: default_max_connections(),
             max_analyzers: default_max_analyzers(),
             max_weight: default_max_weight(),
+            forget_after: default_forget_after(),
         }
     }
 }
@@ -296,6 +309,7 @@ impl Config {
             pinned: self.weights.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             max_analyzers: self.max_analyzers,
             max_weight: self.max_weight,
+            forget_after: self.forget_after,
         }
     }
 }

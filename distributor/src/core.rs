@@ -77,6 +77,8 @@ pub struct CoreConfig {
     pub max_analyzers: usize,
     /// The largest weight a HELLO may claim (pinned weights are not limited).
     pub max_weight: f64,
+    /// An id without a session this long is forgotten: its counters fold into one total.
+    pub forget_after: Duration,
 }
 
 /// What happened to a batch offered by an emitter connection.
@@ -98,6 +100,10 @@ pub struct Core {
     holding: Holding,
     totals: Totals,
     analyzers: BTreeMap<String, AnalyzerStats>,
+    /// Ids without a live session, since when: forgotten after `forget_after`.
+    gone_since: HashMap<String, Instant>,
+    /// The folded counters of forgotten ids, and how many.
+    forgotten: (AnalyzerStats, u64),
     next_key: SessionKey,
     wakes: Vec<Arc<Notify>>,
     room_freed: bool,
@@ -114,6 +120,8 @@ impl Core {
             live: Vec::new(),
             totals: Totals::default(),
             analyzers: BTreeMap::new(),
+            gone_since: HashMap::new(),
+            forgotten: (AnalyzerStats::default(), 0),
             next_key: 1,
             wakes: Vec::new(),
             room_freed: false,
@@ -296,6 +304,7 @@ impl Core {
         self.live.push(session);
         self.rebuild_router();
         self.totals.analyzer_sessions += 1;
+        self.gone_since.remove(&hello.id);
         let stats = self.stats_of(&hello.id);
         stats.live = true;
         stats.weight = weight;
@@ -325,6 +334,9 @@ impl Core {
         stats.live = still_live;
         stats.queued = 0;
         stats.inflight = 0;
+        if !still_live {
+            self.gone_since.insert(s.id.clone(), now.instant);
+        }
         for f in frames {
             if let Err(f) = self.place(f, now.ns) {
                 self.holding.push(f, now.instant);
@@ -407,7 +419,33 @@ impl Core {
         for s in &mut self.live {
             s.compact(cutoff);
         }
+        self.forget(now.instant);
         hung.into_iter().map(|(_, id, h)| (id, h)).collect()
+    }
+
+    /// Folds the counters of ids gone for `forget_after` into one total, so that ids that
+    /// come and go do not grow the metrics and the stats without bound.
+    fn forget(&mut self, now: Instant) {
+        let after = self.cfg.forget_after;
+        let old: Vec<String> = self
+            .gone_since
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= after)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in old {
+            self.gone_since.remove(&id);
+            if let Some(a) = self.analyzers.remove(&id) {
+                let f = &mut self.forgotten.0;
+                f.routed += a.routed;
+                f.delivered += a.delivered;
+                f.written += a.written;
+                f.acked += a.acked;
+                f.rerouted += a.rerouted;
+                f.failures += a.failures;
+                self.forgotten.1 += 1;
+            }
+        }
     }
 
     /// Counts a protocol error.
@@ -489,6 +527,8 @@ impl Core {
             totals: self.totals.clone(),
             analyzers,
             holding: self.holding.len() as u64,
+            forgotten: self.forgotten.0.clone(),
+            forgotten_ids: self.forgotten.1,
         }
     }
 }
@@ -518,6 +558,7 @@ mod tests {
             pinned: HashMap::new(),
             max_analyzers: 2,
             max_weight: 100.0,
+            forget_after: Duration::from_secs(60),
         })
     }
 
@@ -597,6 +638,48 @@ mod tests {
         let t = &c.totals;
         assert_eq!(t.rejected_hellos[RejectKind::WeightTooLarge as usize], 1);
         assert_eq!(t.rejected_hellos[RejectKind::TooManyAnalyzers as usize], 1);
+    }
+
+    #[test]
+    fn ids_gone_long_enough_are_forgotten_but_still_counted() {
+        let mut c = core();
+        let t0 = Instant::now();
+        let now = |secs: u64| Now {
+            instant: t0 + Duration::from_secs(secs),
+            ns: secs,
+        };
+        for (i, id) in ["x1", "x2"].iter().enumerate() {
+            let r = c.register(&hello(id), now(i as u64)).unwrap();
+            let mut batch: VecDeque<LogFrame> = (0..3)
+                .map(|_| LogFrame {
+                    priority: 0,
+                    payload: Bytes::from_static(b"p"),
+                })
+                .collect();
+            c.offer(&mut batch, now(i as u64));
+            let mut out = Vec::new();
+            c.take_batch(r.key, 10, 1 << 20, &mut out, now(i as u64));
+            c.wrote(r.key, out.len(), true, now(i as u64));
+            c.fail(r.key, &SessionEnd::Closed, now(i as u64));
+        }
+        let before = c.snapshot(now(2)).stats_rows()[0].clone();
+        c.tick(now(60));
+        let s = c.snapshot(now(60));
+        assert_eq!(s.analyzers.len(), 1, "x1 gone 60 s: forgotten; x2 not yet");
+        assert_eq!(s.forgotten_ids, 1);
+        c.tick(now(61));
+        let s = c.snapshot(now(61));
+        assert!(s.analyzers.is_empty());
+        let after = s.stats_rows()[0].clone();
+        assert_eq!(
+            (after.routed, after.written, after.delivered),
+            (before.routed, before.written, before.delivered)
+        );
+        assert!(
+            s.prometheus()
+                .contains("distributor_forgotten_analyzers_total 2")
+        );
+        assert!(!s.prometheus().contains("analyzer=\"x1\""));
     }
 
     #[test]

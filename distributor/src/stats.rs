@@ -31,6 +31,7 @@
 //! | `distributor_inflight_frames{analyzer}` (gauge) | frames written or being written, not yet released |
 //! | `distributor_holding_frames` (gauge) | frames waiting for any analyzer |
 //! | `distributor_emitter_connections_open` (gauge) | emitter connections now open |
+//! | `distributor_forgotten_analyzers_total` | ids dropped from the per-analyzer series after `--forget-after` (their counts stay in the totals) |
 
 use crate::session::RejectKind;
 use prometheus_client::collector::Collector;
@@ -167,6 +168,11 @@ pub struct Snapshot {
     pub analyzers: BTreeMap<String, AnalyzerStats>,
     /// Frames in the holding queue.
     pub holding: u64,
+    /// The counters of analyzer ids forgotten after `--forget-after` without a session,
+    /// folded together (they leave the per-analyzer series but not the totals).
+    pub forgotten: AnalyzerStats,
+    /// How many ids were forgotten.
+    pub forgotten_ids: u64,
 }
 
 impl Snapshot {
@@ -189,7 +195,9 @@ impl Snapshot {
     pub fn stats_rows(&self) -> Vec<Stats> {
         let t = &self.totals;
         let live = || self.analyzers.values().filter(|a| a.live);
-        let sum = |f: fn(&AnalyzerStats) -> u64| self.analyzers.values().map(f).sum::<u64>();
+        let sum = |f: fn(&AnalyzerStats) -> u64| {
+            self.analyzers.values().map(f).sum::<u64>() + f(&self.forgotten)
+        };
         let total = Stats {
             ts_ns: self.ts_ns,
             analyzer: Scope::Total,
@@ -384,6 +392,12 @@ impl Collector for SnapshotCollector {
             "distributor_holding_frames",
             "Frames waiting for any analyzer.",
             s.holding,
+        )?;
+        counter(
+            &mut enc,
+            "distributor_forgotten_analyzers",
+            "Analyzer ids dropped from the per-analyzer series after --forget-after without a session.",
+            s.forgotten_ids,
         )?;
         gauge(
             &mut enc,
