@@ -77,6 +77,11 @@ pub struct Cli {
     /// pinned with --weight are not limited). [default: 1000000]
     #[arg(long, value_name = "W")]
     max_weight: Option<f64>,
+    /// Seconds an emitter's frame may take to arrive whole once it began (our own
+    /// backpressure waits not counted); past it the connection ends, counted as
+    /// slow_frame. [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
+    frame_timeout: Option<std::time::Duration>,
     /// Seconds an analyzer id may be without a session before its per-id statistics are
     /// folded into one total and leave /metrics and the stats CSV. [default: 600]
     #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
@@ -121,6 +126,7 @@ impl Cli {
             max_connections,
             max_analyzers,
             max_weight,
+            frame_timeout,
             forget_after
         );
         if self.seed.is_some() {

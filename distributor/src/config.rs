@@ -123,6 +123,15 @@ pub struct Config {
     /// The largest weight a HELLO may claim (weights pinned here are not limited).
     #[serde(default = "default_max_weight", alias = "max_weight")]
     pub max_weight: f64,
+    /// Seconds an emitter's frame may take to arrive whole once it began; past it the
+    /// connection ends (counted as `slow_frame`).
+    #[serde(
+        default = "default_frame_timeout",
+        alias = "frame_timeout",
+        deserialize_with = "secs",
+        serialize_with = "to_secs"
+    )]
+    pub frame_timeout: Duration,
     /// Seconds an analyzer id may be without a session before its per-id statistics are
     /// folded into one total and leave /metrics and the stats CSV.
     #[serde(
@@ -179,6 +188,9 @@ fn default_max_analyzers() -> usize {
 fn default_max_weight() -> f64 {
     1e6
 }
+fn default_frame_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_forget_after() -> Duration {
     Duration::from_secs(600)
 }
@@ -218,6 +230,7 @@ impl Default for Config {
             max_connections: default_max_connections(),
             max_analyzers: default_max_analyzers(),
             max_weight: default_max_weight(),
+            frame_timeout: default_frame_timeout(),
             forget_after: default_forget_after(),
         }
     }
@@ -285,6 +298,9 @@ impl Config {
         }
         if self.max_connections == 0 {
             return invalid("max-connections", "must be at least 1");
+        }
+        if self.frame_timeout.is_zero() {
+            return invalid("frame-timeout", "must be > 0 seconds");
         }
         if self.max_analyzers == 0 {
             return invalid("max-analyzers", "must be at least 1");

@@ -453,6 +453,11 @@ impl Core {
         self.totals.protocol_errors += 1;
     }
 
+    /// Counts a connection the distributor closed on its own.
+    pub fn closed_connection(&mut self, reason: crate::stats::CloseReason) {
+        self.totals.closed_connections[reason as usize] += 1;
+    }
+
     /// Counts a partial frame at the end of an emitter stream.
     pub fn truncated(&mut self) {
         self.totals.truncated += 1;

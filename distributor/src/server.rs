@@ -113,10 +113,11 @@ pub async fn run(
     );
     {
         let (shared, stop) = (Arc::clone(&shared), emitters_stop.clone());
-        let (max_frame, grace) = (
-            config.max_frame,
-            config.drain_timeout.min(emitter::EMITTER_GRACE),
-        );
+        let limits = emitter::Limits {
+            max_frame: config.max_frame,
+            grace: config.drain_timeout.min(emitter::EMITTER_GRACE),
+            frame_timeout: config.frame_timeout,
+        };
         emitter_tasks.spawn(serve(
             Listener::Emitter,
             listeners.emitter,
@@ -124,35 +125,19 @@ pub async fn run(
             emitters_stop.clone(),
             emitter_tasks.clone(),
             move |stream, peer| {
-                emitter::connection(
-                    Arc::clone(&shared),
-                    stream,
-                    peer,
-                    max_frame,
-                    grace,
-                    stop.clone(),
-                )
+                emitter::connection(Arc::clone(&shared), stream, peer, limits, stop.clone())
             },
         ));
     }
     {
         let (shared, stop) = (Arc::clone(&shared), everything_stop.clone());
-        let hang_timeout = config.hang_timeout;
         tasks.spawn(serve(
             Listener::Analyzer,
             listeners.analyzer,
             None,
             everything_stop.clone(),
             tasks.clone(),
-            move |stream, peer| {
-                analyzer::session(
-                    Arc::clone(&shared),
-                    stream,
-                    peer,
-                    hang_timeout,
-                    stop.clone(),
-                )
-            },
+            move |stream, peer| analyzer::session(Arc::clone(&shared), stream, peer, stop.clone()),
         ));
     }
     if let Some(l) = listeners.metrics {

@@ -31,6 +31,7 @@
 //! | `distributor_inflight_frames{analyzer}` (gauge) | frames written or being written, not yet released |
 //! | `distributor_holding_frames` (gauge) | frames waiting for any analyzer |
 //! | `distributor_emitter_connections_open` (gauge) | emitter connections now open |
+//! | `distributor_closed_connections_total{reason}` | connections closed by the distributor: `slow_frame` (an emitter's frame not whole within `--frame-timeout`), `no_hello` (an analyzer without a HELLO for 10 s) |
 //! | `distributor_forgotten_analyzers_total` | ids dropped from the per-analyzer series after `--forget-after` (their counts stay in the totals) |
 
 use crate::session::RejectKind;
@@ -76,6 +77,28 @@ impl DropReason {
     }
 }
 
+/// Why the distributor closed a connection on its own (besides bad input and failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// An emitter's frame did not arrive whole within `--frame-timeout`.
+    SlowFrame,
+    /// An analyzer connection sent no HELLO within 10 s.
+    NoHello,
+}
+
+impl CloseReason {
+    /// Every reason, in the order of the counters.
+    pub const ALL: [CloseReason; 2] = [CloseReason::SlowFrame, CloseReason::NoHello];
+
+    /// The label in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::SlowFrame => "slow_frame",
+            CloseReason::NoHello => "no_hello",
+        }
+    }
+}
+
 /// Distributor-wide counters.
 #[derive(Debug, Clone)]
 pub struct Totals {
@@ -97,6 +120,8 @@ pub struct Totals {
     pub analyzer_sessions: u64,
     /// HELLOs refused, by reason (index of `RejectKind::ALL`).
     pub rejected_hellos: [u64; 4],
+    /// Connections the distributor closed, by reason (index of [`CloseReason::ALL`]).
+    pub closed_connections: [u64; 2],
 }
 
 impl Default for Totals {
@@ -111,6 +136,7 @@ impl Default for Totals {
             emitter_connections_open: 0,
             analyzer_sessions: 0,
             rejected_hellos: [0; 4],
+            closed_connections: [0; 2],
         }
     }
 }
@@ -405,6 +431,17 @@ impl Collector for SnapshotCollector {
             "Emitter connections now open.",
             t.emitter_connections_open,
         )?;
+        let mut m = enc.encode_descriptor(
+            "distributor_closed_connections",
+            "Connections the distributor closed on its own, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in CloseReason::ALL {
+            let labels = [("reason", reason.as_str())];
+            ConstCounter::new(t.closed_connections[reason as usize])
+                .encode(m.encode_family(&labels)?)?;
+        }
         // Every reason from the start, at 0 until its first REJECT.
         let mut m = enc.encode_descriptor(
             "distributor_rejected_hellos",

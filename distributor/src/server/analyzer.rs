@@ -29,6 +29,9 @@ const MAX_BATCH_BYTES: usize = 128 * 1024;
 const HELLO_CHUNK: usize = 4096;
 const ACK_CHUNK: usize = 1024;
 
+/// An analyzer connection without a HELLO this long is closed (counted as `no_hello`).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// SO_SNDBUF of analyzer connections, before the kernel doubles it.
 const ANALYZER_SNDBUF: usize = 64 * 1024;
 
@@ -49,7 +52,6 @@ pub(super) async fn session(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    hang_timeout: Duration,
     stop: CancellationToken,
 ) {
     // DELIVER batches are written whole; the last partial segment of a batch should leave
@@ -65,7 +67,7 @@ pub(super) async fn session(
     let (rd, wr) = stream.into_split();
     let mut framed = FramedRead::new(rd, HelloDecoder, HELLO_CHUNK);
     let hello = tokio::select! {
-        h = tokio::time::timeout(hang_timeout, framed.next()) => h,
+        h = tokio::time::timeout(HELLO_TIMEOUT, framed.next()) => h,
         _ = stop.cancelled() => return,
     };
     let hello = match hello {
@@ -87,8 +89,11 @@ pub(super) async fn session(
             return;
         }
         Err(_) => {
-            shared.with(|c| c.protocol_error());
-            tracing::warn!(%peer, timeout_s = hang_timeout.as_secs_f64(), "no HELLO within the hang timeout; closing");
+            shared.with(|c| {
+                c.protocol_error();
+                c.closed_connection(crate::stats::CloseReason::NoHello);
+            });
+            tracing::warn!(%peer, timeout_s = HELLO_TIMEOUT.as_secs_f64(), "no HELLO within the HELLO timeout; closing");
             return;
         }
     };

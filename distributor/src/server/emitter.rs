@@ -2,6 +2,7 @@
 
 use super::Shared;
 use crate::core::{Now, Offer};
+use crate::stats::CloseReason;
 use protocol::log::{LogDecoder, LogFrame};
 use runner::framed::FramedRead;
 use std::collections::VecDeque;
@@ -22,14 +23,30 @@ pub(super) const EMITTER_GRACE: Duration = Duration::from_secs(2);
 
 /// One emitter connection, until EOF, an error, a protocol error, or the end of the grace
 /// period after `stop`.
+/// What bounds one emitter connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Largest `frame_len`.
+    pub(super) max_frame: u32,
+    /// At shutdown, how long the connection is still read.
+    pub(super) grace: Duration,
+    /// How long a frame may take to arrive whole once it began (our own backpressure
+    /// waits excluded); past it the connection ends, counted as `slow_frame`.
+    pub(super) frame_timeout: Duration,
+}
+
 pub(super) async fn connection(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    max_frame: u32,
-    grace: Duration,
+    limits: Limits,
     stop: CancellationToken,
 ) {
+    let Limits {
+        max_frame,
+        grace,
+        frame_timeout,
+    } = limits;
     // Emitters send small frames back to back; the distributor never replies on this
     // socket, so Nagle's algorithm has nothing to delay, but set it off for symmetry with
     // analyzer sockets. An error here only loses an optimisation.
@@ -42,9 +59,19 @@ pub(super) async fn connection(
     // Set at shutdown: the distributor has half-closed the connection and reads on until
     // the emitter closes its side or this deadline passes.
     let mut grace_until: Option<tokio::time::Instant> = None;
+    // When the frame now partly buffered is due whole.
+    let mut frame_due: Option<tokio::time::Instant> = None;
     loop {
         let read = tokio::select! {
             r = framed.read() => r,
+            _ = tokio::time::sleep_until(frame_due.unwrap_or_else(tokio::time::Instant::now)), if frame_due.is_some() => {
+                shared.with(|c| {
+                    c.truncated();
+                    c.closed_connection(CloseReason::SlowFrame);
+                });
+                tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), timeout_s = frame_timeout.as_secs_f64(), "a frame did not arrive whole within the frame timeout; closing this connection");
+                break;
+            }
             _ = stop.cancelled(), if grace_until.is_none() => {
                 // FIN tells the emitter to stop at a frame boundary and close; what it has
                 // written until then is still read, so a cooperating emitter loses nothing.
@@ -83,11 +110,21 @@ pub(super) async fn connection(
                 Err(e) => break Some(e),
             }
         };
+        // A frame completed: what is buffered now (if anything) is a new frame.
+        let completed = !batch.is_empty();
+        let offered = tokio::time::Instant::now();
         if !offer(&shared, &mut batch, &stop).await {
             // Shutting down: these frames were received whole, so they are held for the
             // drain (and counted if the drain cannot deliver them).
             shared.with(|c| c.accept_into_holding(&mut batch, Now::read()));
         }
+        // The frame timeout counts the emitter's time, not ours: a backpressure wait
+        // pushes the deadline back by its length.
+        frame_due = match (framed.buffered(), frame_due) {
+            (0, _) => None,
+            (_, Some(due)) if !completed => Some(due + offered.elapsed()),
+            _ => Some(tokio::time::Instant::now() + frame_timeout),
+        };
         if let Some(e) = fault {
             shared.with(|c| c.protocol_error());
             tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");

@@ -574,6 +574,62 @@ async fn metrics_answers_head_and_bare_lf_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_frame_is_cut_at_the_frame_timeout_and_a_steady_stream_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = Running::start(distributor::Config {
+        frame_timeout: std::time::Duration::from_millis(500),
+        ..config()
+    })
+    .await;
+    let _a = Analyzer::connect(d.analyzer, "a", 1.0, false).await;
+    d.wait_live(1).await;
+    // A steady stream, cut at arbitrary byte boundaries, for three frame timeouts.
+    let steady = tokio::spawn({
+        let addr = d.emitter;
+        async move {
+            let mut e = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let bytes = log_stream(1, std::iter::repeat_n(0, 300), 64);
+            for piece in bytes.chunks(101) {
+                e.write_all(piece).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            e.shutdown().await.unwrap();
+        }
+    });
+    // A frame that announces 100 bytes and arrives a byte every 100 ms.
+    let mut slow = tokio::net::TcpStream::connect(d.emitter).await.unwrap();
+    slow.write_all(&100u32.to_be_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if slow.write_all(&[0]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(std::time::Duration::from_millis(1), slow.read(&mut b)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the trickling connection is closed");
+    assert!(started.elapsed() < SECS(2), "{:?}", started.elapsed());
+    steady.await.unwrap();
+    d.wait_metric("distributor_received_frames_total", 300.0)
+        .await;
+    let text = d.metrics().await;
+    assert!(
+        text.contains("distributor_closed_connections_total{reason=\"slow_frame\"} 1"),
+        "{text}"
+    );
+    let snap = d.stop().await;
+    assert_eq!((snap.totals.received, snap.totals.truncated), (300, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_frame_left_at_the_end_of_the_shutdown_grace_is_counted() {
     use tokio::io::AsyncWriteExt;
     let d = Running::start(distributor::Config {
