@@ -175,7 +175,7 @@ fn write_rows(
     let mut next = rx.recv().ok();
     while let Some(batch) = next {
         for a in &batch {
-            out.write(&a.row())?;
+            out.write(&a.row)?;
         }
         count += batch.len() as u64;
         next = match rx.try_recv() {
@@ -241,8 +241,8 @@ impl SummaryLog {
     }
 
     fn record(&mut self, a: Arrival) -> anyhow::Result<()> {
-        self.roll(a.arrival_ns / 1_000_000_000)?;
-        let b = match self.buckets.entry(a.priority) {
+        self.roll(a.row.arrival_ns / 1_000_000_000)?;
+        let b = match self.buckets.entry(a.row.priority) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => v.insert(Bucket {
                 count: 0,
@@ -256,9 +256,9 @@ impl SummaryLog {
             }),
         };
         b.count += 1;
-        b.duplicates += u64::from(a.duplicate);
-        b.corrupt += u64::from(!a.crc_ok && a.emitter.is_some());
-        b.non_probe += u64::from(a.emitter.is_none());
+        b.duplicates += u64::from(a.row.duplicate);
+        b.corrupt += u64::from(!a.row.crc_ok && a.row.emitter.is_some());
+        b.non_probe += u64::from(a.row.emitter.is_none());
         b.inversions += u64::from(a.inverted);
         b.overtaken += u64::from(a.overtaken);
         if let Some(ns) = a.latency_ns() {
@@ -266,7 +266,7 @@ impl SummaryLog {
         }
         b.queue_wait_max_us = b
             .queue_wait_max_us
-            .max(a.dispatch_ns.saturating_sub(a.queued_ns) / 1000);
+            .max(a.row.dispatch_ns.saturating_sub(a.row.queued_ns) / 1000);
         self.recorded += 1;
         Ok(())
     }

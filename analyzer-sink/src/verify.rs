@@ -6,31 +6,12 @@ use protocol::order::OrderCheck;
 use protocol::probe::{self, ProbeError};
 use std::collections::{BTreeMap, HashMap};
 
-/// One DELIVER frame as the sink saw it.
+/// One DELIVER frame as the sink saw it: its row of `arrivals-<id>.csv` (emitter and seq
+/// empty for a frame that is not a probe) and what the order check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arrival {
-    /// When it was read, ns since the epoch.
-    pub arrival_ns: u64,
-    /// The probe's emitter; `None` for a frame that is not a probe.
-    pub emitter: Option<u32>,
-    /// The probe's seq (0 for a non-probe).
-    pub seq: u64,
-    /// Priority from the DELIVER frame.
-    pub priority: u8,
-    /// The probe's send stamp (0 for a non-probe).
-    pub sent_ns: u64,
-    /// From the DELIVER frame.
-    pub queued_ns: u64,
-    /// From the DELIVER frame.
-    pub dispatch_ns: u64,
-    /// Payload bytes.
-    pub size: u32,
-    /// Magic and crc good.
-    pub crc_ok: bool,
-    /// An earlier arrival had the same (emitter, seq).
-    pub duplicate: bool,
-    /// Session ordinal of this sink process (1, 2, ... per connection).
-    pub session: u32,
+    /// The logged row.
+    pub row: runfolder::rows::Arrival,
     /// A less urgent frame delivered earlier on this connection was dispatched after this
     /// one was queued: a priority inversion (PROTOCOL.md §3).
     pub inverted: bool,
@@ -40,28 +21,10 @@ pub struct Arrival {
 }
 
 impl Arrival {
-    /// The row of `arrivals-<id>.csv` (emitter and seq empty for a frame that is not a
-    /// probe).
-    pub fn row(&self) -> runfolder::rows::Arrival {
-        runfolder::rows::Arrival {
-            arrival_ns: self.arrival_ns,
-            emitter: self.emitter,
-            seq: self.emitter.map(|_| self.seq),
-            priority: self.priority,
-            sent_ns: self.sent_ns,
-            queued_ns: self.queued_ns,
-            dispatch_ns: self.dispatch_ns,
-            size: self.size,
-            crc_ok: self.crc_ok,
-            duplicate: self.duplicate,
-            session: u64::from(self.session),
-        }
-    }
-
     /// End-to-end latency (arrival - sent), for good probes.
     pub fn latency_ns(&self) -> Option<u64> {
-        (self.crc_ok && self.emitter.is_some())
-            .then(|| self.arrival_ns.saturating_sub(self.sent_ns))
+        let r = &self.row;
+        (r.crc_ok && r.emitter.is_some()).then(|| r.arrival_ns.saturating_sub(r.sent_ns))
     }
 }
 
@@ -155,10 +118,10 @@ impl Tracker {
         let (inverted, overtaken) = self.order.observe(d.priority, d.queued_ns, d.dispatch_ns);
         self.counts.inversions += u64::from(inverted);
         self.counts.overtaken += u64::from(overtaken);
-        let mut a = Arrival {
+        let mut a = runfolder::rows::Arrival {
             arrival_ns,
             emitter: None,
-            seq: 0,
+            seq: None,
             priority: d.priority,
             sent_ns: 0,
             queued_ns: d.queued_ns,
@@ -166,14 +129,12 @@ impl Tracker {
             size: d.payload.len() as u32,
             crc_ok: false,
             duplicate: false,
-            session: self.session,
-            inverted,
-            overtaken,
+            session: u64::from(self.session),
         };
         match probe::verify(d.priority, &d.payload) {
             Ok(p) => {
                 a.emitter = Some(p.emitter);
-                a.seq = p.seq;
+                a.seq = Some(p.seq);
                 a.sent_ns = p.sent_ns;
                 a.crc_ok = true;
                 a.duplicate = !self.seen.entry(p.emitter).or_default().insert(p.seq);
@@ -186,13 +147,17 @@ impl Tracker {
             Err(ProbeError::Crc { probe, .. }) => {
                 // The fields may be the corrupted part: reported, never marked as seen.
                 a.emitter = Some(probe.emitter);
-                a.seq = probe.seq;
+                a.seq = Some(probe.seq);
                 a.sent_ns = probe.sent_ns;
                 self.counts.corrupt += 1;
             }
             Err(ProbeError::NotProbe { .. }) => self.counts.non_probe += 1,
         }
-        a
+        Arrival {
+            row: a,
+            inverted,
+            overtaken,
+        }
     }
 
     /// The totals so far.
@@ -246,26 +211,26 @@ mod tests {
     fn classifies_good_duplicate_corrupt_and_foreign_frames() {
         let mut t = Tracker::new();
         let a = t.observe(&deliver(3, 1, 5), 150);
-        assert!(a.crc_ok && !a.duplicate);
+        assert!(a.row.crc_ok && !a.row.duplicate);
         assert_eq!(a.latency_ns(), Some(50));
-        assert!(t.observe(&deliver(3, 1, 5), 160).duplicate);
+        assert!(t.observe(&deliver(3, 1, 5), 160).row.duplicate);
         let mut bad = deliver(3, 1, 6);
         let mut raw = bad.payload.to_vec();
         raw[30] ^= 0x40;
         bad.payload = Bytes::from(raw);
         let c = t.observe(&bad, 170);
-        assert!(!c.crc_ok && !c.duplicate && c.latency_ns().is_none());
+        assert!(!c.row.crc_ok && !c.row.duplicate && c.latency_ns().is_none());
         // Same bytes but a different priority than the one the crc covers.
         let mut moved = deliver(3, 1, 7);
         moved.priority = 4;
-        assert!(!t.observe(&moved, 180).crc_ok);
+        assert!(!t.observe(&moved, 180).row.crc_ok);
         let foreign = Deliver {
             priority: 0,
             queued_ns: 0,
             dispatch_ns: 0,
             payload: Bytes::from_static(b"hello"),
         };
-        assert_eq!(t.observe(&foreign, 190).emitter, None);
+        assert_eq!(t.observe(&foreign, 190).row.emitter, None);
         assert_eq!(
             t.counts(),
             Counts {

@@ -92,8 +92,7 @@ pub struct Config {
     #[serde(
         default = "default_hang_timeout",
         alias = "hang_timeout",
-        deserialize_with = "secs",
-        serialize_with = "to_secs"
+        with = "secs"
     )]
     pub hang_timeout: Duration,
     /// Largest LOG `frame_len` accepted, in bytes.
@@ -110,8 +109,7 @@ pub struct Config {
     #[serde(
         default = "default_drain_timeout",
         alias = "drain_timeout",
-        deserialize_with = "secs",
-        serialize_with = "to_secs"
+        with = "secs"
     )]
     pub drain_timeout: Duration,
     /// Emitter connections open at once; more wait in the accept backlog.
@@ -128,8 +126,7 @@ pub struct Config {
     #[serde(
         default = "default_frame_timeout",
         alias = "frame_timeout",
-        deserialize_with = "secs",
-        serialize_with = "to_secs"
+        with = "secs"
     )]
     pub frame_timeout: Duration,
     /// Seconds an analyzer id may be without a session before its per-id statistics are
@@ -137,8 +134,7 @@ pub struct Config {
     #[serde(
         default = "default_forget_after",
         alias = "forget_after",
-        deserialize_with = "secs",
-        serialize_with = "to_secs"
+        with = "secs"
     )]
     pub forget_after: Duration,
 }
@@ -195,13 +191,21 @@ fn default_forget_after() -> Duration {
     Duration::from_secs(600)
 }
 
-fn to_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
+/// Serde for a `Duration` setting written in seconds (`0.5`, `10`).
+mod secs {
+    use serde::Deserialize as _;
+    use std::time::Duration;
 
-fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let v = f64::deserialize(d)?;
-    parse_secs(v).map_err(serde::de::Error::custom)
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        super::parse_secs(v).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Seconds as a `Duration`: finite and >= 0.

@@ -51,6 +51,7 @@ table! {
 table! {
     /// `arrivals-<id>.csv` (analyzer sink, `full` mode): one row per arrival, in arrival
     /// order. `emitter` and `seq` are empty for a frame that is not a probe.
+    #[derive(Copy, Eq)]
     pub struct Arrival {
         /// When the sink read it, ns since the epoch.
         pub arrival_ns: u64,
