@@ -41,6 +41,23 @@ pub struct Cli {
     /// emitter until room frees (backpressure), or drop and count. [default: backpressure]
     #[arg(long, value_enum)]
     overflow: Option<Overflow>,
+    /// When the analyzer chosen by weight has no room at a frame's priority: route the frame
+    /// to another analyzer with room (spill: nothing waits while an analyzer could take
+    /// it, shares drift while one falls behind; counted per analyzer), or never route away
+    /// from the weighted choice (strict: shares hold, the overflow policy applies).
+    /// [default: spill]
+    #[arg(long, value_enum)]
+    when_full: Option<crate::core::WhenFull>,
+    /// Bytes of frames queued, in flight or held at most, counting each frame's payload
+    /// plus 64 bytes; new frames past it meet the overflow policy (drops counted as
+    /// bytes_full). [default: 1073741824, 1 GiB]
+    #[arg(long, value_name = "BYTES")]
+    max_queued_bytes: Option<u64>,
+    /// Bytes of partial frames buffered over every emitter connection at most; past it the
+    /// connections holding the largest stalled partial frames are closed (counted as
+    /// buffer_budget). [default: 268435456, 256 MiB]
+    #[arg(long, value_name = "BYTES")]
+    max_buffered_bytes: Option<u64>,
     /// Unacknowledged frames per at-least-once analyzer before it is sent nothing more.
     /// [default: 16384]
     #[arg(long, value_name = "N")]
@@ -66,7 +83,9 @@ pub struct Cli {
     /// Seconds to drain queues to live analyzers at shutdown. [default: 10]
     #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
     drain_timeout: Option<std::time::Duration>,
-    /// Emitter connections open at once. [default: 10000]
+    /// Emitter connections open at once (at most the file-descriptor limit less a reserve
+    /// for analyzers and /metrics); at the cap, the connection idle longest (at least 1 s)
+    /// is closed to admit a new one (counted as max_connections). [default: 10000]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// Live analyzer sessions at most; a HELLO with another id gets a REJECT naming the
@@ -117,6 +136,9 @@ impl Cli {
             routing,
             queue_capacity,
             overflow,
+            when_full,
+            max_queued_bytes,
+            max_buffered_bytes,
             ack_window,
             hang_timeout,
             max_frame,

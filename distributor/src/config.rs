@@ -2,7 +2,7 @@
 //! wins over the file, the file over the defaults. Everything is checked at load time, so a
 //! bad value fails at once naming the setting.
 
-use crate::core::{CoreConfig, Overflow};
+use crate::core::{CoreConfig, Overflow, WhenFull};
 use crate::health::RetrySchedule;
 use crate::router::Routing;
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,18 @@ pub struct Config {
     /// `backpressure` (default) or `drop`.
     #[serde(default = "default_overflow")]
     pub overflow: Overflow,
+    /// `spill` (default) or `strict`: whether a frame whose weighted choice is full may go
+    /// to another analyzer.
+    #[serde(default, alias = "when_full")]
+    pub when_full: WhenFull,
+    /// Bytes of frames queued, in flight or held at most (payload plus 64 per frame); new
+    /// frames past it meet the overflow policy.
+    #[serde(default = "default_max_queued_bytes", alias = "max_queued_bytes")]
+    pub max_queued_bytes: u64,
+    /// Bytes of partial frames buffered over every emitter connection at most; past it the
+    /// connections with the largest stalled partial frames are closed.
+    #[serde(default = "default_max_buffered_bytes", alias = "max_buffered_bytes")]
+    pub max_buffered_bytes: u64,
     /// Unacknowledged frames per at-least-once analyzer.
     #[serde(default = "default_ack_window", alias = "ack_window")]
     pub ack_window: usize,
@@ -153,6 +165,12 @@ fn default_queue_capacity() -> usize {
 }
 fn default_overflow() -> Overflow {
     Overflow::Backpressure
+}
+fn default_max_queued_bytes() -> u64 {
+    1 << 30
+}
+fn default_max_buffered_bytes() -> u64 {
+    256 << 20
 }
 fn default_ack_window() -> usize {
     16384
@@ -225,6 +243,9 @@ impl Default for Config {
             seed: None,
             queue_capacity: default_queue_capacity(),
             overflow: default_overflow(),
+            when_full: WhenFull::default(),
+            max_queued_bytes: default_max_queued_bytes(),
+            max_buffered_bytes: default_max_buffered_bytes(),
             ack_window: default_ack_window(),
             hang_timeout: default_hang_timeout(),
             max_frame: default_max_frame(),
@@ -300,6 +321,25 @@ impl Config {
             // frame_len, 1,279,542,577) above every accepted LOG frame.
             return invalid("max-frame", "must be at most 268435456 bytes (256 MiB)");
         }
+        let frame_cost = u64::from(self.max_frame) + crate::frame::FRAME_OVERHEAD as u64;
+        if self.max_queued_bytes < frame_cost {
+            return invalid(
+                "max-queued-bytes",
+                &format!(
+                    "{} is below one frame of --max-frame {} plus its 64 bytes of bookkeeping",
+                    self.max_queued_bytes, self.max_frame
+                ),
+            );
+        }
+        if self.max_buffered_bytes < u64::from(self.max_frame) {
+            return invalid(
+                "max-buffered-bytes",
+                &format!(
+                    "{} is below one frame of --max-frame {}",
+                    self.max_buffered_bytes, self.max_frame
+                ),
+            );
+        }
         if self.max_connections == 0 {
             return invalid("max-connections", "must be at least 1");
         }
@@ -322,6 +362,8 @@ impl Config {
             seed: self.seed.unwrap_or_else(protocol::now_ns),
             queue_capacity: self.queue_capacity,
             overflow: self.overflow,
+            when_full: self.when_full,
+            max_queued_bytes: usize::try_from(self.max_queued_bytes).unwrap_or(usize::MAX),
             ack_window: self.ack_window,
             hang_timeout: self.hang_timeout,
             holding_capacity: self.holding_capacity,

@@ -17,7 +17,7 @@ use crate::health::{Hang, RetrySchedule};
 use crate::holding::Holding;
 use crate::router::{Router, Routing};
 use crate::session::{
-    AckViolation, Registered, RejectKind, RejectReason, Session, SessionEnd, SessionKey,
+    AckViolation, Registered, Released, RejectKind, RejectReason, Session, SessionEnd, SessionKey,
     SessionLimits,
 };
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
@@ -31,6 +31,10 @@ use tokio::sync::Notify;
 /// What happens to a frame when every live analyzer's queue for its priority is full (or
 /// no analyzer is live and the holding queue is full); shared with profiles.
 pub use runfolder::Overflow;
+
+/// What the router does when the analyzer it chose by weight has no room at the frame's
+/// priority; shared with profiles.
+pub use runfolder::WhenFull;
 
 /// One instant on both clocks: monotonic for timeouts, wall-clock nanoseconds for the
 /// stamps that go on the wire.
@@ -63,6 +67,11 @@ pub struct CoreConfig {
     pub queue_capacity: usize,
     /// Full-queue policy.
     pub overflow: Overflow,
+    /// Whether a frame whose chosen analyzer is full may go to another.
+    pub when_full: WhenFull,
+    /// Bytes ([`Frame::cost`]) queued, held and in flight at most; new frames past it meet
+    /// the overflow policy.
+    pub max_queued_bytes: usize,
     /// Unacknowledged frames per at-least-once analyzer.
     pub ack_window: usize,
     /// No progress for this long: the analyzer is hung.
@@ -98,6 +107,8 @@ pub struct Core {
     /// Live sessions, in the router's member order.
     live: Vec<Session>,
     holding: Holding,
+    /// [`Frame::cost`] of every frame inside: queued, in flight or held.
+    bytes: usize,
     totals: Totals,
     analyzers: BTreeMap<String, AnalyzerStats>,
     /// Ids without a live session, since when: forgotten after `forget_after`.
@@ -118,6 +129,7 @@ impl Core {
             holding: Holding::new(cfg.holding_capacity, cfg.retry),
             cfg,
             live: Vec::new(),
+            bytes: 0,
             totals: Totals::default(),
             analyzers: BTreeMap::new(),
             gone_since: HashMap::new(),
@@ -159,8 +171,8 @@ impl Core {
         self.analyzers.entry(id.to_owned()).or_default()
     }
 
-    /// Queues `frame` on an analyzer chosen by weight, or on another with room when that
-    /// one's level is full. Gives the frame back when no live analyzer has room.
+    /// Queues `frame` on an analyzer chosen by weight, or (`--when-full spill`) on another
+    /// with room when that one's level is full. Gives the frame back when it finds no room.
     fn place(&mut self, mut frame: Frame, now_ns: u64) -> Result<(), Frame> {
         let Some(first) = self.router.pick() else {
             return Err(frame);
@@ -168,10 +180,16 @@ impl Core {
         let p = frame.priority;
         let i = if self.live[first].queues.has_room(p) {
             first
+        } else if self.cfg.when_full == WhenFull::Strict {
+            return Err(frame);
         } else {
             let live = &self.live;
             match self.router.pick_where(|j| live[j].queues.has_room(p)) {
-                Some(j) => j,
+                Some(j) => {
+                    self.live[first].spilled_out += 1;
+                    self.live[j].spilled_in += 1;
+                    j
+                }
                 None => return Err(frame),
             }
         };
@@ -196,25 +214,31 @@ impl Core {
                 queued_ns: 0,
             };
             let priority = frame.priority;
+            let cost = frame.cost();
+            let fits = self.bytes + cost <= self.cfg.max_queued_bytes;
             // Held frames go first: a new frame bypasses them only by being dropped.
-            let placed = if self.holding.is_empty() {
+            let placed = if self.holding.is_empty() && fits {
                 self.place(frame, now.ns)
             } else {
                 Err(frame)
             };
             let Err(frame) = placed else {
                 self.totals.received += 1;
+                self.bytes += cost;
                 continue;
             };
-            if self.live.is_empty() && self.holding.has_room() {
+            if fits && self.live.is_empty() && self.holding.has_room() {
                 self.totals.received += 1;
+                self.bytes += cost;
                 self.holding.push(frame, now.instant);
                 continue;
             }
             match self.cfg.overflow {
                 Overflow::Drop => {
                     self.totals.received += 1;
-                    let reason = if self.live.is_empty() {
+                    let reason = if !fits {
+                        DropReason::BytesFull
+                    } else if self.live.is_empty() {
                         DropReason::HoldingFull
                     } else {
                         DropReason::QueueFull
@@ -233,17 +257,12 @@ impl Core {
         Offer::Taken
     }
 
-    /// Accepts the frames left in a blocked batch into the holding queue whatever its size:
-    /// at shutdown they were received and must be delivered or counted.
-    pub fn accept_into_holding(&mut self, batch: &mut VecDeque<LogFrame>, now: Now) {
+    /// Counts the frames left in a blocked batch as received and dropped (`shutdown`): the
+    /// shutdown grace ended before room freed for them.
+    pub fn drop_at_shutdown(&mut self, batch: &mut VecDeque<LogFrame>) {
         for log in batch.drain(..) {
             self.totals.received += 1;
-            let frame = Frame {
-                payload: log.payload,
-                priority: log.priority,
-                queued_ns: 0,
-            };
-            self.holding.push(frame, now.instant);
+            self.totals.drop_frame(DropReason::Shutdown, log.priority);
         }
     }
 
@@ -372,7 +391,16 @@ impl Core {
     /// whole; `done` when its batch is all written.
     pub fn wrote(&mut self, key: SessionKey, frames: usize, done: bool, now: Now) {
         let Some(i) = self.index(key) else { return };
-        self.totals.delivered += self.live[i].wrote(frames, done, now);
+        let released = self.live[i].wrote(frames, done, now);
+        self.release(released);
+    }
+
+    fn release(&mut self, r: Released) {
+        self.totals.delivered += r.frames;
+        self.bytes -= r.bytes;
+        if r.bytes > 0 {
+            self.room_freed = true;
+        }
     }
 
     /// Applies a cumulative ACK `count` on session `key`.
@@ -381,8 +409,8 @@ impl Core {
             return Ok(());
         };
         let released = self.live[i].ack(count, now)?;
-        if released > 0 {
-            self.totals.delivered += released;
+        if released.frames > 0 {
+            self.release(released);
             if !self.live[i].queues.is_empty() {
                 self.wake(i);
             }
@@ -410,8 +438,9 @@ impl Core {
         if !self.draining {
             let expired = self.holding.expire(now.instant);
             self.room_freed |= !expired.is_empty();
-            for p in expired {
+            for (p, cost) in expired {
                 self.totals.drop_frame(DropReason::RetriesExhausted, p);
+                self.bytes -= cost;
             }
         }
         self.drain_holding(now);
@@ -438,6 +467,8 @@ impl Core {
             if let Some(a) = self.analyzers.remove(&id) {
                 let f = &mut self.forgotten.0;
                 f.routed += a.routed;
+                f.spilled_out += a.spilled_out;
+                f.spilled_in += a.spilled_in;
                 f.delivered += a.delivered;
                 f.written += a.written;
                 f.acked += a.acked;
@@ -507,6 +538,7 @@ impl Core {
             a.live = false;
         }
         self.rebuild_router();
+        self.bytes = 0;
         left
     }
 
@@ -532,6 +564,8 @@ impl Core {
             totals: self.totals.clone(),
             analyzers,
             holding: self.holding.len() as u64,
+            queued_bytes: self.bytes as u64,
+            buffered_bytes: 0,
             forgotten: self.forgotten.0.clone(),
             forgotten_ids: self.forgotten.1,
         }
@@ -556,6 +590,8 @@ mod tests {
             seed: 0,
             queue_capacity: 1000,
             overflow: Overflow::Backpressure,
+            when_full: WhenFull::Spill,
+            max_queued_bytes: 1 << 30,
             ack_window: 16,
             hang_timeout: Duration::from_secs(5),
             holding_capacity: 10,

@@ -15,6 +15,18 @@ pub struct Frame {
     pub queued_ns: u64,
 }
 
+impl Frame {
+    /// What the frame counts against `--max-queued-bytes`: its payload and
+    /// [`FRAME_OVERHEAD`].
+    pub fn cost(&self) -> usize {
+        self.payload.len() + FRAME_OVERHEAD
+    }
+}
+
+/// Bytes a queued frame costs beyond its payload: the frame itself, its queue slot and the
+/// allocator's share, rounded up. Small frames are mostly this.
+pub const FRAME_OVERHEAD: usize = 64;
+
 /// Frames that have waited this long get their own allocation (see [`compact`]).
 pub const COMPACT_AFTER_NS: u64 = 100_000_000;
 

@@ -39,8 +39,9 @@ impl Holding {
         }
     }
 
-    /// Whether a new frame may be held (re-routed frames are held whatever the size: they
-    /// were accepted before and must be delivered or counted).
+    /// Whether a new frame may be held (re-routed frames are held whatever the count: they
+    /// were accepted before and must be delivered or counted; their bytes stay within
+    /// `--max-queued-bytes`, which they already counted against).
     pub(crate) fn has_room(&self) -> bool {
         self.frames.len() < self.capacity
     }
@@ -73,15 +74,15 @@ impl Holding {
         placed
     }
 
-    /// Removes the frames whose retries are exhausted at `now`; their priorities.
-    pub(crate) fn expire(&mut self, now: Instant) -> Vec<u8> {
+    /// Removes the frames whose retries are exhausted at `now`; their priorities and costs.
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<(u8, usize)> {
         let give_up = self.retry.give_up_after();
         let mut expired = Vec::new();
         while let Some(front) = self.frames.front() {
             if now.saturating_duration_since(front.entered) < give_up {
                 break;
             }
-            expired.push(front.frame.priority);
+            expired.push((front.frame.priority, front.frame.cost()));
             self.frames.pop_front();
         }
         expired
@@ -133,7 +134,7 @@ mod tests {
         assert_eq!((placed, h.len()), (1, 1));
         // 3 retries on 10/20/40 ms: given up 70 ms after it entered.
         assert!(h.expire(t0 + Duration::from_millis(89)).is_empty());
-        assert_eq!(h.expire(t0 + Duration::from_millis(90)), vec![2]);
+        assert_eq!(h.expire(t0 + Duration::from_millis(90)), vec![(2, 1 + 64)]);
         assert!(h.is_empty());
     }
 }

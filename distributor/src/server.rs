@@ -2,8 +2,10 @@
 //! metrics endpoint, the stats CSV, the periodic tick and the shutdown drain.
 
 mod analyzer;
+mod conns;
 mod emitter;
 mod http;
+mod nofile;
 
 use crate::config::Config;
 use crate::core::{Core, Now};
@@ -58,12 +60,14 @@ impl Listeners {
     }
 }
 
-/// State shared by every task: the core and the signal that room freed for emitters.
+/// State shared by every task: the core, the signal that room freed for emitters, and the
+/// open emitter connections.
 #[derive(Debug)]
 pub(crate) struct Shared {
     core: Mutex<Core>,
     /// Emitters blocked by backpressure wait here.
     room: Notify,
+    conns: Arc<conns::Conns>,
 }
 
 impl Shared {
@@ -84,6 +88,13 @@ impl Shared {
         }
         r
     }
+
+    /// The counters now, with the emitter connections' buffered bytes.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut s = self.with(|c| c.snapshot(Now::read()));
+        s.buffered_bytes = self.conns.buffered() as u64;
+        s
+    }
 }
 
 /// Runs the distributor on `listeners` until `shutdown` completes, then stops accepting
@@ -98,7 +109,11 @@ pub async fn run(
     let shared = Arc::new(Shared {
         core: Mutex::new(Core::new(config.core())),
         room: Notify::new(),
+        conns: Arc::new(conns::Conns::new(
+            usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
+        )),
     });
+    let max_connections = nofile::emitter_cap(config.max_connections, config.max_analyzers);
     let emitters_stop = CancellationToken::new();
     let everything_stop = CancellationToken::new();
     let emitter_tasks = TaskTracker::new();
@@ -121,7 +136,10 @@ pub async fn run(
         emitter_tasks.spawn(serve(
             Listener::Emitter,
             listeners.emitter,
-            Some(config.max_connections),
+            Some(Cap {
+                connections: max_connections,
+                conns: Arc::clone(&shared.conns),
+            }),
             emitters_stop.clone(),
             emitter_tasks.clone(),
             move |stream, peer| {
@@ -207,7 +225,7 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     }
-    let snapshot = shared.with(|c| c.snapshot(Now::read()));
+    let snapshot = shared.snapshot();
     log_final(&snapshot);
     Ok(snapshot)
 }
@@ -230,13 +248,22 @@ impl std::fmt::Display for Listener {
     }
 }
 
+/// A cap on the connections of a listener, with the registry that finds the one idle
+/// longest.
+struct Cap {
+    connections: usize,
+    conns: Arc<conns::Conns>,
+}
+
 /// The accept loop of every listener: accepts until `stop`, runs `handler` for each
-/// connection as a task of `tracker`, with at most `limit` connections open at once when a
-/// limit is given.
+/// connection as a task of `tracker`. With a cap, at most that many connections are open
+/// at once: a connection accepted at the cap closes the one idle longest (at least
+/// [`conns::IDLE_EVICT_AFTER`]) to take its place, or waits for one to close while the
+/// next ones wait in the kernel's accept backlog.
 async fn serve<F, Fut>(
     kind: Listener,
     listener: TcpListener,
-    limit: Option<usize>,
+    cap: Option<Cap>,
     stop: CancellationToken,
     tracker: TaskTracker,
     handler: F,
@@ -244,26 +271,28 @@ async fn serve<F, Fut>(
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    // A permit per connection, moved into its task: past the cap, connections wait in the
-    // kernel's accept backlog instead of taking memory here.
-    let limit = limit.map(|n| Arc::new(Semaphore::new(n)));
+    // A permit per connection, moved into its task.
+    let permits = cap
+        .as_ref()
+        .map(|c| Arc::new(Semaphore::new(c.connections)));
+    let mut last_warned: Option<Instant> = None;
     loop {
-        let permit = match &limit {
-            Some(l) => tokio::select! {
-                p = Arc::clone(l).acquire_owned() => match p {
-                    Ok(p) => Some(p),
-                    Err(_) => return,
-                },
-                _ = stop.cancelled() => return,
-            },
-            None => None,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.cancelled() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let permit = match (&permits, &cap) {
+                    (Some(permits), Some(cap)) => {
+                        let p = tokio::select! {
+                            p = admit(permits, cap, kind, &mut last_warned) => p,
+                            _ = stop.cancelled() => return,
+                        };
+                        Some(p)
+                    }
+                    _ => None,
+                };
                 let connection = handler(stream, peer);
                 tracker.spawn(async move {
                     connection.await;
@@ -275,6 +304,39 @@ async fn serve<F, Fut>(
                 tracing::warn!(listener = %kind, error = %e, "accepting a connection failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+/// A permit for a connection accepted at `cap`: at once when one is free, else by closing
+/// the connection idle longest, else when one closes.
+async fn admit(
+    permits: &Arc<Semaphore>,
+    cap: &Cap,
+    kind: Listener,
+    last_warned: &mut Option<Instant>,
+) -> tokio::sync::OwnedSemaphorePermit {
+    if let Ok(p) = Arc::clone(permits).try_acquire_owned() {
+        return p;
+    }
+    let mut evicted = 0u64;
+    loop {
+        if cap.conns.evict_idle(conns::IDLE_EVICT_AFTER) {
+            evicted += 1;
+        }
+        let warn = last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        if warn {
+            *last_warned = Some(Instant::now());
+            tracing::warn!(listener = %kind, max_connections = cap.connections, evicted, "at the connection cap: the connection idle longest (at least 1 s) is closed for each new one; with none idle, new connections wait");
+        }
+        tokio::select! {
+            p = Arc::clone(permits).acquire_owned() => {
+                // The semaphore is never closed.
+                if let Ok(p) = p {
+                    return p;
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
 }
@@ -306,7 +368,7 @@ async fn stats_loop(
             _ = interval.tick() => false,
             _ = stop.cancelled() => true,
         };
-        let snapshot = shared.with(|c| c.snapshot(Now::read()));
+        let snapshot = shared.snapshot();
         // Small writes once a second; not worth a blocking-pool hop.
         for row in snapshot.stats_rows() {
             out.write(&row)?;
@@ -329,6 +391,7 @@ fn log_final(s: &Snapshot) {
         dropped_holding_full = t.dropped_by(DropReason::HoldingFull),
         dropped_retries_exhausted = t.dropped_by(DropReason::RetriesExhausted),
         dropped_shutdown = t.dropped_by(DropReason::Shutdown),
+        dropped_bytes_full = t.dropped_by(DropReason::BytesFull),
         in_system = s.in_system(),
         protocol_errors = t.protocol_errors,
         truncated = t.truncated,

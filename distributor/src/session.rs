@@ -172,6 +172,15 @@ pub enum AckViolation {
     },
 }
 
+/// Frames that left a session delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Released {
+    /// How many.
+    pub(crate) frames: u64,
+    /// Their [`Frame::cost`] in total.
+    pub(crate) bytes: usize,
+}
+
 /// One live analyzer session.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -189,6 +198,10 @@ pub(crate) struct Session {
     inflight_owned: usize,
     /// Counters of this session; folded into the id's [`AnalyzerStats`] when it ends.
     pub(crate) routed: u64,
+    /// Frames the router chose for this session that went to another (its level was full).
+    pub(crate) spilled_out: u64,
+    /// Frames this session took for another whose level was full.
+    pub(crate) spilled_in: u64,
     dispatched: u64,
     written: u64,
     acked: u64,
@@ -234,6 +247,8 @@ impl Session {
             inflight: VecDeque::new(),
             inflight_owned: 0,
             routed: 0,
+            spilled_out: 0,
+            spilled_in: 0,
             dispatched: 0,
             written: 0,
             acked: 0,
@@ -263,6 +278,8 @@ impl Session {
     /// Adds this session's counters to `a`.
     pub(crate) fn add_to(&self, a: &mut AnalyzerStats) {
         a.routed += self.routed;
+        a.spilled_out += self.spilled_out;
+        a.spilled_in += self.spilled_in;
         a.written += self.written;
         if self.acks {
             a.acked += self.acked;
@@ -307,21 +324,21 @@ impl Session {
     }
 
     /// `frames` more DELIVER frames were written whole (`done`: the batch is all written).
-    /// Returns how many frames that delivered (best effort: written is delivered).
-    pub(crate) fn wrote(&mut self, frames: usize, done: bool, now: Now) -> u64 {
+    /// Returns what that delivered (best effort: written is delivered).
+    pub(crate) fn wrote(&mut self, frames: usize, done: bool, now: Now) -> Released {
         self.written += frames as u64;
         self.liveness.wrote(now.instant, done);
         if self.acks {
             let outstanding = self.written.saturating_sub(self.acked) as usize;
             self.liveness.outstanding(now.instant, outstanding, false);
-            0
+            Released::default()
         } else {
-            self.release(frames) as u64
+            self.release(frames)
         }
     }
 
-    /// Applies a cumulative ACK; returns how many frames it released.
-    pub(crate) fn ack(&mut self, count: u64, now: Now) -> Result<u64, AckViolation> {
+    /// Applies a cumulative ACK; returns what it released.
+    pub(crate) fn ack(&mut self, count: u64, now: Now) -> Result<Released, AckViolation> {
         if !self.acks {
             return Err(AckViolation::NotAsked);
         }
@@ -337,21 +354,23 @@ impl Session {
                 dispatched: self.dispatched,
             });
         }
-        let released = count - self.acked;
+        let released = self.release((count - self.acked) as usize);
         self.acked = count;
-        self.release(released as usize);
         let outstanding = self.written.saturating_sub(self.acked) as usize;
         self.liveness
-            .outstanding(now.instant, outstanding, released > 0);
+            .outstanding(now.instant, outstanding, released.frames > 0);
         Ok(released)
     }
 
-    /// Drops the `n` oldest frames in flight (delivered); how many there were.
-    fn release(&mut self, n: usize) -> usize {
+    /// Drops the `n` oldest frames in flight (delivered).
+    fn release(&mut self, n: usize) -> Released {
         let n = n.min(self.inflight.len());
-        self.inflight.drain(..n);
+        let bytes = self.inflight.drain(..n).map(|f| f.cost()).sum();
         self.inflight_owned = self.inflight_owned.saturating_sub(n);
-        n
+        Released {
+            frames: n as u64,
+            bytes,
+        }
     }
 
     /// Gives the frames that queued before `cutoff` (ns) their own bytes.

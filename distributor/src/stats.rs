@@ -53,17 +53,21 @@ pub enum DropReason {
     HoldingFull,
     /// It waited in the holding queue through `--max-attempts` retries.
     RetriesExhausted,
-    /// Still inside the distributor when the drain deadline passed at shutdown.
+    /// Still inside the distributor when the drain deadline passed at shutdown, or read in
+    /// the shutdown grace and never found room.
     Shutdown,
+    /// `--overflow drop` and `--max-queued-bytes` reached.
+    BytesFull,
 }
 
 impl DropReason {
     /// Every reason, in the order of the counters.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::HoldingFull,
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
+        DropReason::BytesFull,
     ];
 
     /// The label used in metrics, CSV and logs.
@@ -73,6 +77,7 @@ impl DropReason {
             DropReason::HoldingFull => "holding_full",
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Shutdown => "shutdown",
+            DropReason::BytesFull => "bytes_full",
         }
     }
 }
@@ -84,17 +89,28 @@ pub enum CloseReason {
     SlowFrame,
     /// An analyzer connection sent no HELLO within 10 s.
     NoHello,
+    /// Partial frames over `--max-buffered-bytes`: the largest stalled ones are closed.
+    BufferBudget,
+    /// At `--max-connections`, the emitter connection idle longest makes room for a new one.
+    MaxConnections,
 }
 
 impl CloseReason {
     /// Every reason, in the order of the counters.
-    pub const ALL: [CloseReason; 2] = [CloseReason::SlowFrame, CloseReason::NoHello];
+    pub const ALL: [CloseReason; 4] = [
+        CloseReason::SlowFrame,
+        CloseReason::NoHello,
+        CloseReason::BufferBudget,
+        CloseReason::MaxConnections,
+    ];
 
     /// The label in metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::SlowFrame => "slow_frame",
             CloseReason::NoHello => "no_hello",
+            CloseReason::BufferBudget => "buffer_budget",
+            CloseReason::MaxConnections => "max_connections",
         }
     }
 }
@@ -107,7 +123,7 @@ pub struct Totals {
     /// Frames written (best effort) or acknowledged (at least once).
     pub delivered: u64,
     /// Dropped frames by reason (index of [`DropReason::ALL`]) and priority.
-    pub dropped: [[u64; 256]; 4],
+    pub dropped: [[u64; 256]; 5],
     /// Connections ended for bad input.
     pub protocol_errors: u64,
     /// Partial frames at the end of an emitter stream.
@@ -121,7 +137,7 @@ pub struct Totals {
     /// HELLOs refused, by reason (index of `RejectKind::ALL`).
     pub rejected_hellos: [u64; 4],
     /// Connections the distributor closed, by reason (index of [`CloseReason::ALL`]).
-    pub closed_connections: [u64; 2],
+    pub closed_connections: [u64; 4],
 }
 
 impl Default for Totals {
@@ -129,14 +145,14 @@ impl Default for Totals {
         Self {
             received: 0,
             delivered: 0,
-            dropped: [[0; 256]; 4],
+            dropped: [[0; 256]; 5],
             protocol_errors: 0,
             truncated: 0,
             emitter_connections: 0,
             emitter_connections_open: 0,
             analyzer_sessions: 0,
             rejected_hellos: [0; 4],
-            closed_connections: [0; 2],
+            closed_connections: [0; 4],
         }
     }
 }
@@ -163,6 +179,11 @@ impl Totals {
 pub struct AnalyzerStats {
     /// Frames queued for it.
     pub routed: u64,
+    /// Frames the router chose for it that went to another analyzer, its queue for their
+    /// priority being full (`--when-full spill`).
+    pub spilled_out: u64,
+    /// Frames it took for another analyzer whose queue was full.
+    pub spilled_in: u64,
     /// Frames delivered to it: written (best effort) or acknowledged (at least once).
     pub delivered: u64,
     /// DELIVER frames written to it.
@@ -194,6 +215,10 @@ pub struct Snapshot {
     pub analyzers: BTreeMap<String, AnalyzerStats>,
     /// Frames in the holding queue.
     pub holding: u64,
+    /// [`crate::frame::Frame::cost`] of every frame queued, in flight or held.
+    pub queued_bytes: u64,
+    /// Bytes of partial frames buffered over every emitter connection.
+    pub buffered_bytes: u64,
     /// The counters of analyzer ids forgotten after `--forget-after` without a session,
     /// folded together (they leave the per-analyzer series but not the totals).
     pub forgotten: AnalyzerStats,
@@ -232,6 +257,8 @@ impl Snapshot {
             received: t.received,
             delivered: t.delivered,
             routed: sum(|a| a.routed),
+            spilled_out: sum(|a| a.spilled_out),
+            spilled_in: sum(|a| a.spilled_in),
             written: sum(|a| a.written),
             acked: sum(|a| a.acked),
             rerouted: sum(|a| a.rerouted),
@@ -240,18 +267,23 @@ impl Snapshot {
             dropped_holding_full: t.dropped_by(DropReason::HoldingFull),
             dropped_retries_exhausted: t.dropped_by(DropReason::RetriesExhausted),
             dropped_shutdown: t.dropped_by(DropReason::Shutdown),
+            dropped_bytes_full: t.dropped_by(DropReason::BytesFull),
             protocol_errors: t.protocol_errors,
             truncated: t.truncated,
             emitter_connections_open: t.emitter_connections_open,
             queued: self.queued(),
             inflight: self.inflight(),
             holding: self.holding,
+            queued_bytes: self.queued_bytes,
+            buffered_bytes: self.buffered_bytes,
         };
         let per_analyzer = self.analyzers.iter().map(|(id, a)| Stats {
             live: u64::from(a.live),
             weight: a.weight,
             delivered: a.delivered,
             routed: a.routed,
+            spilled_out: a.spilled_out,
+            spilled_in: a.spilled_in,
             written: a.written,
             acked: a.acked,
             rerouted: a.rerouted,
@@ -291,7 +323,7 @@ type PerAnalyzer = (
     fn(&AnalyzerStats) -> f64,
 );
 
-const PER_ANALYZER: [PerAnalyzer; 10] = [
+const PER_ANALYZER: [PerAnalyzer; 12] = [
     (
         "distributor_analyzer_delivered_frames",
         MetricType::Counter,
@@ -303,6 +335,18 @@ const PER_ANALYZER: [PerAnalyzer; 10] = [
         MetricType::Counter,
         "Frames queued for the analyzer.",
         |a| a.routed as f64,
+    ),
+    (
+        "distributor_spilled_out_frames",
+        MetricType::Counter,
+        "Frames chosen for the analyzer that went to another, its queue being full.",
+        |a| a.spilled_out as f64,
+    ),
+    (
+        "distributor_spilled_in_frames",
+        MetricType::Counter,
+        "Frames the analyzer took for another whose queue was full.",
+        |a| a.spilled_in as f64,
     ),
     (
         "distributor_written_frames",
@@ -419,6 +463,18 @@ impl Collector for SnapshotCollector {
             "Frames waiting for any analyzer.",
             s.holding,
         )?;
+        gauge(
+            &mut enc,
+            "distributor_queued_bytes",
+            "Bytes of frames queued, in flight or held (payload plus 64 per frame), against --max-queued-bytes.",
+            s.queued_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "distributor_buffered_bytes",
+            "Bytes of partial frames buffered over every emitter connection, against --max-buffered-bytes.",
+            s.buffered_bytes,
+        )?;
         counter(
             &mut enc,
             "distributor_forgotten_analyzers",
@@ -505,6 +561,8 @@ mod tests {
         let mut s = Snapshot {
             ts_ns: 5,
             holding: 2,
+            queued_bytes: 1234,
+            buffered_bytes: 99,
             ..Snapshot::default()
         };
         s.totals.received = 10;
@@ -514,6 +572,7 @@ mod tests {
             "a,\"1\"".into(),
             AnalyzerStats {
                 routed: 8,
+                spilled_out: 3,
                 delivered: 7,
                 written: 7,
                 live: true,
@@ -536,10 +595,13 @@ mod tests {
         w.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[1], "5,*,1,2.5,10,7,8,7,0,0,0,1,0,0,0,0,0,0,1,0,2");
+        assert_eq!(
+            lines[1],
+            "5,*,1,2.5,10,7,8,3,0,7,0,0,0,1,0,0,0,0,0,0,0,1,0,2,1234,99"
+        );
         assert_eq!(
             lines[2],
-            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,7,0,0,0,0,0,0,0,0,0,0,1,0,0"
+            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,0"
         );
         let back = runfolder::table::read_all::<Stats>(&path).unwrap();
         assert_eq!(back, sample().stats_rows());
@@ -555,6 +617,12 @@ mod tests {
         assert!(text.contains("distributor_dropped_frames_total{reason=\"queue_full\"} 1\n"));
         // Known reasons are there from the start, at 0.
         assert!(text.contains("distributor_dropped_frames_total{reason=\"shutdown\"} 0\n"));
+        assert!(text.contains("\ndistributor_queued_bytes 1234\n"));
+        assert!(text.contains("\ndistributor_buffered_bytes 99\n"), "{text}");
+        assert!(
+            text.contains("distributor_spilled_out_frames_total{analyzer=\"a,\\\"1\\\"\"} 3.0\n"),
+            "{text}"
+        );
         assert!(text.contains(
             "distributor_dropped_frames_by_priority_total{reason=\"queue_full\",priority=\"3\"} 1\n"
         ));

@@ -121,7 +121,8 @@ impl LogDecoder {
         }
         let len = frame_len as usize;
         if buf.len() < len {
-            buf.reserve(len - buf.len());
+            // No reserve for the rest: the buffer grows with what arrives, so a peer that
+            // declares a large frame and stalls pins only what it sent.
             return Ok(None);
         }
         let frame = buf.split_to(len).freeze();

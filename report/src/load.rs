@@ -495,6 +495,7 @@ fn stats(path: &Path, d: &mut Distributor) -> Result<()> {
             ("holding_full", t.dropped_holding_full),
             ("retries_exhausted", t.dropped_retries_exhausted),
             ("shutdown", t.dropped_shutdown),
+            ("bytes_full", t.dropped_bytes_full),
         ] {
             *d.dropped.entry(reason.to_owned()).or_default() += n;
         }

@@ -54,6 +54,24 @@ pub enum Overflow {
 }
 spelled!(Overflow { Backpressure => "backpressure", Drop => "drop" });
 
+/// What the distributor's router does when the analyzer it chose by weight has no room at a
+/// frame's priority.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenFull {
+    /// Route it to another analyzer with room, again by weight (work-conserving: no frame
+    /// waits while an analyzer could take it, at the cost of the shares drifting while an
+    /// analyzer falls behind); counted as spilled.
+    #[default]
+    Spill,
+    /// Never route away from the weighted choice: the overflow policy applies (shares hold
+    /// whatever the analyzers' speeds).
+    Strict,
+}
+spelled!(WhenFull { Spill => "spill", Strict => "strict" });
+
 /// How an analyzer sink logs arrivals.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
@@ -237,6 +255,7 @@ mod tests {
     fn spellings_agree() {
         same_spelling(Routing::ALL);
         same_spelling(Overflow::ALL);
+        same_spelling(WhenFull::ALL);
         same_spelling(LogMode::ALL);
         same_spelling(PriorityMode::ALL);
         same_spelling(ChaosAction::ALL);

@@ -38,7 +38,9 @@ pub mod profile;
 pub mod rows;
 pub mod table;
 
-pub use enums::{ChaosAction, LogMode, Overflow, PriorityMode, Routing, Status, Traffic, Unit};
+pub use enums::{
+    ChaosAction, LogMode, Overflow, PriorityMode, Routing, Status, Traffic, Unit, WhenFull,
+};
 pub use table::{Error, Table, TableReader, TableWriter};
 
 /// Checks an analyzer id that names files (`arrivals-<id>.csv`, ...): 1 to 64 of

@@ -197,6 +197,11 @@ table! {
         pub delivered: u64,
         /// Frames queued for analyzers (re-routes included).
         pub routed: u64,
+        /// Frames the router chose for this analyzer (by weight) that went to another with
+        /// room, its queue for their priority being full (`--when-full spill`).
+        pub spilled_out: u64,
+        /// Frames this analyzer took for another whose queue was full.
+        pub spilled_in: u64,
         /// DELIVER frames written.
         pub written: u64,
         /// Frames acknowledged.
@@ -211,8 +216,11 @@ table! {
         pub dropped_holding_full: u64,
         /// Dropped: retries exhausted in the holding queue.
         pub dropped_retries_exhausted: u64,
-        /// Dropped: still inside at the drain deadline.
+        /// Dropped: still inside at the drain deadline, or read during the shutdown grace
+        /// without finding room.
         pub dropped_shutdown: u64,
+        /// Dropped: `--max-queued-bytes` reached under `--overflow drop`.
+        pub dropped_bytes_full: u64,
         /// Connections ended for bad input.
         pub protocol_errors: u64,
         /// Partial frames at the end of an emitter stream.
@@ -225,6 +233,10 @@ table! {
         pub inflight: u64,
         /// Frames in the holding queue.
         pub holding: u64,
+        /// Totals row: bytes queued, in flight or held (payload plus 64 per frame).
+        pub queued_bytes: u64,
+        /// Totals row: bytes of partial frames buffered over every emitter connection.
+        pub buffered_bytes: u64,
     }
 }
 
@@ -318,6 +330,8 @@ impl Stats {
             received: 0,
             delivered: 0,
             routed: 0,
+            spilled_out: 0,
+            spilled_in: 0,
             written: 0,
             acked: 0,
             rerouted: 0,
@@ -326,12 +340,15 @@ impl Stats {
             dropped_holding_full: 0,
             dropped_retries_exhausted: 0,
             dropped_shutdown: 0,
+            dropped_bytes_full: 0,
             protocol_errors: 0,
             truncated: 0,
             emitter_connections_open: 0,
             queued: 0,
             inflight: 0,
             holding: 0,
+            queued_bytes: 0,
+            buffered_bytes: 0,
         }
     }
 }

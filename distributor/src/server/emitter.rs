@@ -1,6 +1,7 @@
 //! Emitter connections: read LOG frames in large chunks, offer them to the core in batches.
 
 use super::Shared;
+use super::conns::Slot;
 use crate::core::{Now, Offer};
 use crate::stats::CloseReason;
 use protocol::log::{LogDecoder, LogFrame};
@@ -11,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Bytes asked of the kernel per read: large enough for ~100 typical frames per syscall,
@@ -21,8 +24,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// half-closed it (bounded by the drain timeout).
 pub(super) const EMITTER_GRACE: Duration = Duration::from_secs(2);
 
-/// One emitter connection, until EOF, an error, a protocol error, or the end of the grace
-/// period after `stop`.
 /// What bounds one emitter connection.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
@@ -34,6 +35,9 @@ pub(super) struct Limits {
     /// waits excluded); past it the connection ends, counted as `slow_frame`.
     pub(super) frame_timeout: Duration,
 }
+
+/// One emitter connection, until EOF, an error, a protocol error, a limit that closes it,
+/// or the end of the grace period after `stop`.
 
 pub(super) async fn connection(
     shared: Arc<Shared>,
@@ -51,6 +55,7 @@ pub(super) async fn connection(
     // socket, so Nagle's algorithm has nothing to delay, but set it off for symmetry with
     // analyzer sockets. An error here only loses an optimisation.
     let _ = stream.set_nodelay(true);
+    let slot = shared.conns.open();
     shared.with(|c| c.emitter_connection(true));
     tracing::debug!(%peer, "emitter connected");
     let (rd, mut wr) = stream.into_split();
@@ -58,13 +63,28 @@ pub(super) async fn connection(
     let mut batch: VecDeque<LogFrame> = VecDeque::with_capacity(256);
     // Set at shutdown: the distributor has half-closed the connection and reads on until
     // the emitter closes its side or this deadline passes.
-    let mut grace_until: Option<tokio::time::Instant> = None;
+    let mut grace_until: Option<Instant> = None;
     // When the frame now partly buffered is due whole.
-    let mut frame_due: Option<tokio::time::Instant> = None;
+    let mut frame_due: Option<Instant> = None;
     loop {
         let read = tokio::select! {
             r = framed.read() => r,
-            _ = tokio::time::sleep_until(frame_due.unwrap_or_else(tokio::time::Instant::now)), if frame_due.is_some() => {
+            _ = slot.told() => {
+                let reason = slot.reason().unwrap_or(CloseReason::BufferBudget);
+                let partial = framed.buffered();
+                shared.with(|c| {
+                    if partial > 0 {
+                        c.truncated();
+                    }
+                    c.closed_connection(reason);
+                });
+                match reason {
+                    CloseReason::MaxConnections => tracing::debug!(%peer, "closing the emitter connection idle longest to admit a new one (--max-connections)"),
+                    _ => tracing::warn!(%peer, bytes = partial, offset = framed.decoder().offset(), "partial frames over --max-buffered-bytes: closing this connection, whose partial frame is among the largest stalled ones; it is lost"),
+                }
+                break;
+            }
+            _ = tokio::time::sleep_until(frame_due.unwrap_or_else(Instant::now)), if frame_due.is_some() => {
                 shared.with(|c| {
                     c.truncated();
                     c.closed_connection(CloseReason::SlowFrame);
@@ -73,13 +93,10 @@ pub(super) async fn connection(
                 break;
             }
             _ = stop.cancelled(), if grace_until.is_none() => {
-                // FIN tells the emitter to stop at a frame boundary and close; what it has
-                // written until then is still read, so a cooperating emitter loses nothing.
-                let _ = wr.shutdown().await;
-                grace_until = Some(tokio::time::Instant::now() + grace);
+                grace_until = Some(begin_grace(&mut wr, grace).await);
                 continue;
             }
-            _ = tokio::time::sleep_until(grace_until.unwrap_or_else(tokio::time::Instant::now)), if grace_until.is_some() => {
+            _ = tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)), if grace_until.is_some() => {
                 tracing::warn!(%peer, grace_s = grace.as_secs_f64(), "emitter did not close within the shutdown grace period");
                 if framed.buffered() > 0 {
                     // The frame under way is lost with the connection: counted, as at EOF.
@@ -89,7 +106,7 @@ pub(super) async fn connection(
                 break;
             }
         };
-        match read {
+        let got = match read {
             Ok(0) => {
                 if framed.buffered() > 0 {
                     shared.with(|c| c.truncated());
@@ -97,12 +114,12 @@ pub(super) async fn connection(
                 }
                 break;
             }
-            Ok(_) => {}
+            Ok(n) => n,
             Err(e) => {
                 tracing::info!(%peer, error = %e, "emitter connection error");
                 break;
             }
-        }
+        };
         let fault = loop {
             match framed.decode() {
                 Ok(Some(frame)) => batch.push_back(frame),
@@ -110,20 +127,30 @@ pub(super) async fn connection(
                 Err(e) => break Some(e),
             }
         };
+        slot.read(got, framed.buffered());
         // A frame completed: what is buffered now (if anything) is a new frame.
         let completed = !batch.is_empty();
-        let offered = tokio::time::Instant::now();
-        if !offer(&shared, &mut batch, &stop).await {
-            // Shutting down: these frames were received whole, so they are held for the
-            // drain (and counted if the drain cannot deliver them).
-            shared.with(|c| c.accept_into_holding(&mut batch, Now::read()));
+        let offered = Instant::now();
+        let taken = loop {
+            match offer(&shared, &slot, &mut batch, &stop, grace_until).await {
+                Wait::Taken => break true,
+                Wait::Stopping => grace_until = Some(begin_grace(&mut wr, grace).await),
+                Wait::GraceOver => break false,
+            }
+        };
+        if !taken {
+            // Received whole, but the grace ended before room freed: counted as dropped.
+            let n = batch.len();
+            shared.with(|c| c.drop_at_shutdown(&mut batch));
+            tracing::warn!(%peer, frames = n, "shutdown grace ended with frames that found no room; dropped (reason shutdown)");
+            break;
         }
         // The frame timeout counts the emitter's time, not ours: a backpressure wait
         // pushes the deadline back by its length.
         frame_due = match (framed.buffered(), frame_due) {
             (0, _) => None,
             (_, Some(due)) if !completed => Some(due + offered.elapsed()),
-            _ => Some(tokio::time::Instant::now() + frame_timeout),
+            _ => Some(Instant::now() + frame_timeout),
         };
         if let Some(e) = fault {
             shared.with(|c| c.protocol_error());
@@ -131,27 +158,57 @@ pub(super) async fn connection(
             break;
         }
     }
+    drop(slot);
     shared.with(|c| c.emitter_connection(false));
     tracing::debug!(%peer, "emitter disconnected");
 }
 
-/// Offers `batch` until it is all taken; under backpressure waits for room. `false` when
-/// `stop` came first (the rest of the batch is still in it).
-async fn offer(shared: &Shared, batch: &mut VecDeque<LogFrame>, stop: &CancellationToken) -> bool {
+/// At shutdown: half-closes the connection (FIN tells the emitter to stop at a frame
+/// boundary and close; what it has written until then is still read, so a cooperating
+/// emitter loses nothing). Returns the end of the grace period.
+async fn begin_grace(wr: &mut OwnedWriteHalf, grace: Duration) -> Instant {
+    let _ = wr.shutdown().await;
+    Instant::now() + grace
+}
+
+/// How an offer ended.
+enum Wait {
+    /// Every frame of the batch was taken.
+    Taken,
+    /// Shutdown began while the batch waited for room.
+    Stopping,
+    /// The shutdown grace ended while the batch waited for room.
+    GraceOver,
+}
+
+/// Offers `batch` until it is all taken; under backpressure waits for room, until `stop`
+/// (when not stopping yet) or the end of the grace period `grace_until`. Frames taken
+/// leave the batch; the others stay in it.
+async fn offer(
+    shared: &Shared,
+    slot: &Slot,
+    batch: &mut VecDeque<LogFrame>,
+    stop: &CancellationToken,
+    grace_until: Option<Instant>,
+) -> Wait {
     if batch.is_empty() || shared.with(|c| c.offer(batch, Now::read())) == Offer::Taken {
-        return true;
+        return Wait::Taken;
     }
-    loop {
+    slot.blocked(true);
+    let wait = loop {
         // Register interest before trying again, so room freed in between is not missed.
         let room = shared.room.notified();
         tokio::pin!(room);
         room.as_mut().enable();
         if shared.with(|c| c.offer(batch, Now::read())) == Offer::Taken {
-            return true;
+            break Wait::Taken;
         }
         tokio::select! {
             _ = &mut room => {}
-            _ = stop.cancelled() => return false,
+            _ = stop.cancelled(), if grace_until.is_none() => break Wait::Stopping,
+            _ = tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)), if grace_until.is_some() => break Wait::GraceOver,
         }
-    }
+    };
+    slot.blocked(false);
+    wait
 }

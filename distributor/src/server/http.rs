@@ -10,7 +10,6 @@
 //! stays a page of code.
 
 use super::Shared;
-use crate::core::Now;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,7 +51,7 @@ async fn respond(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> 
         (b"GET" | b"HEAD", b"/metrics") => (
             "200 OK",
             crate::stats::CONTENT_TYPE,
-            shared.with(|c| c.snapshot(Now::read())).prometheus(),
+            shared.snapshot().prometheus(),
         ),
         (b"GET" | b"HEAD", _) => (
             "404 Not Found",
