@@ -17,7 +17,7 @@ use crate::health::{Hang, RetrySchedule};
 use crate::holding::Holding;
 use crate::router::{Router, Routing};
 use crate::session::{
-    AckViolation, Registered, Released, RejectKind, RejectReason, Session, SessionEnd, SessionKey,
+    AckViolation, Registered, RejectKind, RejectReason, Released, Session, SessionEnd, SessionKey,
     SessionLimits,
 };
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};

@@ -114,11 +114,7 @@ impl Conns {
             .filter(|c| !c.close.is_cancelled() && !c.blocked.load(Ordering::Relaxed))
             .map(|c| {
                 let idle = now_ms.saturating_sub(c.last_read_ms.load(Ordering::Relaxed));
-                (
-                    idle >= stalled_ms,
-                    c.buffered.load(Ordering::Relaxed),
-                    c,
-                )
+                (idle >= stalled_ms, c.buffered.load(Ordering::Relaxed), c)
             })
             .filter(|(_, bytes, _)| *bytes > 0)
             .collect();
@@ -265,7 +261,11 @@ mod tests {
         assert_eq!(b.reason(), Some(CloseReason::BufferBudget));
         assert_eq!(conns.buffered(), 500);
         drop((a, b));
-        assert_eq!(conns.buffered(), 500, "closed slots gave their bytes back once");
+        assert_eq!(
+            conns.buffered(),
+            500,
+            "closed slots gave their bytes back once"
+        );
         drop(c);
         assert_eq!(conns.buffered(), 0);
     }

@@ -6,6 +6,7 @@
     reason = "test helpers fail the test on any setup error"
 )]
 
+mod limits;
 mod support;
 
 use distributor::core::Overflow;

@@ -150,6 +150,8 @@ pub struct Analyzer {
     buf: BytesMut,
     dec: DownstreamDecoder,
     pub got: Vec<Got>,
+    /// DELIVER frames seen, probes or not.
+    pub delivered: usize,
 }
 
 impl Analyzer {
@@ -175,6 +177,7 @@ impl Analyzer {
             buf: BytesMut::with_capacity(1 << 16),
             dec: DownstreamDecoder::new(1 << 20),
             got: Vec::new(),
+            delivered: 0,
         }
     }
 
@@ -184,7 +187,11 @@ impl Analyzer {
         loop {
             if let Some(f) = self.dec.decode(&mut self.buf).unwrap() {
                 if let Downstream::Deliver(d) = &f {
-                    let p = probe::verify(d.priority, &d.payload).unwrap();
+                    self.delivered += 1;
+                    // Payloads that are not probes are counted, not verified.
+                    let Ok(p) = probe::verify(d.priority, &d.payload) else {
+                        return Some(f);
+                    };
                     self.got.push(Got {
                         emitter: p.emitter,
                         seq: p.seq,
@@ -266,4 +273,166 @@ pub fn config() -> Config {
         seed: Some(7),
         ..Config::default()
     }
+}
+
+/// The shipped `distributor` binary as a child process on loopback ports, for what only a
+/// process shows: its memory (from /proc), its file-descriptor limit, its log.
+pub struct Process {
+    child: std::process::Child,
+    pub emitter: SocketAddr,
+    pub analyzer: SocketAddr,
+    pub metrics: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts it with `args` (the listeners are added, on port 0), optionally under a
+    /// file-descriptor limit (`ulimit -n`), and waits until it listens.
+    pub fn start(args: &[&str], nofile: Option<u32>) -> Self {
+        use std::io::BufRead as _;
+        let bin = env!("CARGO_BIN_EXE_distributor");
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = std::process::Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(bin);
+                c
+            }
+            None => std::process::Command::new(bin),
+        };
+        cmd.args([
+            "--emitter-listen",
+            "127.0.0.1:0",
+            "--analyzer-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<(String, String, String)>();
+        let reader = {
+            let log = std::sync::Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut addrs: (Option<String>, Option<String>) = (None, None);
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    let field = |name: &str| {
+                        line.split_whitespace()
+                            .find_map(|w| w.strip_prefix(name))
+                            .map(str::to_owned)
+                    };
+                    if line.contains("distributor listening") {
+                        addrs.0 = field("emitter=");
+                        addrs.1 = field("analyzer=");
+                    }
+                    if let (Some(m), (Some(e), Some(a))) = (field("metrics="), &addrs) {
+                        let _ = tx.send((e.clone(), a.clone(), m));
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            })
+        };
+        let (e, a, m) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("distributor did not start: {:?}", log.lock().unwrap()));
+        Self {
+            child,
+            emitter: e.parse().unwrap(),
+            analyzer: a.parse().unwrap(),
+            metrics: m.parse().unwrap(),
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// A field of /proc/PID/status in bytes (`VmRSS`, `VmHWM`: the peak).
+    pub fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"));
+        kb * 1024
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(self.metrics).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        text
+    }
+
+    /// Sum of a metric's samples whose line contains `labels` (all when empty).
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        metric_sum(&self.metrics().await, name, labels)
+    }
+
+    /// Waits (20 s at most) until `check` holds for a metric's sum.
+    pub async fn wait_metric(&self, name: &str, labels: &str, check: impl Fn(f64) -> bool) -> f64 {
+        for _ in 0..200 {
+            let v = self.metric(name, labels).await;
+            if check(v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{name}{{{labels}}} never met the condition: {}",
+            self.metric(name, labels).await
+        );
+    }
+
+    /// SIGTERM, then waits for the exit; the log.
+    pub fn stop(mut self) -> Vec<String> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "distributor exited with {status}");
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A test that failed before `stop` still ends the process it started.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sum of the samples of `name` (with `_total` or not) on lines containing `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| l.contains(labels))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// A field `name=value` of a log line, as a number.
+pub fn log_field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
 }
