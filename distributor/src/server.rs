@@ -122,8 +122,12 @@ pub async fn run(
     tracing::info!(
         emitter = %listeners.emitter.local_addr()?,
         analyzer = %listeners.analyzer.local_addr()?,
-        routing = ?config.routing,
-        overflow = ?config.overflow,
+        routing = %config.routing,
+        overflow = %config.overflow,
+        when_full = %config.when_full,
+        max_connections,
+        max_queued_bytes = config.max_queued_bytes,
+        max_buffered_bytes = config.max_buffered_bytes,
         "distributor listening"
     );
     {

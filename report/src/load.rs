@@ -468,6 +468,8 @@ fn decode_histogram(hex: &str) -> std::result::Result<Histogram<u64>, String> {
 fn stats(path: &Path, d: &mut Distributor) -> Result<()> {
     let mut last_total: Option<rows::Stats> = None;
     let mut prev_delivered = 0;
+    // Per analyzer, its last (spilled_out, spilled_in): the counters are cumulative.
+    let mut prev_spilled: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for row in read_all::<rows::Stats>(path)? {
         let second = row.ts_ns / 1_000_000_000;
         match &row.analyzer {
@@ -479,6 +481,20 @@ fn stats(path: &Path, d: &mut Distributor) -> Result<()> {
                 last_total = Some(row);
             }
             Scope::Analyzer(id) => {
+                let (out, inn) = prev_spilled.entry(id.clone()).or_default();
+                let (d_out, d_in) = (
+                    row.spilled_out.saturating_sub(*out),
+                    row.spilled_in.saturating_sub(*inn),
+                );
+                (*out, *inn) = (row.spilled_out, row.spilled_in);
+                if d_out + d_in > 0 {
+                    *d.spilled_net
+                        .entry(second)
+                        .or_default()
+                        .entry(id.clone())
+                        .or_default() += d_out as i64 - d_in as i64;
+                    d.spilled += d_out;
+                }
                 let samples = d.live.entry(second).or_default();
                 samples.retain(|s| &s.analyzer != id);
                 samples.push(LiveSample {

@@ -161,6 +161,11 @@ pub struct Distributor {
     pub delivered_per_second: BTreeMap<u64, u64>,
     /// Frames dropped, by reason, summed over incarnations (the last row of each file).
     pub dropped: BTreeMap<String, u64>,
+    /// Per Unix second and analyzer: frames the router chose for it that went to another
+    /// (its queue full, `--when-full spill`) less those it took for another.
+    pub spilled_net: BTreeMap<u64, BTreeMap<String, i64>>,
+    /// Frames spilled over the run (routed away from the analyzer chosen by weight).
+    pub spilled: u64,
     /// Analyzer sessions that ended by failure.
     pub failures: u64,
     /// Frames received.

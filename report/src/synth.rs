@@ -24,6 +24,9 @@ pub enum Tamper {
     FlipCrc,
     /// Route 6/2/2 instead of 5/3/2.
     SkewShares,
+    /// Route 6/2/2, the distributor's stats saying that `a2`'s extra tenth spilled to `a1`
+    /// (its queue full under `--when-full spill`): the router's choices were 5/3/2.
+    Spilled,
     /// Swap two deliveries of a group: a more urgent frame delivered second.
     Invert,
     /// Deliver FIFO, one priority, as soon as queued: no backlog.
@@ -45,7 +48,7 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
         error,
     })?;
     let emitters = 3u64;
-    let pattern: [usize; 10] = if tamper == Tamper::SkewShares {
+    let pattern: [usize; 10] = if matches!(tamper, Tamper::SkewShares | Tamper::Spilled) {
         [0, 1, 0, 2, 0, 1, 0, 0, 0, 2]
     } else {
         [0, 1, 0, 2, 0, 1, 0, 0, 1, 2]
@@ -139,7 +142,12 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
     } else {
         messages
     };
-    write_stats(dir, messages, delivered, last_second)?;
+    let spilled = if tamper == Tamper::Spilled {
+        messages / 10
+    } else {
+        0
+    };
+    write_stats(dir, messages, delivered, spilled, last_second)?;
     write_profile(dir)?;
     if foreign {
         return Ok(());
@@ -173,17 +181,22 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
     Ok(())
 }
 
-/// The distributor's stats: every second, the totals and three live analyzers (5/3/2).
+/// The distributor's stats: every second, the totals and three live analyzers (5/3/2);
+/// `spilled` frames spilled from `a2` to `a1`, evenly over the run.
 fn write_stats(
     dir: &Path,
     received: u64,
     delivered: u64,
+    spilled: u64,
     last_second: u64,
 ) -> Result<(), runfolder::Error> {
     let ids = ["a1", "a2", "a3"];
     let mut stats = TableWriter::<Stats>::create(&names::STATS.path(dir, 1))?;
-    for s in BASE_NS / 1_000_000_000..=last_second {
+    let first = BASE_NS / 1_000_000_000;
+    let rows = last_second - first + 1;
+    for s in first..=last_second {
         let ts = s * 1_000_000_000 + 500 * MS;
+        let spilled_so_far = spilled * (s - first + 1) / rows;
         stats.write(&Stats {
             received,
             delivered,
@@ -197,6 +210,8 @@ fn write_stats(
             stats.write(&Stats {
                 live: 1,
                 weight,
+                spilled_in: if *id == "a1" { spilled_so_far } else { 0 },
+                spilled_out: if *id == "a2" { spilled_so_far } else { 0 },
                 ..Stats::zeroed(ts, Scope::Analyzer((*id).to_owned()))
             })?;
         }

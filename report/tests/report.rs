@@ -52,6 +52,21 @@ fn each_tampering_is_caught() {
 }
 
 #[test]
+fn spills_are_stated_and_the_shares_judged_on_the_routers_choices() {
+    let dir = folder("spilled", Tamper::Spilled);
+    let r = report::run(&dir, &Overrides::default()).unwrap();
+    let w = r.outcomes.iter().find(|o| o.name() == "weights").unwrap();
+    assert_eq!(w.status, Status::Pass, "{}", w.headline);
+    assert!(
+        w.headline.contains("3000 frames (10.00%) went to another analyzer"),
+        "{}",
+        w.headline
+    );
+    let a2 = w.rows.iter().find(|r| r.check == "weights:a2").unwrap();
+    assert!(a2.detail.contains("delivered 6000 (0.2000) after spills"), "{}", a2.detail);
+}
+
+#[test]
 fn outputs_are_written_and_self_contained() {
     let dir = folder("outputs", Tamper::None);
     report::run(&dir, &Overrides::default()).unwrap();

@@ -38,7 +38,6 @@ pub(super) struct Limits {
 
 /// One emitter connection, until EOF, an error, a protocol error, a limit that closes it,
 /// or the end of the grace period after `stop`.
-
 pub(super) async fn connection(
     shared: Arc<Shared>,
     stream: TcpStream,

@@ -11,6 +11,13 @@
 //!   band `p (1 ± tolerance)`, FAIL when it lies outside, INCONCLUSIVE otherwise, with the
 //!   N that would decide.
 //! - A chi-square goodness-of-fit statistic and p-value over all analyzers are reported.
+//!
+//! Under `--when-full spill` (the distributor's default) a frame whose weighted choice has
+//! a full queue goes to another analyzer, counted per analyzer in the stats. When a run
+//! spilled, the shares are judged on the router's choices (each analyzer's arrivals plus
+//! what spilled away from it less what it took for others, per second) and the delivered
+//! shares are shown beside them with the number spilled. A `--when-full strict` run never
+//! spills: its delivered shares are judged as they are.
 
 use super::{Outcome, Row, Status, Unit, chi_square_p};
 use crate::model::Run;
@@ -40,8 +47,10 @@ fn live_set(run: &Run, s: u64) -> Option<Vec<(String, f64)>> {
     Some(live)
 }
 
-/// Expected counts per analyzer and the arrivals they cover.
-fn expected(run: &Run) -> (BTreeMap<String, f64>, BTreeMap<String, u64>, u64) {
+/// Expected counts per analyzer, the observed ones (arrivals, or with `chosen` the
+/// router's choices: arrivals corrected by the spills of the same second), and the arrivals
+/// they cover.
+fn expected(run: &Run, chosen: bool) -> (BTreeMap<String, f64>, BTreeMap<String, u64>, u64) {
     let seconds: BTreeSet<u64> = run
         .analyzers
         .iter()
@@ -77,6 +86,12 @@ fn expected(run: &Run) -> (BTreeMap<String, f64>, BTreeMap<String, u64>, u64) {
             *observed.entry(a.id.clone()).or_default() +=
                 a.per_second.get(&s).copied().unwrap_or(0);
         }
+        if chosen {
+            for (id, net) in run.distributor.spilled_net.get(&s).into_iter().flatten() {
+                let o = observed.entry(id.clone()).or_default();
+                *o = o.saturating_add_signed(*net);
+            }
+        }
     }
     (expected, observed, covered)
 }
@@ -92,7 +107,10 @@ fn needed(p: f64, p_hat: f64, tolerance: f64) -> f64 {
 
 /// The weights check.
 pub fn check(run: &Run) -> Outcome {
-    let (expected, observed, n) = expected(run);
+    let spilled = run.distributor.spilled;
+    let by_choice = spilled > 0;
+    let (expected, observed, n) = expected(run, by_choice);
+    let delivered = by_choice.then(|| self::expected(run, false).1);
     let tol = run.settings.weight_tolerance;
     let random = run.settings.routing != runfolder::Routing::Smooth;
     if n == 0 || expected.is_empty() {
@@ -181,10 +199,20 @@ pub fn check(run: &Run) -> Outcome {
                 s,
                 format!("{p_hat:.4}"),
                 format!("{p:.4}"),
-                format!(
-                    "{o} of {n} (expected {e:.0}, relative error {:.2}%); {detail}",
-                    rel * 100.0
-                ),
+                match &delivered {
+                    None => format!(
+                        "{o} of {n} (expected {e:.0}, relative error {:.2}%); {detail}",
+                        rel * 100.0
+                    ),
+                    Some(d) => {
+                        let got = d.get(id).copied().unwrap_or(0);
+                        format!(
+                            "chosen by the router {o} of {n} (expected {e:.0}, relative error {:.2}%), delivered {got} ({:.4}) after spills; {detail}",
+                            rel * 100.0,
+                            got as f64 / n as f64
+                        )
+                    }
+                },
             )
             .measured(p_hat, Some(p), Unit::Share),
         );
@@ -211,13 +239,22 @@ pub fn check(run: &Run) -> Outcome {
             run.settings.routing
         ),
     };
+    let spill_note = if by_choice {
+        format!(
+            "; judged on the router's choices: {spilled} frames ({:.2}%) went to another analyzer because the chosen one's queue was full (--when-full spill; strict holds delivered shares)",
+            spilled as f64 / n.max(1) as f64 * 100.0
+        )
+    } else {
+        String::new()
+    };
+    let headline = format!("{headline}{spill_note}");
     let mut head = vec![Row::new(
         "weights",
         status,
         format!("{max:.2}%"),
         format!("<= {:.1}%", limit),
         format!(
-            "{} routing over {n} arrivals; chi-square {chi2:.2} with {dof} dof, p = {p_value:.4}",
+            "{} routing over {n} arrivals; chi-square {chi2:.2} with {dof} dof, p = {p_value:.4}{spill_note}",
             run.settings.routing
         ),
     )
@@ -250,9 +287,9 @@ fn max_rel(rows: &[Row]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Per analyzer: (id, observed share, expected share), for the chart.
+/// Per analyzer: (id, delivered share, expected share), for the chart.
 pub fn shares(run: &Run) -> Vec<(String, f64, f64)> {
-    let (expected, observed, n) = expected(run);
+    let (expected, observed, n) = expected(run, false);
     if n == 0 {
         return Vec::new();
     }
