@@ -49,3 +49,8 @@ bench *ARGS: build
 # Remove run results (keeps the folder).
 clean:
     find results -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+
+# Ten million arbitrary inputs through every wire decoder (CI runs 256): none may panic, and
+# each must decode the same whether the bytes come at once or cut anywhere.
+fuzz CASES="10000000":
+    PROPTEST_CASES={{CASES}} cargo test --release --workspace --test arbitrary_input

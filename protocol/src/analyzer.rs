@@ -136,7 +136,12 @@ pub fn decode_hello(buf: &mut BytesMut) -> Result<Option<Hello>, HelloError> {
     if frame_len > MAX_HELLO_LEN {
         return Err(HelloError::TooLong(frame_len));
     }
-    if buf.len() >= 5 && buf[4] != KIND_HELLO {
+    // The kind is checked before the length, and only once it is there, so that the same
+    // bytes give the same error however they are cut into reads.
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    if buf[4] != KIND_HELLO {
         return Err(HelloError::NotHello(buf[4]));
     }
     if (frame_len as usize) < HELLO_HEADER_LEN {

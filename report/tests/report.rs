@@ -58,12 +58,17 @@ fn spills_are_stated_and_the_shares_judged_on_the_routers_choices() {
     let w = r.outcomes.iter().find(|o| o.name() == "weights").unwrap();
     assert_eq!(w.status, Status::Pass, "{}", w.headline);
     assert!(
-        w.headline.contains("3000 frames (10.00%) went to another analyzer"),
+        w.headline
+            .contains("3000 frames (10.00%) went to another analyzer"),
         "{}",
         w.headline
     );
     let a2 = w.rows.iter().find(|r| r.check == "weights:a2").unwrap();
-    assert!(a2.detail.contains("delivered 6000 (0.2000) after spills"), "{}", a2.detail);
+    assert!(
+        a2.detail.contains("delivered 6000 (0.2000) after spills"),
+        "{}",
+        a2.detail
+    );
 }
 
 #[test]
