@@ -253,7 +253,7 @@ impl Snapshot {
             ts_ns: self.ts_ns,
             analyzer: Scope::Total,
             live: live().count() as u64,
-            weight: live().map(|a| a.weight).sum(),
+            weight: live().fold(0.0, |sum, a| sum + a.weight),
             received: t.received,
             delivered: t.delivered,
             routed: sum(|a| a.routed),
