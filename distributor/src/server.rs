@@ -36,20 +36,15 @@ impl Listeners {
     /// Binds the addresses of `config`.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let emitter = TcpListener::bind(config.emitter_listen)
-            .await
+        let emitter = listen(config.emitter_listen)
             .with_context(|| format!("cannot listen for emitters on {}", config.emitter_listen))?;
-        let analyzer = TcpListener::bind(config.analyzer_listen)
-            .await
-            .with_context(|| {
-                format!("cannot listen for analyzers on {}", config.analyzer_listen)
-            })?;
+        let analyzer = listen(config.analyzer_listen).with_context(|| {
+            format!("cannot listen for analyzers on {}", config.analyzer_listen)
+        })?;
         let metrics = match config.metrics_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen for metrics on {addr}"))?,
-            ),
+            Some(addr) => {
+                Some(listen(addr).with_context(|| format!("cannot listen for metrics on {addr}"))?)
+            }
             None => None,
         };
         Ok(Self {
@@ -58,6 +53,24 @@ impl Listeners {
             metrics,
         })
     }
+}
+
+/// Connections the kernel may hold for the accept loop (it caps this at
+/// `net.core.somaxconn`). A fleet of emitters reconnecting at once after a restart must not
+/// overflow it: an overflowed connection looks open to its emitter until it is reset, and
+/// what was written on it is lost.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] and SO_REUSEADDR (a restart does not
+/// wait for the old connections' TIME_WAIT).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// State shared by every task: the core, the signal that room freed for emitters, and the

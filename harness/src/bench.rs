@@ -4,8 +4,10 @@
 //! 1. saturation: the loadgen at `max`, sinks in summary mode: delivered msg/s and MiB/s,
 //!    distributor CPU seconds per million messages (from /proc), peak RSS, loss;
 //! 2. latency: p50/p99/p999 end to end at fixed offered loads;
-//! 3. scaling: 10/100/1000 emitter connections, 3/10/100 analyzers;
-//! 4. a reference: the same byte stream (one connection at `max`) through the distributor
+//! 3. fan-in: 50k msg/s in total from 10, 100, 1,000, 4,000 and 10,000 emitters (many small
+//!    senders, as real log shipping looks), with the distributor's RSS per connection;
+//! 4. scaling: 10 and 100 analyzers;
+//! 5. a reference: the same byte stream (one connection at `max`) through the distributor
 //!    and through a plain TCP relay (socat), CPU per MiB of each.
 //!
 //! Every figure is the median of `--repeat` runs with its spread (min-max).
@@ -30,6 +32,9 @@ pub struct BenchOptions {
     pub repeat: usize,
     /// Seconds of load per run.
     pub seconds: f64,
+    /// Only these groups (`saturation`, `latency`, `reference`, `fan-in`, `scaling`);
+    /// every group when empty.
+    pub groups: Vec<String>,
 }
 
 /// One scenario's setup.
@@ -111,7 +116,7 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
         ..loadgen::Config::default()
     };
     let pid = dist.pid().context("distributor not running")?;
-    let (cpu0, _) = proc_usage(pid).context("cannot read the distributor's /proc")?;
+    let (cpu0, rss0) = proc_usage(pid).context("cannot read the distributor's /proc")?;
     let d0 = latest_totals(&stats_csv).map_or(0, |t| t.delivered);
     let t0 = Instant::now();
     let watched = drive_loadgen(load, dir, pid)
@@ -160,6 +165,9 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
         cpu_s_per_million: if n > 0.0 { cpu / (n / 1e6) } else { 0.0 },
         cpu_us_per_mib: if mib > 0.0 { cpu * 1e6 / mib } else { 0.0 },
         peak_rss_mib: peak_rss as f64 / (1 << 20) as f64,
+        rss_per_connection_kib: Some(
+            peak_rss.saturating_sub(rss0) as f64 / 1024.0 / f64::from(s.emitters.max(1)),
+        ),
         lost: sent.saturating_sub(unique),
         p50_ms: q(0.5),
         p99_ms: q(0.99),
@@ -258,7 +266,8 @@ async fn relay_once(seconds: f64, dir: &Path) -> anyhow::Result<Option<f64>> {
     Ok(Some((last_cpu - cpu0) * 1e6 / mib.max(1e-9)))
 }
 
-fn scenarios(quick: bool) -> Vec<Scenario> {
+/// The scenarios of `groups` (all when empty), in the suite's order.
+fn scenarios(groups: &[String]) -> Vec<Scenario> {
     let sc = |group, name: &str, emitters, rate: &str, sinks| Scenario {
         group,
         name: name.to_owned(),
@@ -266,34 +275,34 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
         rate: rate.to_owned(),
         sinks,
     };
-    let mut v = vec![
+    let all = vec![
         sc("saturation", "max, 8 emitters, 3 analyzers", 8, "max", 3),
         sc("latency", "10k msg/s", 20, "500", 3),
         sc("latency", "80k msg/s", 20, "4000", 3),
         sc("latency", "200k msg/s", 20, "10000", 3),
         sc("reference", "1 emitter at max, distributor", 1, "max", 3),
+        sc("fan-in", "10 emitters x 5000 msg/s", 10, "5000", 3),
+        sc("fan-in", "100 emitters x 500 msg/s", 100, "500", 3),
+        sc("fan-in", "1000 emitters x 50 msg/s", 1000, "50", 3),
+        sc("fan-in", "4000 emitters x 12.5 msg/s", 4000, "12.5", 3),
+        sc("fan-in", "10000 emitters x 5 msg/s", 10_000, "5", 3),
+        sc("scaling", "10 analyzers, 50k msg/s", 20, "2500", 10),
+        sc("scaling", "100 analyzers, 50k msg/s", 20, "2500", 100),
     ];
-    if !quick {
-        v.extend([
-            sc("scaling", "10 emitters, 50k msg/s", 10, "5000", 3),
-            sc("scaling", "100 emitters, 50k msg/s", 100, "500", 3),
-            sc("scaling", "1000 emitters, 50k msg/s", 1000, "50", 3),
-            sc("scaling", "10 analyzers, 50k msg/s", 20, "2500", 10),
-            sc("scaling", "100 analyzers, 50k msg/s", 20, "2500", 100),
-        ]);
-    }
-    v
+    all.into_iter()
+        .filter(|s| groups.is_empty() || groups.iter().any(|g| g == s.group))
+        .collect()
 }
 
 /// Runs the suite; returns the bench folder.
-pub async fn bench(opts: BenchOptions, quick: bool) -> anyhow::Result<PathBuf> {
+pub async fn bench(opts: BenchOptions) -> anyhow::Result<PathBuf> {
     let dir = opts.out.join(format!(
         "bench-{}",
         utc_stamp(protocol::now_ns() / 1_000_000_000)
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rows: Vec<(Scenario, Vec<Figures>)> = Vec::new();
-    for s in scenarios(quick) {
+    for s in scenarios(&opts.groups) {
         let mut runs = Vec::new();
         for r in 0..opts.repeat {
             let d = dir.join(format!("{}-{}-{r}", s.group, rows.len()));
@@ -301,13 +310,14 @@ pub async fn bench(opts: BenchOptions, quick: bool) -> anyhow::Result<PathBuf> {
                 .await
                 .with_context(|| format!("scenario {}", s.name))?;
             println!(
-                "bench: {:<11} {:<34} run {r}: {:>9.0} msg/s {:>7.1} MiB/s cpu {:.2} s/M msgs rss {:.1} MiB p99 {:.2} ms lost {}",
+                "bench: {:<11} {:<34} run {r}: {:>9.0} msg/s {:>7.1} MiB/s cpu {:.2} s/M msgs rss {:.1} MiB ({:.1} KiB/conn) p99 {:.2} ms lost {}",
                 s.group,
                 s.name,
                 f.delivered_per_s,
                 f.mib_per_s,
                 f.cpu_s_per_million,
                 f.peak_rss_mib,
+                f.rss_per_connection_kib.unwrap_or(0.0),
                 f.p99_ms,
                 f.lost
             );
@@ -327,7 +337,8 @@ pub async fn bench(opts: BenchOptions, quick: bool) -> anyhow::Result<PathBuf> {
         rows.push((s, runs));
     }
     let mut relay = Vec::new();
-    for r in 0..opts.repeat {
+    let with_reference = opts.groups.is_empty() || opts.groups.iter().any(|g| g == "reference");
+    for r in (0..opts.repeat).filter(|_| with_reference) {
         if let Some(us) = relay_once(opts.seconds, &dir.join(format!("relay-{r}"))).await? {
             println!("bench: reference   socat relay run {r}: cpu {us:.0} µs/MiB");
             relay.push(us);
@@ -354,7 +365,7 @@ fn render(
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let mut md = format!(
         "Median of {} runs of {} s each (min-max in brackets); loadgen, sinks and distributor on the same {cores}-core machine.\n\n\
-| group | scenario | delivered msg/s | MiB/s | distributor CPU s per M msgs | CPU µs per MiB | peak RSS MiB | p50 ms | p99 ms | p999 ms | lost |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+| group | scenario | delivered msg/s | MiB/s | distributor CPU s per M msgs | CPU µs per MiB | peak RSS MiB | RSS KiB per connection | p50 ms | p99 ms | p999 ms | lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         opts.repeat, opts.seconds,
     );
     for (s, runs) in rows {
@@ -365,7 +376,7 @@ fn render(
         let lost: u64 = runs.iter().map(|r| r.lost).sum();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {lost} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {lost} |",
             s.group,
             s.name,
             cell(&|f| f.delivered_per_s, 0),
@@ -373,6 +384,7 @@ fn render(
             cell(&|f| f.cpu_s_per_million, 2),
             cell(&|f| f.cpu_us_per_mib, 0),
             cell(&|f| f.peak_rss_mib, 1),
+            cell(&|f| f.rss_per_connection_kib.unwrap_or(0.0), 1),
             cell(&|f| f.p50_ms, 2),
             cell(&|f| f.p99_ms, 2),
             cell(&|f| f.p999_ms, 2),

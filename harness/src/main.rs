@@ -65,9 +65,12 @@ struct BenchFlags {
     /// Seconds of load per run.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// Only saturation, latency and the reference (no scaling scenarios).
+    /// Only saturation, latency and the reference (no fan-in and scaling scenarios).
     #[arg(long)]
     quick: bool,
+    /// Only these groups (repeatable): saturation, latency, reference, fan-in, scaling.
+    #[arg(long = "group", value_name = "GROUP", value_parser = ["saturation", "latency", "reference", "fan-in", "scaling"])]
+    groups: Vec<String>,
     /// Folder for the bench folder.
     #[arg(long, value_name = "DIR", default_value = "results")]
     out: PathBuf,
@@ -150,9 +153,16 @@ fn main() -> ExitCode {
                 out: b.out,
                 repeat: b.repeat,
                 seconds: b.seconds,
+                groups: if b.quick && b.groups.is_empty() {
+                    ["saturation", "latency", "reference"]
+                        .map(String::from)
+                        .to_vec()
+                } else {
+                    b.groups
+                },
             };
             runner::main(runner::Threads::Multi, || async move {
-                harness::bench::bench(opts, b.quick).await.map(|_| ())
+                harness::bench::bench(opts).await.map(|_| ())
             })
         }
         (None, None) => {

@@ -5,7 +5,9 @@
 //! shutdown), the emitter stops at the batch boundary, closes its side and reconnects with
 //! backoff: everything it wrote was read, so nothing is lost. Frames of a batch whose write
 //! failed (the distributor died) may or may not have arrived: their seqs are recorded as
-//! in doubt. Messages that came due while no connection was up are counted as unsent and
+//! in doubt. So is everything a connection carried when it ends with a reset instead of
+//! a FIN (the kernel's accept queue overflowed, or the distributor died between writes):
+//! the bytes were written, but nobody may have read them. Messages that came due while no connection was up are counted as unsent and
 //! never sent late; seqs number only what was written, so they stay gap-free.
 
 use crate::Config;
@@ -140,21 +142,34 @@ async fn connect_retrying(
 struct Conn {
     rd: OwnedReadHalf,
     wr: OwnedWriteHalf,
+    /// The first seq written on this connection.
+    first_seq: u64,
+}
+
+/// What the distributor's side of a connection says.
+enum PeerState {
+    /// Nothing: still open.
+    Open,
+    /// A FIN: it read everything and closed (it does at shutdown).
+    Closed,
+    /// A reset or another error: what was written may not have been read.
+    Failed(std::io::Error),
 }
 
 impl Conn {
-    fn new(s: TcpStream) -> Self {
+    fn new(s: TcpStream, first_seq: u64) -> Self {
         let (rd, wr) = s.into_split();
-        Self { rd, wr }
+        Self { rd, wr, first_seq }
     }
 
-    /// Whether the distributor has closed its side (it never sends data).
-    fn closed_by_peer(&self) -> bool {
+    /// The distributor's side (it never sends data).
+    fn peer(&self) -> PeerState {
         let mut byte = [0u8; 16];
         match self.rd.try_read(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => e.kind() != ErrorKind::WouldBlock,
+            Ok(0) => PeerState::Closed,
+            Ok(_) => PeerState::Open,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => PeerState::Open,
+            Err(e) => PeerState::Failed(e),
         }
     }
 
@@ -230,7 +245,7 @@ pub async fn run(
         counts: Box::new([0; 256]),
         rows: Vec::new(),
     };
-    let mut conn = Some(Conn::new(stream));
+    let mut conn = Some(Conn::new(stream, 0));
     let mut handled = 0u64; // messages due so far that were sent or counted unsent
     let mut out = BytesMut::with_capacity(BATCH_BYTES + config.size_max + 64);
     let mut frame_priorities: Vec<u8> = Vec::with_capacity(1024);
@@ -239,7 +254,9 @@ pub async fn run(
             break;
         }
         let Some(c) = conn.as_ref() else {
-            conn = reconnect(&config, &mut report, &counters, &stop).await;
+            conn = reconnect(&config, &mut report, &counters, &stop)
+                .await
+                .map(|s| Conn::new(s, report.sent));
             if let (Some(s), Some(_)) = (schedule, conn.as_ref()) {
                 // What came due while disconnected is not sent late.
                 let due = s.due(started.elapsed());
@@ -250,15 +267,29 @@ pub async fn run(
             }
             continue;
         };
-        if c.closed_by_peer() {
-            tracing::info!(
-                emitter = id,
-                "distributor closed the connection; reconnecting"
-            );
-            if let Some(c) = conn.take() {
-                c.close().await;
+        match c.peer() {
+            PeerState::Open => {}
+            PeerState::Closed => {
+                tracing::info!(
+                    emitter = id,
+                    "distributor closed the connection; reconnecting"
+                );
+                if let Some(c) = conn.take() {
+                    c.close().await;
+                }
+                continue;
             }
-            continue;
+            PeerState::Failed(e) => {
+                let seqs = c.first_seq..report.sent;
+                tracing::warn!(emitter = id, error = %e, ?seqs, "connection failed; what it carried is in doubt; reconnecting");
+                if !seqs.is_empty() {
+                    report.in_doubt.push((seqs.start, seqs.end));
+                }
+                report.errors += 1;
+                counters.errors.fetch_add(1, Relaxed);
+                conn = None;
+                continue;
+            }
         }
         let elapsed = started.elapsed();
         let want = match schedule {
@@ -367,7 +398,7 @@ async fn reconnect(
     report: &mut Report,
     counters: &Counters,
     stop: &CancellationToken,
-) -> Option<Conn> {
+) -> Option<TcpStream> {
     counters.connected.fetch_sub(1, Relaxed);
     let mut retry = RECONNECT.retry();
     loop {
@@ -382,7 +413,7 @@ async fn reconnect(
                 counters.reconnects.fetch_add(1, Relaxed);
                 counters.connected.fetch_add(1, Relaxed);
                 tracing::info!(emitter = report.emitter, "reconnected");
-                return Some(Conn::new(s));
+                return Some(s);
             }
             Err(e) => {
                 tracing::debug!(emitter = report.emitter, error = %e, "reconnect failed");

@@ -104,6 +104,10 @@ pub struct BenchRun {
     pub cpu_us_per_mib: f64,
     /// The distributor's peak RSS, MiB.
     pub peak_rss_mib: f64,
+    /// The distributor's peak RSS above its RSS before the load, KiB per emitter
+    /// connection (absent in benches written before it was measured).
+    #[serde(default)]
+    pub rss_per_connection_kib: Option<f64>,
     /// End-to-end latency p50, ms.
     pub p50_ms: f64,
     /// p99, ms.
