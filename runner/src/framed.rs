@@ -35,16 +35,23 @@ pub struct FramedRead<R, D> {
     buf: BytesMut,
     decoder: D,
     chunk: usize,
+    /// Bytes asked of the next [`FramedRead::read_ready`], between [`MIN_READ`] and `chunk`.
+    want: usize,
 }
+
+/// The smallest read of [`FramedRead::read_ready`]: a few typical log lines.
+pub const MIN_READ: usize = 2048;
 
 impl<R: AsyncRead + Unpin, D: Decode> FramedRead<R, D> {
     /// Reads from `io` in chunks of `chunk` bytes, decoding with `decoder`.
     pub fn new(io: R, decoder: D, chunk: usize) -> Self {
         Self {
             io,
-            buf: BytesMut::with_capacity(chunk),
+            // Allocated by the first read, sized by it.
+            buf: BytesMut::new(),
             decoder,
             chunk,
+            want: MIN_READ.min(chunk),
         }
     }
 
@@ -97,7 +104,35 @@ impl<R: AsyncRead + Unpin, D: Decode> FramedRead<R, D> {
             buf: self.buf,
             decoder,
             chunk,
+            want: MIN_READ.min(chunk),
         }
+    }
+}
+
+impl<D: Decode> FramedRead<tokio::net::tcp::OwnedReadHalf, D> {
+    /// A connection read with buffers sized by its traffic: empty while it waits between
+    /// frames, then a read of a size that doubles (up to the chunk) while reads fill it and
+    /// halves (down to [`MIN_READ`]) while they do not. Thousands of quiet connections then
+    /// hold no buffer at all, and a busy one still reads a whole chunk per syscall. Frames
+    /// already decoded keep only their own part of an old buffer alive. Cancel safe.
+    pub async fn read_ready(&mut self) -> std::io::Result<usize> {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+        self.io.readable().await?;
+        if self.buf.capacity() - self.buf.len() < self.want / 2 {
+            self.buf.reserve(self.want);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        // A read (not `try_read`): a short one tells the runtime the socket is drained,
+        // which saves the next wait a syscall that would only say "would block".
+        let n = self.io.read_buf(&mut self.buf).await?;
+        if n == room {
+            self.want = (self.want * 2).min(self.chunk);
+        } else if n < self.want / 8 {
+            self.want = (self.want / 2).max(MIN_READ.min(self.chunk));
+        }
+        Ok(n)
     }
 }
 
@@ -133,6 +168,62 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(got, (0..50).collect::<Vec<u8>>());
+    }
+
+    #[tokio::test]
+    async fn read_ready_holds_no_buffer_between_frames_and_grows_with_traffic() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut tx = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (rx, _) = listener.accept().await.unwrap();
+        let (rd, _wr) = rx.into_split();
+        let mut framed = FramedRead::new(rd, LogDecoder::new(1 << 20), 64 * 1024);
+        assert_eq!(
+            framed.buf.capacity(),
+            0,
+            "nothing allocated before the first read"
+        );
+        tx.write_all(&log_frame(1, b"one")).await.unwrap();
+        assert!(framed.read_ready().await.unwrap() > 0);
+        assert_eq!(framed.decode().unwrap().unwrap().priority, 1);
+        assert_eq!(framed.want, MIN_READ, "a short read keeps the read small");
+        // 1 MiB at once: each read that fills its room doubles the next, up to the chunk.
+        let mut all = Vec::new();
+        for i in 0..2048u32 {
+            all.extend(log_frame((i % 256) as u8, &[7; 507]));
+        }
+        let writer = tokio::spawn(async move {
+            tx.write_all(&all).await.unwrap();
+            tx
+        });
+        let (mut got, mut reads) = (0, 0);
+        while got < 2048 {
+            framed.read_ready().await.unwrap();
+            reads += 1;
+            while let Some(f) = framed.decode().unwrap() {
+                assert_eq!(f.priority, (got % 256) as u8);
+                got += 1;
+            }
+        }
+        assert!(
+            framed.want > MIN_READ,
+            "grew under traffic: {}",
+            framed.want
+        );
+        assert!(reads < 2048 * 512 / MIN_READ, "{reads} reads for 1 MiB");
+        let tx = writer.await.unwrap();
+        // Between frames, waiting for the next read holds no buffer.
+        assert_eq!(framed.buffered(), 0);
+        let wait = std::time::Duration::from_millis(20);
+        assert!(
+            tokio::time::timeout(wait, framed.read_ready())
+                .await
+                .is_err()
+        );
+        assert_eq!(framed.buf.capacity(), 0);
+        drop(tx);
+        assert_eq!(framed.read_ready().await.unwrap(), 0, "EOF");
     }
 
     #[tokio::test]

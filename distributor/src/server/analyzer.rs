@@ -143,6 +143,9 @@ async fn write_loop(
         };
         if frames.is_empty() {
             reg.notify.notified().await;
+            // Let the other ready tasks (emitter reads woken by the same poll) queue their
+            // frames first: one write then carries them all.
+            tokio::task::yield_now().await;
             continue;
         }
         out.clear();

@@ -59,102 +59,110 @@ pub(super) async fn connection(
     tracing::debug!(%peer, "emitter connected");
     let (rd, mut wr) = stream.into_split();
     let mut framed = FramedRead::new(rd, LogDecoder::new(max_frame), READ_CHUNK);
-    let mut batch: VecDeque<LogFrame> = VecDeque::with_capacity(256);
+    // Grows with the frames of one read; a quiet connection holds none.
+    let mut batch: VecDeque<LogFrame> = VecDeque::new();
     // Set at shutdown: the distributor has half-closed the connection and reads on until
     // the emitter closes its side or this deadline passes.
     let mut grace_until: Option<Instant> = None;
     // When the frame now partly buffered is due whole.
     let mut frame_due: Option<Instant> = None;
-    loop {
-        let read = tokio::select! {
-            r = framed.read() => r,
-            _ = slot.told() => {
-                let reason = slot.reason().unwrap_or(CloseReason::BufferBudget);
-                let partial = framed.buffered();
-                shared.with(|c| {
-                    if partial > 0 {
-                        c.truncated();
+    {
+        // Made once, not per read: each one registers with its token (a lock) when first polled.
+        let told = slot.told();
+        tokio::pin!(told);
+        let stopping = stop.cancelled();
+        tokio::pin!(stopping);
+        loop {
+            let read = tokio::select! {
+                r = framed.read_ready() => r,
+                _ = &mut told => {
+                    let reason = slot.reason().unwrap_or(CloseReason::BufferBudget);
+                    let partial = framed.buffered();
+                    shared.with(|c| {
+                        if partial > 0 {
+                            c.truncated();
+                        }
+                        c.closed_connection(reason);
+                    });
+                    match reason {
+                        CloseReason::MaxConnections => tracing::debug!(%peer, "closing the emitter connection idle longest to admit a new one (--max-connections)"),
+                        _ => tracing::warn!(%peer, bytes = partial, offset = framed.decoder().offset(), "partial frames over --max-buffered-bytes: closing this connection, whose partial frame is among the largest stalled ones; it is lost"),
                     }
-                    c.closed_connection(reason);
-                });
-                match reason {
-                    CloseReason::MaxConnections => tracing::debug!(%peer, "closing the emitter connection idle longest to admit a new one (--max-connections)"),
-                    _ => tracing::warn!(%peer, bytes = partial, offset = framed.decoder().offset(), "partial frames over --max-buffered-bytes: closing this connection, whose partial frame is among the largest stalled ones; it is lost"),
+                    break;
                 }
-                break;
-            }
-            _ = tokio::time::sleep_until(frame_due.unwrap_or_else(Instant::now)), if frame_due.is_some() => {
-                shared.with(|c| {
-                    c.truncated();
-                    c.closed_connection(CloseReason::SlowFrame);
-                });
-                tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), timeout_s = frame_timeout.as_secs_f64(), "a frame did not arrive whole within the frame timeout; closing this connection");
-                break;
-            }
-            _ = stop.cancelled(), if grace_until.is_none() => {
-                grace_until = Some(begin_grace(&mut wr, grace).await);
-                continue;
-            }
-            _ = tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)), if grace_until.is_some() => {
-                tracing::warn!(%peer, grace_s = grace.as_secs_f64(), "emitter did not close within the shutdown grace period");
-                if framed.buffered() > 0 {
-                    // The frame under way is lost with the connection: counted, as at EOF.
-                    shared.with(|c| c.truncated());
-                    tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "partial frame lost at the end of the shutdown grace");
+                _ = tokio::time::sleep_until(frame_due.unwrap_or_else(Instant::now)), if frame_due.is_some() => {
+                    shared.with(|c| {
+                        c.truncated();
+                        c.closed_connection(CloseReason::SlowFrame);
+                    });
+                    tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), timeout_s = frame_timeout.as_secs_f64(), "a frame did not arrive whole within the frame timeout; closing this connection");
+                    break;
                 }
-                break;
-            }
-        };
-        let got = match read {
-            Ok(0) => {
-                if framed.buffered() > 0 {
-                    shared.with(|c| c.truncated());
-                    tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "emitter closed mid-frame; partial frame lost");
+                _ = &mut stopping, if grace_until.is_none() => {
+                    grace_until = Some(begin_grace(&mut wr, grace).await);
+                    continue;
                 }
+                _ = tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)), if grace_until.is_some() => {
+                    tracing::warn!(%peer, grace_s = grace.as_secs_f64(), "emitter did not close within the shutdown grace period");
+                    if framed.buffered() > 0 {
+                        // The frame under way is lost with the connection: counted, as at EOF.
+                        shared.with(|c| c.truncated());
+                        tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "partial frame lost at the end of the shutdown grace");
+                    }
+                    break;
+                }
+            };
+            let got = match read {
+                Ok(0) => {
+                    if framed.buffered() > 0 {
+                        shared.with(|c| c.truncated());
+                        tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "emitter closed mid-frame; partial frame lost");
+                    }
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "emitter connection error");
+                    break;
+                }
+            };
+            let fault = loop {
+                match framed.decode() {
+                    Ok(Some(frame)) => batch.push_back(frame),
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            slot.read(got, framed.buffered());
+            // A frame completed: what is buffered now (if anything) is a new frame.
+            let completed = !batch.is_empty();
+            let offered = Instant::now();
+            let taken = loop {
+                match offer(&shared, &slot, &mut batch, &stop, grace_until).await {
+                    Wait::Taken => break true,
+                    Wait::Stopping => grace_until = Some(begin_grace(&mut wr, grace).await),
+                    Wait::GraceOver => break false,
+                }
+            };
+            if !taken {
+                // Received whole, but the grace ended before room freed: counted as dropped.
+                let n = batch.len();
+                shared.with(|c| c.drop_at_shutdown(&mut batch));
+                tracing::warn!(%peer, frames = n, "shutdown grace ended with frames that found no room; dropped (reason shutdown)");
                 break;
             }
-            Ok(n) => n,
-            Err(e) => {
-                tracing::info!(%peer, error = %e, "emitter connection error");
+            // The frame timeout counts the emitter's time, not ours: a backpressure wait
+            // pushes the deadline back by its length.
+            frame_due = match (framed.buffered(), frame_due) {
+                (0, _) => None,
+                (_, Some(due)) if !completed => Some(due + offered.elapsed()),
+                _ => Some(Instant::now() + frame_timeout),
+            };
+            if let Some(e) = fault {
+                shared.with(|c| c.protocol_error());
+                tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
                 break;
             }
-        };
-        let fault = loop {
-            match framed.decode() {
-                Ok(Some(frame)) => batch.push_back(frame),
-                Ok(None) => break None,
-                Err(e) => break Some(e),
-            }
-        };
-        slot.read(got, framed.buffered());
-        // A frame completed: what is buffered now (if anything) is a new frame.
-        let completed = !batch.is_empty();
-        let offered = Instant::now();
-        let taken = loop {
-            match offer(&shared, &slot, &mut batch, &stop, grace_until).await {
-                Wait::Taken => break true,
-                Wait::Stopping => grace_until = Some(begin_grace(&mut wr, grace).await),
-                Wait::GraceOver => break false,
-            }
-        };
-        if !taken {
-            // Received whole, but the grace ended before room freed: counted as dropped.
-            let n = batch.len();
-            shared.with(|c| c.drop_at_shutdown(&mut batch));
-            tracing::warn!(%peer, frames = n, "shutdown grace ended with frames that found no room; dropped (reason shutdown)");
-            break;
-        }
-        // The frame timeout counts the emitter's time, not ours: a backpressure wait
-        // pushes the deadline back by its length.
-        frame_due = match (framed.buffered(), frame_due) {
-            (0, _) => None,
-            (_, Some(due)) if !completed => Some(due + offered.elapsed()),
-            _ => Some(Instant::now() + frame_timeout),
-        };
-        if let Some(e) = fault {
-            shared.with(|c| c.protocol_error());
-            tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
-            break;
         }
     }
     drop(slot);
