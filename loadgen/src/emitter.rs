@@ -233,7 +233,10 @@ pub async fn run(
     let priority = PriorityGen::new(config.priority_mode, config.priority, config.priority_range);
     let mut generator = EmitterGen::new(config.seed, id, priority, size);
     let schedule = match config.rate {
-        crate::Rate::PerSecond(r) => Some(Schedule::new(r)),
+        crate::Rate::PerSecond(r) => Some(Schedule::new(r).with_phase(Schedule::spread(
+            id - config.emitter_id_base,
+            config.emitters,
+        ))),
         crate::Rate::Max => None,
     };
     let mut report = Report {
