@@ -724,6 +724,32 @@ mod tests {
     }
 
     #[test]
+    fn queued_bytes_cap_new_frames_and_come_back_to_zero() {
+        let mut c = Core::new(CoreConfig {
+            overflow: Overflow::Drop,
+            max_queued_bytes: 3 * (8 + crate::frame::FRAME_OVERHEAD),
+            ..core().cfg
+        });
+        let a = c.register(&hello("a"), at(1)).unwrap();
+        let mut batch: VecDeque<LogFrame> = (0..5)
+            .map(|_| LogFrame {
+                priority: 0,
+                payload: Bytes::from(vec![1u8; 8]),
+            })
+            .collect();
+        assert_eq!(c.offer(&mut batch, at(2)), Offer::Taken);
+        assert_eq!(c.snapshot(at(2)).queued_bytes, 3 * 72);
+        assert_eq!(c.totals.dropped_by(DropReason::BytesFull), 2);
+        // In flight still counts; written (best effort) releases.
+        let mut out = Vec::new();
+        c.take_batch(a.key, 10, 1 << 20, &mut out, at(3));
+        assert_eq!(c.snapshot(at(3)).queued_bytes, 3 * 72);
+        c.wrote(a.key, 3, true, at(4));
+        assert_eq!(c.snapshot(at(4)).queued_bytes, 0);
+        assert_eq!(c.totals.delivered, 3);
+    }
+
+    #[test]
     fn accounting_holds_through_holding_failure_and_drops() {
         let mut c = core();
         let frames = |n: usize| -> VecDeque<LogFrame> {

@@ -1,4 +1,5 @@
-//! Emitter connections: read LOG frames in large chunks, offer them to the core in batches.
+//! Emitter connections: read LOG frames (each read sized by the connection's traffic, no
+//! buffer while it is quiet), offer them to the core in batches.
 
 use super::Shared;
 use super::conns::Slot;
@@ -16,8 +17,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Bytes asked of the kernel per read: large enough for ~100 typical frames per syscall,
-/// small enough that a few frames kept queued do not pin much memory each.
+/// The largest read: enough for ~100 typical frames per syscall on a busy connection, small
+/// enough that a few frames kept queued do not pin much memory each. Quiet connections read
+/// far less (see `FramedRead::read_ready`).
 const READ_CHUNK: usize = 64 * 1024;
 
 /// At shutdown, how long an emitter connection is still read after the distributor
@@ -86,7 +88,7 @@ pub(super) async fn connection(
                     });
                     match reason {
                         CloseReason::MaxConnections => tracing::debug!(%peer, "closing the emitter connection idle longest to admit a new one (--max-connections)"),
-                        _ => tracing::warn!(%peer, bytes = partial, offset = framed.decoder().offset(), "partial frames over --max-buffered-bytes: closing this connection, whose partial frame is among the largest stalled ones; it is lost"),
+                        _ => tracing::warn!(%peer, bytes = partial, offset = framed.decoder().offset(), "partial frames over --max-buffered-bytes: closing this connection (the largest partial frames go first, stalled ones before active ones); its partial frame is lost"),
                     }
                     break;
                 }
