@@ -7,8 +7,9 @@
 //! failed (the distributor died) may or may not have arrived: their seqs are recorded as
 //! in doubt. So is everything a connection carried when it ends with a reset instead of
 //! a FIN (the kernel's accept queue overflowed, or the distributor died between writes):
-//! the bytes were written, but nobody may have read them. Messages that came due while no connection was up are counted as unsent and
-//! never sent late; seqs number only what was written, so they stay gap-free.
+//! the bytes were written, but nobody may have read them. Messages that came due while no
+//! connection was up are counted as unsent and never sent late; seqs number only what was
+//! written, so they stay gap-free.
 
 use crate::Config;
 use crate::generate::{EmitterGen, PriorityGen, SizeGen};
