@@ -310,7 +310,9 @@ async fn serve<F, Fut>(
                     }
                     _ => None,
                 };
-                let connection = handler(stream, peer);
+                // Boxed: an async block that awaits a future it owns stores it twice (once
+                // as captured, once as awaited), which doubled every connection's task.
+                let connection = Box::pin(handler(stream, peer));
                 tracker.spawn(async move {
                     connection.await;
                     drop(permit);

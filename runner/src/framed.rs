@@ -116,23 +116,37 @@ impl<D: Decode> FramedRead<tokio::net::tcp::OwnedReadHalf, D> {
     /// hold no buffer at all, and a busy one still reads a whole chunk per syscall. Frames
     /// already decoded keep only their own part of an old buffer alive. Cancel safe.
     pub async fn read_ready(&mut self) -> std::io::Result<usize> {
-        if self.buf.is_empty() && self.buf.capacity() > 0 {
-            self.buf = BytesMut::new();
+        loop {
+            if self.buf.is_empty() && self.buf.capacity() > 0 {
+                self.buf = BytesMut::new();
+            }
+            self.io.readable().await?;
+            if self.buf.capacity() - self.buf.len() < self.want / 2 {
+                self.buf.reserve(self.want);
+            }
+            let room = self.buf.capacity() - self.buf.len();
+            // One attempt, as a read (not `try_read`): a short read tells the runtime the
+            // socket is drained, which saves the next wait a syscall that would only say
+            // "would block". Readiness can be stale (a new socket reports it before any
+            // byte came): then the buffer is let go again rather than held while waiting.
+            let attempt = std::future::poll_fn(|cx| {
+                let io = std::pin::Pin::new(&mut self.io);
+                match tokio_util::io::poll_read_buf(io, cx, &mut self.buf) {
+                    std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+                    std::task::Poll::Pending => std::task::Poll::Ready(None),
+                }
+            })
+            .await;
+            let Some(n) = attempt.transpose()? else {
+                continue;
+            };
+            if n == room {
+                self.want = (self.want * 2).min(self.chunk);
+            } else if n < self.want / 8 {
+                self.want = (self.want / 2).max(MIN_READ.min(self.chunk));
+            }
+            return Ok(n);
         }
-        self.io.readable().await?;
-        if self.buf.capacity() - self.buf.len() < self.want / 2 {
-            self.buf.reserve(self.want);
-        }
-        let room = self.buf.capacity() - self.buf.len();
-        // A read (not `try_read`): a short one tells the runtime the socket is drained,
-        // which saves the next wait a syscall that would only say "would block".
-        let n = self.io.read_buf(&mut self.buf).await?;
-        if n == room {
-            self.want = (self.want * 2).min(self.chunk);
-        } else if n < self.want / 8 {
-            self.want = (self.want / 2).max(MIN_READ.min(self.chunk));
-        }
-        Ok(n)
     }
 }
 
