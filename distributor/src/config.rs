@@ -447,6 +447,35 @@ mod tests {
                 .to_string()
                 .contains("queue-capacity")
         );
+        for (cfg, field) in [
+            (
+                Config {
+                    max_queued_bytes: 1 << 20,
+                    ..Config::default()
+                },
+                "max-queued-bytes",
+            ),
+            (
+                Config {
+                    max_buffered_bytes: (1 << 20) - 1,
+                    ..Config::default()
+                },
+                "max-buffered-bytes",
+            ),
+        ] {
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("--max-frame"), "{err}");
+        }
+        let cfg: Config =
+            toml::from_str("when-full = \"strict\"\nmax_queued_bytes = 5000000\n").unwrap();
+        assert_eq!(
+            (cfg.when_full, cfg.max_queued_bytes),
+            (WhenFull::Strict, 5_000_000)
+        );
+        let err = toml::from_str::<Config>("when-full = \"spil\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("spil"), "{err}");
     }
 
     #[test]
