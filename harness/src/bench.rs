@@ -404,10 +404,12 @@ fn render(
             );
             Some(d / relay_m)
         }
-        _ => {
+        (true, Some(_)) => {
             md.push_str("\nReference: socat is not installed (`apt-get install socat`); no relay comparison.\n");
             None
         }
+        // The reference group was not run.
+        (_, None) => None,
     };
     let bench = Bench {
         repeat: opts.repeat,
