@@ -111,7 +111,7 @@ impl Conns {
         let open = self.lock();
         let mut candidates: Vec<(bool, usize, &Arc<Conn>)> = open
             .values()
-            .filter(|c| !c.close.is_cancelled() && !c.blocked.load(Ordering::Relaxed))
+            .filter(|c| !c.told() && !c.blocked.load(Ordering::Relaxed))
             .map(|c| {
                 let idle = now_ms.saturating_sub(c.last_read_ms.load(Ordering::Relaxed));
                 (idle >= stalled_ms, c.buffered.load(Ordering::Relaxed), c)
@@ -142,7 +142,7 @@ impl Conns {
         let open = self.lock();
         let oldest = open
             .values()
-            .filter(|c| !c.close.is_cancelled() && !c.blocked.load(Ordering::Relaxed))
+            .filter(|c| !c.told() && !c.blocked.load(Ordering::Relaxed))
             .min_by_key(|c| c.last_read_ms.load(Ordering::Relaxed));
         match oldest {
             Some(c)
@@ -158,6 +158,11 @@ impl Conns {
 }
 
 impl Conn {
+    /// Whether it was told to close: an atomic load, where asking the token takes its lock.
+    fn told(&self) -> bool {
+        self.reason.load(Ordering::Relaxed) != 0
+    }
+
     fn tell(&self, reason: CloseReason) {
         self.reason.store(reason as u8 + 1, Ordering::Relaxed);
         self.close.cancel();
@@ -173,16 +178,16 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// After a read of `got` bytes (0: none) that left `buffered` bytes of a partial frame:
-    /// updates the total and, past the budget, closes connections until it fits.
-    pub(crate) fn read(&self, got: usize, buffered: usize) {
-        let now = Instant::now();
+    /// After a read at `now` of `got` bytes (0: none) that left `buffered` bytes of a
+    /// partial frame: updates the total and, past the budget, closes connections until it
+    /// fits.
+    pub(crate) fn read(&self, now: Instant, got: usize, buffered: usize) {
         if got > 0 {
             self.conn
                 .last_read_ms
                 .store(self.conns.ms(now), Ordering::Relaxed);
         }
-        if self.conn.close.is_cancelled() {
+        if self.conn.told() {
             return;
         }
         let old = self.conn.buffered.swap(buffered, Ordering::Relaxed);
@@ -235,8 +240,8 @@ mod tests {
         let a = conns.open();
         let b = conns.open();
         let c = conns.open();
-        a.read(400, 400);
-        b.read(300, 300);
+        a.read(Instant::now(), 400, 400);
+        b.read(Instant::now(), 300, 300);
         // `a` has been silent for longer than STALLED_AFTER; `b` and `c` are active.
         a.conn.last_read_ms.store(0, Ordering::Relaxed);
         let later = conns.epoch + STALLED_AFTER * 3;
@@ -274,11 +279,11 @@ mod tests {
     fn blocked_connections_are_never_chosen() {
         let conns = Arc::new(Conns::new(100));
         let a = conns.open();
-        a.read(90, 90);
+        a.read(Instant::now(), 90, 90);
         a.blocked(true);
         a.conn.last_read_ms.store(0, Ordering::Relaxed);
         let b = conns.open();
-        b.read(20, 20);
+        b.read(Instant::now(), 20, 20);
         assert_eq!(b.reason(), Some(CloseReason::BufferBudget), "a is blocked");
         assert_eq!(a.reason(), None);
         assert!(!conns.evict_idle(Duration::ZERO), "nothing else may go");

@@ -135,10 +135,11 @@ pub(super) async fn connection(
                     Err(e) => break Some(e),
                 }
             };
-            slot.read(got, framed.buffered());
+            // One clock read serves the registry and the frame timeout.
+            let offered = Instant::now();
+            slot.read(offered.into_std(), got, framed.buffered());
             // A frame completed: what is buffered now (if anything) is a new frame.
             let completed = !batch.is_empty();
-            let offered = Instant::now();
             let taken = loop {
                 match offer(&shared, &slot, &mut batch, &stop, grace_until).await {
                     Wait::Taken => break true,
