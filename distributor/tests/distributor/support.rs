@@ -74,12 +74,7 @@ impl Running {
 
     /// Sum of a metric's samples (all label sets).
     pub async fn metric(&self, name: &str) -> f64 {
-        self.metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
+        metric_sum(&self.metrics().await, name, "")
     }
 
     /// Waits until `n` analyzer sessions are live.
