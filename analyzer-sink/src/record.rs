@@ -295,6 +295,7 @@ impl SummaryLog {
                 overtaken: b.overtaken,
                 lat_p50_us: lat(h.value_at_quantile(0.5)),
                 lat_p99_us: lat(h.value_at_quantile(0.99)),
+                lat_p999_us: lat(h.value_at_quantile(0.999)),
                 lat_max_us: lat(h.max()),
                 queue_wait_max_us: b.queue_wait_max_us,
             })?;

@@ -12,11 +12,12 @@
 //!
 //! Every figure is the median of `--repeat` runs with its spread (min-max).
 
-use crate::procs::{Binary, Component, free_port, git_commit, proc_usage, utc_stamp};
+use crate::procs::{Binary, Component, free_port, git_commit, proc_usage};
 use crate::run::{latest_totals, wait_ready};
 use anyhow::Context as _;
 use runfolder::json::{Bench, BenchRun, BenchScenario};
 use runfolder::names;
+use runfolder::names::utc_stamp;
 use runfolder::rows::EmitterTotals;
 use std::fmt::Write as _;
 use std::net::SocketAddr;

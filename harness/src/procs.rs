@@ -201,14 +201,6 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// `YYYYMMDDTHHMMSSZ` for a Unix time in seconds.
-pub fn utc_stamp(secs: u64) -> String {
-    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-        .unwrap_or_else(|| format!("{secs}s"))
-}
-
 /// `git rev-parse HEAD` in the working directory, or empty outside a checkout.
 pub fn git_commit() -> String {
     std::process::Command::new("git")
@@ -231,12 +223,5 @@ mod tests {
         assert!(cpu >= 0.0);
         assert!(rss > 1 << 20);
         assert!(proc_usage(u32::MAX).is_none());
-    }
-
-    #[test]
-    fn utc_stamps() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
-        assert_eq!(utc_stamp(1_795_786_664), "20261127T133744Z");
     }
 }

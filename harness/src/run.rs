@@ -1,12 +1,13 @@
 //! Running a profile end to end: distributor and sinks as child processes, the loadgen,
 //! the chaos schedule, CPU/RSS sampling, a clean stop, then the report.
 
-use crate::procs::{Binary, Component, free_port, git_commit, proc_usage, utc_stamp};
+use crate::procs::{Binary, Component, free_port, git_commit, proc_usage};
 use crate::profile::Profile;
 use crate::progress::Progress;
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 use runfolder::json::Manifest;
+use runfolder::names::utc_stamp;
 use runfolder::rows::{Event, Resource, Scope, Stats};
 use runfolder::{ChaosAction, TableReader, TableWriter, names};
 use std::collections::BTreeMap;

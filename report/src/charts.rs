@@ -9,7 +9,7 @@
 
 use crate::checks::latency::{merge, overall};
 use crate::checks::weights::shares;
-use crate::model::Run;
+use crate::model::{Run, SecondLatency};
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -34,7 +34,7 @@ const W: u32 = 1000;
 const H: u32 = 420;
 /// Width of the legend panel beside a line chart.
 const LEGEND_W: u32 = 150;
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 const GREEN: RGBColor = RGBColor(20, 150, 60);
 const RED: RGBColor = RGBColor(200, 30, 30);
@@ -42,7 +42,7 @@ const ORANGE: RGBColor = RGBColor(200, 90, 0);
 const STEEL: RGBColor = RGBColor(70, 110, 200);
 const PURPLE: RGBColor = RGBColor(120, 60, 160);
 
-fn fonts() {
+pub(crate) fn fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // DejaVu is a valid TrueType font; should registration fail anyway, charts still
@@ -63,7 +63,7 @@ pub enum ChartError {
     Encode(image::ImageError),
 }
 
-fn err(e: impl std::fmt::Display) -> ChartError {
+pub(crate) fn err(e: impl std::fmt::Display) -> ChartError {
     ChartError::Draw(e.to_string())
 }
 
@@ -326,12 +326,7 @@ impl Draw for Stacked<'_> {
 
 /// Sent vs delivered messages per second, with chaos events.
 pub fn throughput(run: &Run) -> Result<Chart, ChartError> {
-    let mut delivered = BTreeMap::<u64, u64>::new();
-    for a in &run.analyzers {
-        for (s, n) in &a.per_second {
-            *delivered.entry(*s).or_default() += n;
-        }
-    }
+    let delivered = run.arrivals_per_second();
     let title = "Throughput: sent vs delivered per second".to_owned();
     // Sent wide and light under a thin delivered line: where they agree both stay visible.
     let mut sent = Series::new("sent", BLUE, points(run, &run.sent_per_second));
@@ -503,15 +498,9 @@ pub fn latency_by_priority(run: &Run) -> Result<Option<Chart>, ChartError> {
 
 /// Latency percentiles per second over the run.
 pub fn latency_over_time(run: &Run) -> Result<Chart, ChartError> {
-    let mut per: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    for a in &run.analyzers {
-        for (s, (p50, p99, _)) in &a.latency_per_second {
-            let e = per.entry(*s).or_default();
-            *e = (e.0.max(*p50), e.1.max(*p99));
-        }
-    }
+    let per = run.latency_per_second();
     let t0 = start_second(run);
-    let line = |f: fn(&(u64, u64)) -> u64| -> Vec<(f64, f64)> {
+    let line = |f: fn(&SecondLatency) -> u64| -> Vec<(f64, f64)> {
         per.range(whole_seconds(run))
             .map(|(s, v)| ((s - t0) as f64, f(v) as f64 / 1000.0))
             .collect()
@@ -524,8 +513,8 @@ pub fn latency_over_time(run: &Run) -> Result<Chart, ChartError> {
         y_desc: "latency, ms",
         counts: false,
         series: vec![
-            Series::new("p50", GREEN, line(|v| v.0)),
-            Series::new("p99", BLUE, line(|v| v.1)),
+            Series::new("p50", GREEN, line(|v| v.p50)),
+            Series::new("p99", BLUE, line(|v| v.p99)),
         ],
     };
     render("latency_over_time", title, &panel)

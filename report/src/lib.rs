@@ -10,10 +10,12 @@
 //! - [`charts`]: PNG charts (plotters), returned as bytes.
 //! - [`render`]: `summary.csv`, the HTML page and the verdict lines, returned as text.
 //! - [`synth`]: synthetic run folders for tests and the benchmark.
+//! - [`compare`]: `report compare`, the regression gate between runs or benches.
 
 pub mod charts;
 pub mod checks;
 pub mod cli;
+pub mod compare;
 pub mod load;
 pub mod model;
 pub mod render;

@@ -10,7 +10,8 @@
 //! and `resources.csv` (harness), `profile.toml` (the profile copy).
 
 use crate::model::{
-    Analyzer, Distributor, Emitter, Event, LiveSample, Overrides, Resource, Run, Seen, Settings,
+    Analyzer, Distributor, Emitter, Event, LiveSample, Overrides, Resource, Run, SecondLatency,
+    Seen, Settings,
 };
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
@@ -378,7 +379,12 @@ fn arrivals(id: &str, path: &Path, run: &mut Run) -> Result<()> {
         .map(|(s, h)| {
             (
                 s,
-                (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()),
+                SecondLatency {
+                    p50: h.value_at_quantile(0.5),
+                    p99: h.value_at_quantile(0.99),
+                    p999: Some(h.value_at_quantile(0.999)),
+                    max: h.max(),
+                },
             )
         })
         .collect();
@@ -391,7 +397,7 @@ fn arrivals(id: &str, path: &Path, run: &mut Run) -> Result<()> {
 fn summary(dir: &Path, id: &str, path: &Path, run: &mut Run) -> Result<()> {
     let backlog_us = (run.settings.backlog_ms * 1000.0) as u64;
     let mut a = Analyzer::new(id, LogMode::Summary);
-    let mut per_second_lat: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+    let mut per_second_lat: BTreeMap<u64, SecondLatency> = BTreeMap::new();
     for row in read_all::<rows::SummarySecond>(path)? {
         *a.per_second.entry(row.second).or_default() += row.count;
         a.received += row.count;
@@ -407,7 +413,12 @@ fn summary(dir: &Path, id: &str, path: &Path, run: &mut Run) -> Result<()> {
         {
             let e = per_second_lat.entry(row.second).or_default();
             // Per-second figures over priorities: the largest of each (an upper bound).
-            *e = (e.0.max(p50), e.1.max(p99), e.2.max(max));
+            *e = e.max_with(SecondLatency {
+                p50,
+                p99,
+                p999: row.lat_p999_us,
+                max,
+            });
         }
     }
     a.latency_per_second = per_second_lat;

@@ -113,8 +113,34 @@ pub struct Analyzer {
     pub latency: BTreeMap<u8, Histogram<u64>>,
     /// The same, only arrivals in backlog seconds.
     pub latency_backlog: BTreeMap<u8, Histogram<u64>>,
-    /// Latency percentiles per second: (p50, p99, max) µs.
-    pub latency_per_second: BTreeMap<u64, (u64, u64, u64)>,
+    /// Latency percentiles per second.
+    pub latency_per_second: BTreeMap<u64, SecondLatency>,
+}
+
+/// End-to-end latency percentiles of one second, µs. A `summary` sink writes them per
+/// priority; over priorities the report keeps the largest of each (an upper bound).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondLatency {
+    /// p50.
+    pub p50: u64,
+    /// p99.
+    pub p99: u64,
+    /// p99.9 (absent in files written before sinks recorded it).
+    pub p999: Option<u64>,
+    /// Largest.
+    pub max: u64,
+}
+
+impl SecondLatency {
+    /// The largest of each percentile of two.
+    pub fn max_with(self, o: SecondLatency) -> SecondLatency {
+        SecondLatency {
+            p50: self.p50.max(o.p50),
+            p99: self.p99.max(o.p99),
+            p999: self.p999.max(o.p999),
+            max: self.max.max(o.max),
+        }
+    }
 }
 
 impl Analyzer {
@@ -300,4 +326,30 @@ pub struct Run {
     pub profile: Option<runfolder::profile::ProfileView>,
     /// The run folder's CSV and log files, sorted (for the report's links).
     pub files: Vec<String>,
+}
+
+impl Run {
+    /// Latency percentiles per second, the largest of each over analyzers (an upper bound
+    /// of the second's percentile over all traffic).
+    pub fn latency_per_second(&self) -> BTreeMap<u64, SecondLatency> {
+        let mut per: BTreeMap<u64, SecondLatency> = BTreeMap::new();
+        for a in &self.analyzers {
+            for (s, l) in &a.latency_per_second {
+                let e = per.entry(*s).or_default();
+                *e = e.max_with(*l);
+            }
+        }
+        per
+    }
+
+    /// Arrivals per second over every analyzer.
+    pub fn arrivals_per_second(&self) -> BTreeMap<u64, u64> {
+        let mut per: BTreeMap<u64, u64> = BTreeMap::new();
+        for a in &self.analyzers {
+            for (s, n) in &a.per_second {
+                *per.entry(*s).or_default() += n;
+            }
+        }
+        per
+    }
 }

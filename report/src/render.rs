@@ -12,7 +12,7 @@ pub fn summary_csv(outcomes: &[Outcome]) -> Result<Vec<u8>, csv::Error> {
     runfolder::table::encode(&rows)
 }
 
-fn html(s: &str) -> String {
+pub(crate) fn html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -74,7 +74,7 @@ fn num(v: Option<f64>) -> String {
     }
 }
 
-const STYLE: &str = "\
+pub(crate) const STYLE: &str = "\
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;color:#222;line-height:1.4}\
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;margin:.6em 0;width:100%}\

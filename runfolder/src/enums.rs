@@ -222,6 +222,15 @@ pub enum Unit {
     /// Milliseconds.
     #[serde(rename = "ms")]
     Ms,
+    /// Messages per second.
+    #[serde(rename = "msg/s")]
+    MsgPerS,
+    /// CPU microseconds per message.
+    #[serde(rename = "µs/msg")]
+    UsPerMsg,
+    /// Mebibytes.
+    #[serde(rename = "MiB")]
+    Mib,
 }
 spelled!(Unit {
     None => "",
@@ -229,6 +238,64 @@ spelled!(Unit {
     Percent => "%",
     Share => "share",
     Ms => "ms",
+    MsgPerS => "msg/s",
+    UsPerMsg => "µs/msg",
+    Mib => "MiB",
+});
+
+/// Which way a compared metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Better {
+    /// More is better (throughput).
+    Higher,
+    /// Less is better (latency, CPU, memory, losses).
+    Lower,
+}
+spelled!(Better { Higher => "higher", Lower => "lower" });
+
+/// How `report compare` judged a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Welch's t-test on the difference of means.
+    Welch,
+    /// A percentile bootstrap of the difference of means.
+    Bootstrap,
+    /// Fewer than two samples on a side: the tolerance alone, no confidence.
+    Single,
+    /// A count where any new occurrence is a regression (losses, drops).
+    Count,
+}
+spelled!(Method {
+    Welch => "welch",
+    Bootstrap => "bootstrap",
+    Single => "single",
+    Count => "count",
+});
+
+/// `report compare`'s verdict on one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Worse by more than the tolerance, with the confidence asked for.
+    #[serde(rename = "regression")]
+    Regression,
+    /// Better by more than the tolerance, with the confidence asked for.
+    #[serde(rename = "improvement")]
+    Improvement,
+    /// No change beyond the tolerance at that confidence.
+    #[serde(rename = "no change")]
+    NoChange,
+    /// Too noisy to judge (coefficient of variation above 0.1 and no change larger than
+    /// the noise itself); never fails the gate.
+    #[serde(rename = "erratic")]
+    Erratic,
+}
+spelled!(Verdict {
+    Regression => "regression",
+    Improvement => "improvement",
+    NoChange => "no change",
+    Erratic => "erratic",
 });
 
 #[cfg(test)]
@@ -251,6 +318,19 @@ mod tests {
         }
     }
 
+    /// serde and `Display` spell every value the same way (types that are not clap values).
+    fn json_spelling<T>(all: &[T])
+    where
+        T: Serialize + for<'de> Deserialize<'de> + std::fmt::Display + PartialEq,
+        T: std::fmt::Debug,
+    {
+        for v in all {
+            let json = serde_json::to_string(v).unwrap();
+            assert_eq!(json, format!("\"{v}\""));
+            assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), v);
+        }
+    }
+
     #[test]
     fn spellings_agree() {
         same_spelling(Routing::ALL);
@@ -261,11 +341,10 @@ mod tests {
         same_spelling(ChaosAction::ALL);
         same_spelling(Status::ALL);
         same_spelling(Traffic::ALL);
-        for u in Unit::ALL {
-            let json = serde_json::to_string(u).unwrap();
-            assert_eq!(json, format!("\"{u}\""));
-            assert_eq!(&serde_json::from_str::<Unit>(&json).unwrap(), u);
-        }
+        json_spelling(Unit::ALL);
+        json_spelling(Verdict::ALL);
+        json_spelling(Method::ALL);
+        json_spelling(Better::ALL);
         assert_eq!(ChaosAction::value_variants().len(), ChaosAction::ALL.len());
     }
 

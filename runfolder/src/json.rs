@@ -1,6 +1,7 @@
 //! The JSON files: the run manifest and the bench suite's results.
 
 use crate::enums::{Status, Unit};
+use crate::rows::CompareRow;
 use serde::{Deserialize, Serialize};
 
 /// One element of `summary.json` (an array): a check or one of its figures, with numbers a
@@ -116,6 +117,33 @@ pub struct BenchRun {
     pub p999_ms: f64,
     /// Messages sent but never delivered.
     pub lost: u64,
+}
+
+/// `compare.json` (`report compare`): what was compared, how, and every metric's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compare {
+    /// `run` (profile run folders) or `bench` (`harness bench` folders).
+    pub kind: String,
+    /// The base folders.
+    pub base: Vec<String>,
+    /// The candidate folders.
+    pub candidate: Vec<String>,
+    /// The git commits of the base folders, as recorded (empty where unknown).
+    pub base_commits: Vec<String>,
+    /// The git commits of the candidate folders.
+    pub candidate_commits: Vec<String>,
+    /// Relative effect size below which a change does not count (0.05 = 5%).
+    pub tolerance: f64,
+    /// Confidence of the intervals (0.9 = 90%).
+    pub confidence: f64,
+    /// Coefficient of variation above which a series is erratic.
+    pub erratic_cv: f64,
+    /// Metrics with the verdict `regression`.
+    pub regressions: usize,
+    /// Every metric, as in `compare.csv`.
+    pub rows: Vec<CompareRow>,
+    /// What the comparison left out or assumed, for a person.
+    pub notes: Vec<String>,
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@
 //! | `profile.toml` | harness (a copy) | [`profile::ProfileView`] (the report's part) |
 //! | `summary.csv` | report | [`rows::CheckRow`] |
 //! | `summary.json` | report | [`json::Check`] (an array) |
+//!
+//! `report compare` writes `compare.csv` ([`rows::CompareRow`]) and `compare.json`
+//! ([`json::Compare`]) into its own folder.
 
 pub mod enums;
 pub mod json;
@@ -39,7 +42,8 @@ pub mod rows;
 pub mod table;
 
 pub use enums::{
-    ChaosAction, LogMode, Overflow, PriorityMode, Routing, Status, Traffic, Unit, WhenFull,
+    Better, ChaosAction, LogMode, Method, Overflow, PriorityMode, Routing, Status, Traffic, Unit,
+    Verdict, WhenFull,
 };
 pub use table::{Error, Table, TableReader, TableWriter};
 

@@ -20,6 +20,21 @@ pub const SUMMARY_CSV: &str = "summary.csv";
 pub const SUMMARY_JSON: &str = "summary.json";
 /// The bench suite's results ([`crate::json::Bench`]).
 pub const BENCH: &str = "bench.json";
+/// `report compare`'s rows ([`crate::rows::CompareRow`]).
+pub const COMPARE_CSV: &str = "compare.csv";
+/// `report compare`'s result ([`crate::json::Compare`]).
+pub const COMPARE_JSON: &str = "compare.json";
+/// `report compare`'s page.
+pub const COMPARE_HTML: &str = "compare.html";
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time in seconds: the stamp in the names of run, bench
+/// and comparison folders.
+pub fn utc_stamp(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_else(|| format!("{secs}s"))
+}
 
 /// Files of one kind, one per component instance: `<prefix><key><suffix>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +118,13 @@ impl Family {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_795_786_664), "20261127T133744Z");
+    }
 
     #[test]
     fn names_and_keys() {

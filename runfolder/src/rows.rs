@@ -1,7 +1,7 @@
 //! One row type per CSV file of a run folder. The field names are the columns; every
 //! column is documented here and in the README.
 
-use crate::enums::{ChaosAction, LogMode, Status, Traffic, Unit};
+use crate::enums::{Better, ChaosAction, LogMode, Method, Status, Traffic, Unit, Verdict};
 use crate::table::table;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -104,11 +104,16 @@ table! {
         pub lat_p50_us: Option<u64>,
         /// End-to-end latency p99, µs.
         pub lat_p99_us: Option<u64>,
+        /// End-to-end latency p99.9, µs (a later column: empty when read from a file written
+        /// before it).
+        #[serde(default)]
+        pub lat_p999_us: Option<u64>,
         /// End-to-end latency max, µs.
         pub lat_max_us: Option<u64>,
         /// Largest queue wait (dispatch - queued), µs.
         pub queue_wait_max_us: u64,
     }
+    added = ["lat_p999_us"];
 }
 
 table! {
@@ -283,6 +288,47 @@ table! {
         pub limit_num: Option<f64>,
         /// The unit of `value_num` and `limit_num`.
         pub unit: Unit,
+        /// Why, for a person.
+        pub detail: String,
+    }
+}
+
+table! {
+    /// `compare.csv` (`report compare`): one row per scenario and metric. Percentages are
+    /// of the base's mean; the interval is the confidence interval of the difference of
+    /// means (empty for `single` and `count`).
+    pub struct CompareRow {
+        /// The profile (run folders) or `group/scenario` (bench folders).
+        pub scenario: String,
+        /// `throughput`, `latency_p50`, `latency_p99`, `latency_p999`, `cpu_per_msg`,
+        /// `peak_rss`, `lost`, `dropped`.
+        pub metric: String,
+        /// The unit of the means.
+        pub unit: Unit,
+        /// Which way is better.
+        pub better: Better,
+        /// How it was judged.
+        pub method: Method,
+        /// Base samples (seconds of every run, or runs).
+        pub base_n: usize,
+        /// Base mean.
+        pub base_mean: f64,
+        /// Base coefficient of variation (standard deviation over mean).
+        pub base_cv: f64,
+        /// Candidate samples.
+        pub candidate_n: usize,
+        /// Candidate mean.
+        pub candidate_mean: f64,
+        /// Candidate coefficient of variation.
+        pub candidate_cv: f64,
+        /// Candidate mean minus base mean, % of the base mean (empty when the base is 0).
+        pub delta_pct: Option<f64>,
+        /// Lower end of the interval of `delta_pct`.
+        pub ci_low_pct: Option<f64>,
+        /// Upper end.
+        pub ci_high_pct: Option<f64>,
+        /// `regression`, `improvement`, `no change` or `erratic`.
+        pub verdict: Verdict,
         /// Why, for a person.
         pub detail: String,
     }
@@ -557,6 +603,7 @@ mod tests {
             overtaken: 0,
             lat_p50_us: None,
             lat_p99_us: None,
+            lat_p999_us: None,
             lat_max_us: None,
             queue_wait_max_us: 3,
         });
@@ -625,6 +672,24 @@ mod tests {
             ts_ns: 1,
             cpu_pct: 12.5,
             rss_bytes: 1 << 20,
+        });
+        round_trip(CompareRow {
+            scenario: "saturation/max, 8 emitters".into(),
+            metric: "throughput".into(),
+            unit: Unit::MsgPerS,
+            better: Better::Higher,
+            method: Method::Welch,
+            base_n: 3,
+            base_mean: 1.5e6,
+            base_cv: 0.02,
+            candidate_n: 3,
+            candidate_mean: 1.2e6,
+            candidate_cv: 0.03,
+            delta_pct: Some(-20.0),
+            ci_low_pct: Some(-25.5),
+            ci_high_pct: Some(-14.5),
+            verdict: Verdict::NoChange,
+            detail: "a, \"b\"".into(),
         });
     }
 

@@ -16,6 +16,9 @@ pub trait Table: Serialize + DeserializeOwned {
     /// The columns, in order: exactly the serde field names (the [`table!`] macro makes
     /// them from the fields, and a test per type checks them against serde's header).
     const COLUMNS: &'static [&'static str];
+    /// Columns added after files of this type were first written: a file from before may
+    /// lack them, and their fields (`#[serde(default)]`) then read as their default.
+    const ADDED: &'static [&'static str] = &[];
 }
 
 /// Defines a [`Table`]: a struct whose field names are its columns.
@@ -25,6 +28,7 @@ macro_rules! table {
         pub struct $name:ident {
             $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty ),* $(,)?
         }
+        $(added = [$($added:literal),*];)?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -34,6 +38,7 @@ macro_rules! table {
 
         impl $crate::table::Table for $name {
             const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+            $(const ADDED: &'static [&'static str] = &[$($added),*];)?
         }
     };
 }
@@ -286,7 +291,10 @@ impl<T: Table> TableReader<T> {
                 path: path.to_owned(),
             });
         }
-        if let Some(column) = T::COLUMNS.iter().find(|c| !header.iter().any(|h| h == *c)) {
+        if let Some(column) = T::COLUMNS
+            .iter()
+            .find(|c| !header.iter().any(|h| h == *c) && !T::ADDED.contains(c))
+        {
             return Err(Error::MissingColumn {
                 path: path.to_owned(),
                 column,
