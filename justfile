@@ -46,6 +46,12 @@ bench *ARGS: build
     cargo bench --workspace --bench codec --bench routing --bench generate --bench verify
     {{target}}/release/harness bench {{ARGS}}
 
+# Compare a candidate with a base (run folders of one profile, or bench folders); quote a
+# side to give several replicates: just compare "results/a results/b" "results/c results/d".
+# Exit 1 on a regression.
+compare BASE CANDIDATE *ARGS: build
+    {{target}}/release/report compare --base {{BASE}} --candidate {{CANDIDATE}} {{ARGS}}
+
 # Remove run results (keeps the folder).
 clean:
     find results -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -36,6 +36,11 @@ pub struct BenchOptions {
     /// Only these groups (`saturation`, `latency`, `reference`, `fan-in`, `scaling`);
     /// every group when empty.
     pub groups: Vec<String>,
+    /// An earlier bench folder to compare the new one against (`report compare`).
+    pub compare_to: Option<PathBuf>,
+    /// Slow every sink by this many µs per message (`analyzer-sink --delay-us`): a slower
+    /// system on purpose, to see the regression gate fire.
+    pub sink_delay_us: Option<u64>,
 }
 
 /// One scenario's setup.
@@ -68,7 +73,12 @@ fn median_spread(xs: &[f64]) -> (f64, f64, f64) {
 }
 
 /// Runs distributor + sinks + loadgen once in `dir`.
-async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figures> {
+async fn run_once(
+    s: &Scenario,
+    seconds: f64,
+    sink_delay_us: Option<u64>,
+    dir: &Path,
+) -> anyhow::Result<Figures> {
     std::fs::create_dir_all(dir)?;
     let (ep, ap) = (free_port()?, free_port()?);
     let stats_csv = names::STATS.path(dir, 1);
@@ -95,6 +105,7 @@ async fn run_once(s: &Scenario, seconds: f64, dir: &Path) -> anyhow::Result<Figu
                 weight: (1 + i % 3) as f64,
                 log: runfolder::LogMode::Summary,
                 out: dir.to_owned(),
+                delay_us: sink_delay_us,
                 ..analyzer_sink::Config::with_id(&format!("b{i:03}"))
             };
             let name = format!("sink-{i}");
@@ -295,8 +306,38 @@ fn scenarios(groups: &[String]) -> Vec<Scenario> {
         .collect()
 }
 
+/// Runs the suite and, with `compare_to`, compares it against that earlier bench
+/// (`report compare`, its output into `<bench folder>/compare/`). Returns the exit code: 0,
+/// or the comparison's (0 no regression, 1 a regression, 2 the benches do not compare).
+pub async fn bench(opts: BenchOptions) -> anyhow::Result<u8> {
+    if let Some(base) = &opts.compare_to {
+        // Fail before minutes of load, not after.
+        anyhow::ensure!(
+            base.join(names::BENCH).is_file(),
+            "--compare-to {}: no {} there (give a folder `harness bench` wrote)",
+            base.display(),
+            names::BENCH
+        );
+    }
+    let dir = suite(&opts).await?;
+    let Some(base) = &opts.compare_to else {
+        return Ok(0);
+    };
+    println!("\nbench: comparing with {}", base.display());
+    crate::procs::run_report([
+        std::ffi::OsStr::new("compare"),
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--candidate".as_ref(),
+        dir.as_os_str(),
+        "--out".as_ref(),
+        dir.join("compare").as_os_str(),
+    ])
+    .await
+}
+
 /// Runs the suite; returns the bench folder.
-pub async fn bench(opts: BenchOptions) -> anyhow::Result<PathBuf> {
+async fn suite(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
     let dir = opts.out.join(format!(
         "bench-{}",
         utc_stamp(protocol::now_ns() / 1_000_000_000)
@@ -307,7 +348,7 @@ pub async fn bench(opts: BenchOptions) -> anyhow::Result<PathBuf> {
         let mut runs = Vec::new();
         for r in 0..opts.repeat {
             let d = dir.join(format!("{}-{}-{r}", s.group, rows.len()));
-            let f = run_once(&s, opts.seconds, &d)
+            let f = run_once(&s, opts.seconds, opts.sink_delay_us, &d)
                 .await
                 .with_context(|| format!("scenario {}", s.name))?;
             println!(
@@ -346,7 +387,7 @@ pub async fn bench(opts: BenchOptions) -> anyhow::Result<PathBuf> {
         }
         let _ = std::fs::remove_dir_all(dir.join(format!("relay-{r}")));
     }
-    let (json, md) = render(&rows, &relay, &opts);
+    let (json, md) = render(&rows, &relay, opts);
     runfolder::table::write_json(&dir.join(names::BENCH), &json)?;
     std::fs::write(dir.join("bench.md"), &md)?;
     println!("\n{md}");
@@ -364,8 +405,11 @@ fn render(
     opts: &BenchOptions,
 ) -> (Bench, String) {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let slowed = opts.sink_delay_us.map_or_else(String::new, |d| {
+        format!(" **Sinks slowed on purpose: {d} µs per message (`--sink-delay-us`).**")
+    });
     let mut md = format!(
-        "Median of {} runs of {} s each (min-max in brackets); loadgen, sinks and distributor on the same {cores}-core machine.\n\n\
+        "Median of {} runs of {} s each (min-max in brackets); loadgen, sinks and distributor on the same {cores}-core machine.{slowed}\n\n\
 | group | scenario | delivered msg/s | MiB/s | distributor CPU s per M msgs | CPU µs per MiB | peak RSS MiB | RSS KiB per connection | p50 ms | p99 ms | p999 ms | lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         opts.repeat, opts.seconds,
     );
@@ -430,6 +474,7 @@ fn render(
             .collect(),
         relay_cpu_us_per_mib: relay.to_vec(),
         distributor_vs_relay_cpu_ratio: ratio,
+        sink_delay_us: opts.sink_delay_us,
     };
     (bench, md)
 }

@@ -39,9 +39,10 @@ enum Command {
         #[arg(required = true, value_name = "PROFILE")]
         profiles: Vec<String>,
     },
-    /// The end-to-end performance suite: saturation, latency at fixed loads, scaling, and
-    /// a plain TCP relay (socat) as reference; writes results/bench-<UTC time>/bench.json
-    /// and bench.md.
+    /// The end-to-end performance suite: saturation, latency at fixed loads, fan-in,
+    /// scaling, and a plain TCP relay (socat) as reference; writes
+    /// results/bench-<UTC time>/bench.json and bench.md, and with --compare-to compares it
+    /// against an earlier bench.
     Bench(BenchFlags),
     /// List the profiles with their descriptions.
     List,
@@ -74,6 +75,14 @@ struct BenchFlags {
     /// Folder for the bench folder.
     #[arg(long, value_name = "DIR", default_value = "results")]
     out: PathBuf,
+    /// Then compare the new bench against this earlier bench folder (`report compare`):
+    /// exit 1 on a regression, 2 when the benches do not compare.
+    #[arg(long, value_name = "DIR")]
+    compare_to: Option<PathBuf>,
+    /// Slow every sink by this many µs per message: a slower system on purpose, to see
+    /// the regression gate fire (recorded in bench.json and bench.md).
+    #[arg(long, value_name = "US")]
+    sink_delay_us: Option<u64>,
 }
 
 fn check(names: &[String]) -> ExitCode {
@@ -160,10 +169,19 @@ fn main() -> ExitCode {
                 } else {
                     b.groups
                 },
+                compare_to: b.compare_to,
+                sink_delay_us: b.sink_delay_us,
             };
-            runner::main(runner::Threads::Multi, || async move {
-                harness::bench::bench(opts).await.map(|_| ())
-            })
+            let mut code = 0;
+            let status = runner::main(runner::Threads::Multi, || async {
+                code = harness::bench::bench(opts).await?;
+                Ok(())
+            });
+            if status == ExitCode::SUCCESS {
+                ExitCode::from(code)
+            } else {
+                ExitCode::from(2)
+            }
         }
         (None, None) => {
             let _ = Cli::command().print_help();

@@ -201,6 +201,26 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Runs the shipped `report` binary with `args`, its output on ours; its exit code (2 when
+/// it died without one).
+pub async fn run_report<I, S>(args: I) -> anyhow::Result<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let program = Binary::Report.path()?;
+    let status = tokio::process::Command::new(&program)
+        .args(args)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(2))
+}
+
 /// `git rev-parse HEAD` in the working directory, or empty outside a checkout.
 pub fn git_commit() -> String {
     std::process::Command::new("git")

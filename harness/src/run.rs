@@ -264,17 +264,7 @@ pub async fn run(
 /// Runs the shipped `report` binary on the run folder, its output on ours; its exit code
 /// (0 pass, 1 a check failed, 2 no report).
 async fn report(dir: &Path) -> anyhow::Result<u8> {
-    let program = Binary::Report.path()?;
-    let status = tokio::process::Command::new(&program)
-        .arg(dir)
-        .kill_on_drop(true)
-        .status()
-        .await
-        .with_context(|| format!("cannot run {}", program.display()))?;
-    Ok(status
-        .code()
-        .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(2))
+    crate::procs::run_report([dir.as_os_str()]).await
 }
 
 /// Starts everything, applies the schedule while the loadgen runs, samples the distributor.

@@ -319,3 +319,55 @@ fn a_clean_run_logs_no_warning() {
         }
     }
 }
+
+/// The one bench folder `harness bench` wrote under `out`.
+fn bench_folder(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("bench.json").is_file())
+        .unwrap()
+}
+
+#[test]
+fn a_bench_is_compared_with_an_earlier_one() {
+    let dir = workdir("bench-compare");
+    let arg = |p: &Path| p.display().to_string();
+    // A folder that is no bench is refused before any load runs.
+    let (code, _, err) = harness(&["bench", "--compare-to", &arg(&dir)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bench.json") && err.contains(&arg(&dir)), "{err}");
+    let quick = [
+        "bench",
+        "--group",
+        "saturation",
+        "--repeat",
+        "2",
+        "--seconds",
+        "1",
+    ];
+    let first = dir.join("first");
+    let mut args = quick.to_vec();
+    let first_out = arg(&first);
+    args.extend(["--out", &first_out]);
+    let (code, _, err) = harness(&args);
+    assert_eq!(code, Some(0), "{err}");
+    let base = bench_folder(&first);
+    let second = dir.join("second");
+    let mut args = quick.to_vec();
+    let (second_out, base_arg) = (arg(&second), arg(&base));
+    args.extend(["--out", &second_out, "--compare-to", &base_arg]);
+    let (code, out, err) = harness(&args);
+    // Same build: no regression, or (rarely, by chance) one; never unusable input.
+    assert!(matches!(code, Some(0 | 1)), "{code:?}: {err}");
+    assert!(out.contains("saturation/max"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("RESULT: "), "{out}");
+    assert_eq!(code == Some(1), last.starts_with("RESULT: REGRESSION"));
+    let compare = bench_folder(&second).join("compare");
+    for f in ["compare.csv", "compare.json", "compare.html"] {
+        assert!(compare.join(f).is_file(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -144,12 +144,12 @@ fn points(run: &Run, per_second: &BTreeMap<u64, u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn integer(v: &f64) -> String {
+pub(crate) fn integer(v: &f64) -> String {
     format!("{v:.0}")
 }
 
 /// A measurement on an axis: whole numbers from 100 up, fewer decimals the larger it is.
-fn compact(v: &f64) -> String {
+pub(crate) fn compact(v: &f64) -> String {
     match v.abs() {
         0.0 => "0".to_owned(),
         a if a >= 100.0 => format!("{v:.0}"),

@@ -67,7 +67,8 @@ pub struct CompareArgs {
     /// Smallest relative change that counts: a fraction in (0, 0.5] or `N%`.
     #[arg(long, default_value = "5%", value_name = "FRACTION|N%", value_parser = parse_tolerance)]
     pub tolerance: f64,
-    /// Confidence of the intervals: a fraction in [0.5, 1) or `N%`.
+    /// Confidence of the whole comparison: a fraction in [0.5, 1) or `N%`; each metric's
+    /// interval is drawn at 1 - (1 - confidence) / (metrics judged by an interval).
     #[arg(long, default_value = "90%", value_name = "FRACTION|N%", value_parser = parse_confidence)]
     pub confidence: f64,
     /// Seconds left out at the start of each run's load (run folders).

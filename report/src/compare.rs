@@ -6,7 +6,14 @@
 //! whole seconds of the load after a warm-up; for bench folders, one sample per run), and
 //! the difference of means gets a confidence interval: Welch's t for throughput, CPU per
 //! message and peak RSS, a percentile bootstrap for the latency percentiles (their
-//! per-second values are skewed). A metric is
+//! per-second values are skewed; below [`MIN_BOOTSTRAP`] samples a side, where a bootstrap
+//! cannot see the spread, Welch's too).
+//!
+//! The confidence holds for the whole comparison, not for each metric: with `m` metrics
+//! judged by an interval, each interval is drawn at `1 - (1 - confidence) / m`
+//! (Bonferroni). Comparing two runs of one build then finds a regression in at most about
+//! `1 - confidence` of comparisons, however many metrics and scenarios there are. A metric
+//! is
 //!
 //! - a **regression** (or an **improvement**) when the interval excludes 0 and the change
 //!   is at least the tolerance (5% of the base's mean by default), in the worse (better)
@@ -89,6 +96,24 @@ pub struct Samples {
     pub candidate: Vec<f64>,
 }
 
+/// Fewest samples a side for a bootstrap interval; below, Welch's.
+pub const MIN_BOOTSTRAP: usize = 10;
+
+/// Whether `s` is judged by an interval (and so counts in the Bonferroni family).
+fn by_interval(s: &Samples) -> bool {
+    let enough = s.base.len() >= 2 && s.candidate.len() >= 2;
+    match s.kind {
+        Kind::Mean | Kind::Percentile => enough,
+        Kind::Drops => enough && s.base.iter().any(|x| *x != 0.0),
+        Kind::Loss => false,
+    }
+}
+
+/// The confidence of each interval when `family` metrics share `confidence` (Bonferroni).
+pub fn per_metric_confidence(confidence: f64, family: usize) -> f64 {
+    1.0 - (1.0 - confidence) / family.max(1) as f64
+}
+
 /// A seed for a metric's bootstrap: the same input gives the same interval.
 fn seed(s: &Samples) -> u64 {
     // FNV-1a over the names.
@@ -103,8 +128,14 @@ fn pct(x: f64) -> String {
     format!("{x:+.1}%")
 }
 
-/// Judges one metric.
-pub fn judge(s: &Samples, set: &Settings) -> CompareRow {
+/// A confidence as a percentage with the digits it needs (90%, 99.64%).
+pub fn percent(c: f64) -> String {
+    let s = format!("{:.2}", 100.0 * c);
+    format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// Judges one metric, its interval drawn at `confidence` (see [`per_metric_confidence`]).
+pub fn judge(s: &Samples, set: &Settings, confidence: f64) -> CompareRow {
     use stats::{cv, mean};
     let (bm, cm) = (mean(&s.base), mean(&s.candidate));
     let (bcv, ccv) = (cv(&s.base), cv(&s.candidate));
@@ -137,7 +168,13 @@ pub fn judge(s: &Samples, set: &Settings) -> CompareRow {
         verdict: Verdict::NoChange,
         detail: String::new(),
     };
-    let per_run = |m: f64| format!("{m:.1} per run");
+    let per_run = |m: f64| {
+        if m.fract() == 0.0 {
+            format!("{m:.0} per run")
+        } else {
+            format!("{m:.1} per run")
+        }
+    };
     match s.kind {
         Kind::Loss => {
             (row.verdict, row.detail) = if cm > bm {
@@ -176,21 +213,14 @@ pub fn judge(s: &Samples, set: &Settings) -> CompareRow {
         }
         Kind::Mean | Kind::Percentile | Kind::Drops => {}
     }
-    let interval = match s.kind {
-        Kind::Percentile => {
-            row.method = Method::Bootstrap;
-            stats::bootstrap(
-                &s.base,
-                &s.candidate,
-                set.confidence,
-                stats::RESAMPLES,
-                seed(s),
-            )
-        }
-        _ => {
-            row.method = Method::Welch;
-            stats::welch(&s.base, &s.candidate, set.confidence)
-        }
+    let bootstrap =
+        s.kind == Kind::Percentile && s.base.len().min(s.candidate.len()) >= MIN_BOOTSTRAP;
+    let interval = if bootstrap {
+        row.method = Method::Bootstrap;
+        stats::bootstrap(&s.base, &s.candidate, confidence, stats::RESAMPLES, seed(s))
+    } else {
+        row.method = Method::Welch;
+        stats::welch(&s.base, &s.candidate, confidence)
     };
     let tol = 100.0 * set.tolerance;
     let Some(delta) = delta_pct else {
@@ -230,11 +260,11 @@ pub fn judge(s: &Samples, set: &Settings) -> CompareRow {
     row.ci_low_pct = of_base(i.low);
     row.ci_high_pct = of_base(i.high);
     let interval_text = format!(
-        "{} [{}, {}] at {:.0}% confidence",
+        "{} [{}, {}] at {} confidence",
         pct(delta),
         pct(row.ci_low_pct.unwrap_or(0.0)),
         pct(row.ci_high_pct.unwrap_or(0.0)),
-        100.0 * set.confidence
+        percent(confidence)
     );
     let noise = bcv.max(ccv);
     let noisy = noise > set.erratic_cv;
@@ -304,10 +334,12 @@ impl Comparison {
 /// unusable input (exit 2).
 pub fn run(req: &Request) -> anyhow::Result<Comparison> {
     let loaded = input::load(&req.base, &req.candidate, req.settings.warmup_s)?;
+    let family = loaded.samples.iter().filter(|s| by_interval(s)).count();
+    let each = per_metric_confidence(req.settings.confidence, family);
     let rows: Vec<CompareRow> = loaded
         .samples
         .iter()
-        .map(|s| judge(s, &req.settings))
+        .map(|s| judge(s, &req.settings, each))
         .collect();
     let show = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect();
     let result = runfolder::json::Compare {
@@ -318,6 +350,7 @@ pub fn run(req: &Request) -> anyhow::Result<Comparison> {
         candidate_commits: loaded.candidate_commits.clone(),
         tolerance: req.settings.tolerance,
         confidence: req.settings.confidence,
+        per_metric_confidence: each,
         erratic_cv: req.settings.erratic_cv,
         regressions: rows
             .iter()
@@ -367,10 +400,31 @@ mod tests {
         }
     }
 
+    fn judge_at_90(s: &Samples, set: &Settings) -> CompareRow {
+        judge(s, set, 0.9)
+    }
+
     fn around(mean: f64, spread: f64, n: usize) -> Vec<f64> {
         (0..n)
             .map(|i| mean + spread * ((i % 5) as f64 - 2.0) / 2.0)
             .collect()
+    }
+
+    #[test]
+    fn the_confidence_is_shared_by_the_metrics() {
+        assert_eq!(per_metric_confidence(0.9, 1), 0.9);
+        assert!((per_metric_confidence(0.9, 8) - 0.9875).abs() < 1e-12);
+        assert_eq!(percent(0.9), "90%");
+        assert_eq!(percent(0.9875), "98.75%");
+        // Few samples: Welch, also for a percentile.
+        let few = samples(
+            Kind::Percentile,
+            Better::Lower,
+            vec![1.0, 1.1, 0.9],
+            vec![2.0, 2.1, 1.9],
+        );
+        let r = judge(&few, &Settings::default(), 0.9);
+        assert_eq!((r.method, r.verdict), (Method::Welch, Verdict::Regression));
     }
 
     #[test]
@@ -382,7 +436,7 @@ mod tests {
             around(1000.0, 10.0, 30),
             around(900.0, 10.0, 30),
         );
-        let r = judge(&slower, &set);
+        let r = judge(&slower, &set, 0.9);
         assert_eq!(r.verdict, Verdict::Regression, "{}", r.detail);
         assert_eq!(r.method, Method::Welch);
         assert!((r.delta_pct.unwrap() + 10.0).abs() < 1e-9);
@@ -393,14 +447,14 @@ mod tests {
             slower.base,
             slower.candidate,
         );
-        let r = judge(&faster_latency, &set);
+        let r = judge(&faster_latency, &set, 0.9);
         assert_eq!(r.verdict, Verdict::Improvement, "{}", r.detail);
         assert_eq!(r.method, Method::Bootstrap);
     }
 
     #[test]
     fn small_significant_changes_are_within_the_tolerance() {
-        let r = judge(
+        let r = judge_at_90(
             &samples(
                 Kind::Mean,
                 Better::Higher,
@@ -417,7 +471,7 @@ mod tests {
     fn noisy_series_are_erratic_unless_the_change_exceeds_the_noise() {
         let set = Settings::default();
         // CV about 0.3: a 10% drop is within the noise.
-        let r = judge(
+        let r = judge_at_90(
             &samples(
                 Kind::Mean,
                 Better::Higher,
@@ -428,7 +482,7 @@ mod tests {
         );
         assert_eq!(r.verdict, Verdict::Erratic, "{}", r.detail);
         // A halving is beyond it.
-        let r = judge(
+        let r = judge_at_90(
             &samples(
                 Kind::Mean,
                 Better::Higher,
@@ -443,24 +497,24 @@ mod tests {
     #[test]
     fn losses_and_new_drops_are_regressions_whatever_the_statistics() {
         let set = Settings::default();
-        let r = judge(
+        let r = judge_at_90(
             &samples(Kind::Loss, Better::Lower, vec![0.0; 3], vec![0.0, 0.0, 1.0]),
             &set,
         );
         assert_eq!(r.verdict, Verdict::Regression);
         assert!(r.detail.starts_with("new loss"), "{}", r.detail);
-        let r = judge(
+        let r = judge_at_90(
             &samples(Kind::Loss, Better::Lower, vec![0.0; 3], vec![0.0; 3]),
             &set,
         );
         assert_eq!(r.verdict, Verdict::NoChange);
-        let r = judge(
+        let r = judge_at_90(
             &samples(Kind::Drops, Better::Lower, vec![0.0], vec![5.0]),
             &set,
         );
         assert_eq!(r.verdict, Verdict::Regression);
         // Drops on both sides are judged like any mean.
-        let r = judge(
+        let r = judge_at_90(
             &samples(
                 Kind::Drops,
                 Better::Lower,
@@ -475,12 +529,12 @@ mod tests {
     #[test]
     fn one_sample_a_side_is_judged_on_the_tolerance_alone() {
         let set = Settings::default();
-        let r = judge(
+        let r = judge_at_90(
             &samples(Kind::Mean, Better::Lower, vec![40.0], vec![50.0]),
             &set,
         );
         assert_eq!((r.verdict, r.method), (Verdict::Regression, Method::Single));
-        let r = judge(
+        let r = judge_at_90(
             &samples(Kind::Mean, Better::Lower, vec![40.0], vec![41.0]),
             &set,
         );

@@ -1,5 +1,6 @@
 //! Synthetic run folders: a clean run of known shape, and the tampered variants the tests
-//! use to show that every check can fail. Also the generator behind the 10-million-arrival
+//! use to show that every check can fail; per-second series of chosen means and noise for
+//! the comparison's tests ([`write_series_run`]). Also the generator behind the 10-million-arrival
 //! performance benchmark (`cargo run --release -p report --example synth`).
 //!
 //! The clean run: three emitters, analyzers `a1`/`a2`/`a3` with weights 5/3/2 receiving
@@ -230,4 +231,188 @@ fn write_profile(dir: &Path) -> Result<(), runfolder::Error> {
         path: profile,
         error,
     })
+}
+
+/// A synthetic run for comparisons: one emitter and one `summary` sink (`a1`) over
+/// `seconds` whole seconds (plus a partial second at each end), every per-second figure
+/// drawn around its mean with seeded normal noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRun {
+    /// The profile name in `manifest.json`.
+    pub profile: String,
+    /// Whole seconds of load.
+    pub seconds: u64,
+    /// Mean delivered msg/s.
+    pub rate: f64,
+    /// Coefficient of variation of the per-second counts.
+    pub rate_cv: f64,
+    /// Mean per-second p50, p99 and p99.9, ms.
+    pub latency_ms: [f64; 3],
+    /// Coefficient of variation of the per-second latencies.
+    pub latency_cv: f64,
+    /// Mean distributor CPU µs per message (coefficient of variation 0.02).
+    pub cpu_us_per_msg: f64,
+    /// The distributor's RSS, MiB (constant).
+    pub rss_mib: f64,
+    /// Seqs never delivered (the last ones).
+    pub lost: u64,
+    /// Frames the distributor counted as dropped.
+    pub dropped: u64,
+    /// Seed of the noise.
+    pub seed: u64,
+}
+
+impl Default for SeriesRun {
+    fn default() -> Self {
+        Self {
+            profile: "synthetic".into(),
+            seconds: 30,
+            rate: 1000.0,
+            rate_cv: 0.02,
+            latency_ms: [0.5, 2.0, 4.0],
+            latency_cv: 0.04,
+            cpu_us_per_msg: 5.0,
+            rss_mib: 20.0,
+            lost: 0,
+            dropped: 0,
+            seed: 1,
+        }
+    }
+}
+
+/// Writes `spec` as a run folder into `dir` (created if missing).
+pub fn write_series_run(dir: &Path, spec: &SeriesRun) -> Result<(), runfolder::Error> {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    use runfolder::rows::{Resource, SeqRange, SummarySecond};
+    std::fs::create_dir_all(dir).map_err(|error| runfolder::Error::Io {
+        path: dir.to_owned(),
+        error,
+    })?;
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut normal = move || {
+        let (u, v): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    };
+    let t0 = BASE_NS / 1_000_000_000;
+    let last = t0 + spec.seconds + 1;
+    let mut sent = TableWriter::<Sent>::create(&names::SENT.path(dir, 0))?;
+    let mut summary = TableWriter::<SummarySecond>::create(&names::SUMMARY.path(dir, "a1"))?;
+    let mut resources = TableWriter::<Resource>::create(&dir.join(names::RESOURCES))?;
+    let mut stats = TableWriter::<Stats>::create(&names::STATS.path(dir, 1))?;
+    let mut total = 0u64;
+    for s in t0..=last {
+        // The partial first and last seconds carry half a second's messages.
+        let whole = s != t0 && s != last;
+        let mean = if whole { spec.rate } else { spec.rate / 2.0 };
+        let n = (mean * (1.0 + spec.rate_cv * normal())).round().max(1.0) as u64;
+        total += n;
+        sent.write(&Sent {
+            second: s,
+            emitter: 0,
+            priority: 0,
+            sent: n,
+        })?;
+        let f = (1.0 + spec.latency_cv * normal()).max(0.05);
+        let us = |ms: f64| Some((ms * f * 1000.0).round() as u64);
+        summary.write(&SummarySecond {
+            second: s,
+            priority: 0,
+            count: n,
+            duplicates: 0,
+            corrupt: 0,
+            non_probe: 0,
+            inversions: 0,
+            overtaken: 0,
+            lat_p50_us: us(spec.latency_ms[0]),
+            lat_p99_us: us(spec.latency_ms[1]),
+            lat_p999_us: us(spec.latency_ms[2]),
+            lat_max_us: us(spec.latency_ms[2] * 1.5),
+            queue_wait_max_us: 0,
+        })?;
+        let cpu = spec.cpu_us_per_msg * (1.0 + 0.02 * normal());
+        resources.write(&Resource {
+            ts_ns: (s + 1) * 1_000_000_000,
+            cpu_pct: cpu * n as f64 / 1e6 * 100.0,
+            rss_bytes: (spec.rss_mib * f64::from(1 << 20)) as u64,
+        })?;
+        let ts = s * 1_000_000_000 + 500 * MS;
+        stats.write(&Stats {
+            received: total,
+            delivered: total - spec.lost.min(total),
+            dropped_queue_full: if s == last { spec.dropped } else { 0 },
+            live: 1,
+            weight: 1.0,
+            ..Stats::zeroed(ts, Scope::Total)
+        })?;
+        stats.write(&Stats {
+            live: 1,
+            weight: 1.0,
+            ..Stats::zeroed(ts, Scope::Analyzer("a1".into()))
+        })?;
+    }
+    sent.flush()?;
+    summary.flush()?;
+    resources.flush()?;
+    stats.flush()?;
+    let mut seqs = TableWriter::<SeqRange>::create(&names::SEQS.path(dir, "a1"))?;
+    if total > spec.lost {
+        seqs.write(&SeqRange {
+            emitter: 0,
+            first: 0,
+            last: total - spec.lost - 1,
+        })?;
+    }
+    seqs.flush()?;
+    let mut totals = TableWriter::<SinkTotals>::create(&names::TOTALS.path(dir, "a1"))?;
+    totals.write(&SinkTotals {
+        id: "a1".into(),
+        mode: runfolder::LogMode::Summary,
+        traffic: Traffic::Probes,
+        received: total - spec.lost.min(total),
+        unique: total - spec.lost.min(total),
+        duplicates: 0,
+        corrupt: 0,
+        non_probe: 0,
+        inversions: 0,
+        overtaken: 0,
+        sessions: 1,
+        first_arrival_ns: BASE_NS,
+        last_arrival_ns: last * 1_000_000_000,
+    })?;
+    totals.flush()?;
+    let mut manifest = TableWriter::<EmitterTotals>::create(&names::EMITTERS.path(dir, 0))?;
+    manifest.write(&EmitterTotals {
+        emitter: 0,
+        sent: total,
+        bytes: total * 517,
+        errors: 0,
+        reconnects: 0,
+        in_doubt: 0,
+        in_doubt_ranges: SeqRanges::default(),
+        unsent: 0,
+        first_sent_ns: BASE_NS,
+        last_sent_ns: last * 1_000_000_000,
+        max_lag_us: 0,
+    })?;
+    manifest.flush()?;
+    write_profile(dir)?;
+    runfolder::table::write_json(
+        &dir.join(names::MANIFEST),
+        &runfolder::json::Manifest {
+            profile: spec.profile.clone(),
+            profile_file: format!("profiles/{}.toml", spec.profile),
+            description: "synthetic series".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: String::new(),
+            host: "synth".into(),
+            cores: 2,
+            start_utc: runfolder::names::utc_stamp(t0),
+            end_utc: runfolder::names::utc_stamp(last),
+            duration_s: spec.seconds as f64 + 1.0,
+            scale: 1.0,
+            distributor_incarnations: 1,
+            command_lines: Vec::new(),
+        },
+    )
 }

@@ -71,6 +71,10 @@ pub struct Bench {
     pub relay_cpu_us_per_mib: Vec<f64>,
     /// The distributor's median CPU per MiB on the same stream over the relay's.
     pub distributor_vs_relay_cpu_ratio: Option<f64>,
+    /// The sinks were slowed by this many µs per message (`harness bench --sink-delay-us`;
+    /// absent in a normal bench).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_delay_us: Option<u64>,
 }
 
 /// One scenario of the bench suite.
@@ -134,8 +138,11 @@ pub struct Compare {
     pub candidate_commits: Vec<String>,
     /// Relative effect size below which a change does not count (0.05 = 5%).
     pub tolerance: f64,
-    /// Confidence of the intervals (0.9 = 90%).
+    /// Confidence of the whole comparison (0.9 = 90%).
     pub confidence: f64,
+    /// Confidence of each metric's interval: `1 - (1 - confidence) / m` for the `m`
+    /// metrics judged by an interval (Bonferroni).
+    pub per_metric_confidence: f64,
     /// Coefficient of variation above which a series is erratic.
     pub erratic_cv: f64,
     /// Metrics with the verdict `regression`.

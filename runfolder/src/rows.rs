@@ -717,6 +717,35 @@ mod tests {
     }
 
     #[test]
+    fn a_file_from_before_a_column_was_added_reads_with_it_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary-a1.csv");
+        std::fs::write(
+            &path,
+            "second,priority,count,duplicates,corrupt,non_probe,inversions,overtaken,lat_p50_us,lat_p99_us,lat_max_us,queue_wait_max_us\n\
+             7,0,5,0,0,0,0,0,10,20,30,4\n",
+        )
+        .unwrap();
+        let rows = read_all::<SummarySecond>(&path).unwrap();
+        assert_eq!(rows[0].lat_p99_us, Some(20));
+        assert_eq!(rows[0].lat_p999_us, None);
+        assert_eq!(rows[0].lat_max_us, Some(30));
+        // Columns that were always there stay required.
+        std::fs::write(&path, "second,priority,count\n7,0,5\n").unwrap();
+        let err = read_all::<SummarySecond>(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::MissingColumn {
+                    column: "duplicates",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_file_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sent-0.csv");

@@ -424,6 +424,7 @@ type Pooled = Vec<(String, String, Vec<BenchRun>)>;
 fn benches(base: &[PathBuf], candidate: &[PathBuf]) -> Result<Loaded, CompareError> {
     let mut first_seconds: Option<(PathBuf, f64)> = None;
     let mut setups: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+    let mut slowed = Vec::new();
     let mut read = |dirs: &[PathBuf]| -> Result<(Pooled, Vec<String>), CompareError> {
         let mut pooled: Pooled = Vec::new();
         let mut commits = Vec::new();
@@ -442,6 +443,12 @@ fn benches(base: &[PathBuf], candidate: &[PathBuf]) -> Result<Loaded, CompareErr
                 None => first_seconds = Some((dir.clone(), bench.seconds)),
             }
             commits.push(bench.git_commit.clone());
+            if let Some(d) = bench.sink_delay_us {
+                slowed.push(format!(
+                    "{}: its sinks were slowed on purpose by {d} µs per message (`--sink-delay-us`)",
+                    dir.display()
+                ));
+            }
             for s in bench.scenarios {
                 let key = format!("{}/{}", s.group, s.name);
                 let setup = format!(
@@ -473,7 +480,7 @@ fn benches(base: &[PathBuf], candidate: &[PathBuf]) -> Result<Loaded, CompareErr
     };
     let (b, base_commits) = read(base)?;
     let (c, candidate_commits) = read(candidate)?;
-    let mut notes = Vec::new();
+    let mut notes = slowed;
     let mut samples = Vec::new();
     for (key, _, base_runs) in &b {
         let Some((_, _, cand_runs)) = c.iter().find(|p| &p.0 == key) else {

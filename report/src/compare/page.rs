@@ -3,7 +3,7 @@
 //! for run folders the throughput and p99 of every run over time, base beside candidate).
 
 use super::input::{Loaded, Side, Timeline};
-use crate::charts::{ChartError, FONT, err, fonts};
+use crate::charts::{ChartError, FONT, compact, err, fonts, integer};
 use crate::render::{STYLE, html as esc};
 use plotters::prelude::*;
 use runfolder::json::Compare;
@@ -188,6 +188,8 @@ fn timeline_svg(
         chart
             .configure_mesh()
             .x_desc("seconds since the warm-up")
+            .x_label_formatter(&integer)
+            .y_label_formatter(&compact)
             .y_desc(y_desc)
             .label_style((FONT, 14))
             .draw()
@@ -222,7 +224,7 @@ pub fn html(c: &Compare, loaded: &Loaded) -> Result<String, ChartError> {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{t}</title>\n<style>{STYLE}\
-svg.ci{{display:block}}td.ci{{width:262px}}</style></head><body>\n<h1>{t}</h1>\n",
+svg.ci{{display:block}}td.ci{{width:262px}}tr.why td{{font-size:12px;color:#444;border-top:none;padding-top:0}}table.cmp td:first-child{{white-space:nowrap}}</style></head><body>\n<h1>{t}</h1>\n",
         t = esc(&title)
     );
     let banner = if c.regressions > 0 { "fail" } else { "pass" };
@@ -248,17 +250,21 @@ svg.ci{{display:block}}td.ci{{width:262px}}</style></head><body>\n<h1>{t}</h1>\n
     let _ = writeln!(
         out,
         "<table class=\"meta\"><tr><th>base</th><td>{}</td></tr><tr><th>candidate</th><td>{}</td></tr>\
-<tr><th>judged</th><td>{:.0}% confidence, {:.0}% tolerance; a series with a coefficient of variation above {} is erratic unless it moved by more than its spread</td></tr></table>",
+<tr><th>judged</th><td>{} confidence for the whole comparison (each interval at {}), {:.0}% tolerance; a series with a coefficient of variation above {} is erratic unless it moved by more than its spread</td></tr></table>",
         list(&c.base, &c.base_commits),
         list(&c.candidate, &c.candidate_commits),
-        100.0 * c.confidence,
+        super::percent(c.confidence),
+        super::percent(c.per_metric_confidence),
         100.0 * c.tolerance,
         c.erratic_cv
     );
     let tol = 100.0 * c.tolerance;
+    // One scale for every row, wide enough for the intervals that decided something
+    // (erratic ones may run off it), at most ±100%.
     let range = c
         .rows
         .iter()
+        .filter(|r| r.verdict != Verdict::Erratic)
         .flat_map(|r| [r.ci_low_pct, r.ci_high_pct, r.delta_pct])
         .flatten()
         .map(f64::abs)
@@ -266,31 +272,44 @@ svg.ci{{display:block}}td.ci{{width:262px}}</style></head><body>\n<h1>{t}</h1>\n
         .min(100.0);
     let _ = writeln!(
         out,
-        "<h2>Metrics</h2>\n<p>Δ is the candidate's mean against the base's, with its interval; the grey band is the ±{tol:.0}% tolerance, the scale ±{range:.0}%.</p>\n\
-<table><tr><th>scenario</th><th>metric</th><th>unit</th><th>base mean (n, CV)</th><th>candidate mean (n, CV)</th><th>Δ mean</th><th>interval</th><th>Δ and interval</th><th>verdict</th><th>why</th></tr>"
+        "<h2>Metrics</h2>\n<p>Δ is the candidate's mean against the base's, with its interval; the grey band is the ±{tol:.0}% tolerance, the scale ±{range:.0}% (longer intervals are cut at its edge).</p>"
     );
+    let mut scenarios: Vec<&str> = Vec::new();
     for r in &c.rows {
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+    }
+    for scenario in scenarios {
         let _ = writeln!(
             out,
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{} ({}, {:.3})</td><td class=\"n\">{} ({}, {:.3})</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"ci\">{}</td><td>{}</td><td>{}</td></tr>",
-            class(r.verdict),
-            esc(&r.scenario),
-            esc(&r.metric),
-            esc(r.unit.as_str()),
-            value(r.base_mean),
-            r.base_n,
-            r.base_cv,
-            value(r.candidate_mean),
-            r.candidate_n,
-            r.candidate_cv,
-            pct(r.delta_pct),
-            interval(r),
-            interval_svg(r, tol, range),
-            r.verdict,
-            esc(&r.detail)
+            "<h3>{}</h3>\n<table class=\"cmp\"><tr><th>metric</th><th>base mean</th><th>candidate mean</th><th>Δ mean</th><th>interval</th><th>Δ and interval</th><th>verdict</th></tr>",
+            esc(scenario)
         );
+        for r in c.rows.iter().filter(|r| r.scenario == scenario) {
+            let _ = writeln!(
+                out,
+                "<tr class=\"{cls}\"><td>{} <small>{}</small></td><td class=\"n\">{} <small>(n {}, CV {:.3})</small></td><td class=\"n\">{} <small>(n {}, CV {:.3})</small></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"ci\">{}</td><td>{}</td></tr>\n<tr class=\"why {cls}\"><td colspan=\"7\">{}: {}</td></tr>",
+                esc(&r.metric),
+                esc(r.unit.as_str()),
+                value(r.base_mean),
+                r.base_n,
+                r.base_cv,
+                value(r.candidate_mean),
+                r.candidate_n,
+                r.candidate_cv,
+                pct(r.delta_pct),
+                interval(r),
+                interval_svg(r, tol, range),
+                r.verdict,
+                r.method,
+                esc(&r.detail),
+                cls = class(r.verdict),
+            );
+        }
+        out.push_str("</table>\n");
     }
-    out.push_str("</table>\n<dl class=\"legend\">\
+    out.push_str("<dl class=\"legend\">\
 <dt class=\"fail\">regression</dt><dd>worse by at least the tolerance, the interval excluding 0 (exit code 1)</dd>\
 <dt class=\"pass\">improvement</dt><dd>better by at least the tolerance, the interval excluding 0</dd>\
 <dt class=\"inconclusive\">erratic</dt><dd>too noisy to judge: never a failure; run more or longer replicates</dd>\
