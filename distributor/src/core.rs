@@ -350,6 +350,7 @@ impl Core {
         s.add_to(stats);
         stats.rerouted += rerouted;
         stats.failures += 1;
+        stats.failures_by[reason.reason() as usize] += 1;
         stats.live = still_live;
         stats.queued = 0;
         stats.inflight = 0;
@@ -552,11 +553,15 @@ impl Core {
     /// The counters now.
     pub fn snapshot(&self, now: Now) -> Snapshot {
         let mut analyzers = self.analyzers.clone();
+        let mut queued_by_class = [0u64; 4];
         for s in &self.live {
             if let Some(a) = analyzers.get_mut(&s.id) {
                 s.add_to(a);
                 a.queued = s.queues.len() as u64;
                 a.inflight = s.inflight.len() as u64;
+            }
+            for (p, n) in s.queues.levels() {
+                queued_by_class[crate::waits::class_of(p)] += n as u64;
             }
         }
         Snapshot {
@@ -568,6 +573,8 @@ impl Core {
             buffered_bytes: 0,
             forgotten: self.forgotten.0.clone(),
             forgotten_ids: self.forgotten.1,
+            queued_by_class,
+            waits: crate::waits::WaitCounts::default(),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`core`]: the state behind one mutex: routing over the sessions, the holding queue,
 //!   accounting. Every method takes the time as a [`core::Now`].
 //! - [`stats`]: counters, the Prometheus text and the per-second stats CSV.
+//! - [`waits`]: the queue-wait histogram per priority class, recorded by the writers.
 //! - [`server`]: the I/O: emitter connections, analyzer sessions, `/metrics`, shutdown.
 //!
 //! # Data flow
@@ -41,6 +42,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod waits;
 
 pub use config::Config;
 pub use server::{Listeners, run};

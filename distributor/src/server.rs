@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     /// Emitters blocked by backpressure wait here.
     room: Notify,
     conns: Arc<conns::Conns>,
+    /// How long frames waited in the queues (the writers record, outside the lock).
+    waits: crate::waits::QueueWaits,
 }
 
 impl Shared {
@@ -106,6 +108,7 @@ impl Shared {
     pub(crate) fn snapshot(&self) -> Snapshot {
         let mut s = self.with(|c| c.snapshot(Now::read()));
         s.buffered_bytes = self.conns.buffered() as u64;
+        s.waits = self.waits.read();
         s
     }
 }
@@ -125,6 +128,7 @@ pub async fn run(
         conns: Arc::new(conns::Conns::new(
             usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
         )),
+        waits: crate::waits::QueueWaits::default(),
     });
     let max_connections = nofile::emitter_cap(config.max_connections, config.max_analyzers);
     let emitters_stop = CancellationToken::new();

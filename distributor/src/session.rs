@@ -134,6 +134,20 @@ pub enum SessionEnd {
     Replaced,
 }
 
+impl SessionEnd {
+    /// The reason label of the failure in metrics.
+    pub fn reason(&self) -> crate::stats::FailureReason {
+        use crate::stats::FailureReason;
+        match self {
+            SessionEnd::Closed | SessionEnd::ClosedWhileWriting => FailureReason::Closed,
+            SessionEnd::Read(_) | SessionEnd::Write(_) => FailureReason::IoError,
+            SessionEnd::Protocol(_) => FailureReason::ProtocolError,
+            SessionEnd::Hung(_) => FailureReason::Hung,
+            SessionEnd::Replaced => FailureReason::Replaced,
+        }
+    }
+}
+
 /// What an analyzer sent after its HELLO that breaks the protocol.
 #[derive(Debug, thiserror::Error)]
 pub enum Violation {

@@ -36,7 +36,7 @@
 
 use crate::session::RejectKind;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -111,6 +111,43 @@ impl CloseReason {
             CloseReason::NoHello => "no_hello",
             CloseReason::BufferBudget => "buffer_budget",
             CloseReason::MaxConnections => "max_connections",
+        }
+    }
+}
+
+/// Why an analyzer session failed, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// The analyzer closed its side (or the connection closed under a write).
+    Closed,
+    /// A read or write failed.
+    IoError,
+    /// It broke the protocol (bytes that are no ACK, a bad ACK count).
+    ProtocolError,
+    /// No write or ACK progress for the hang timeout.
+    Hung,
+    /// A new session with the same id took over.
+    Replaced,
+}
+
+impl FailureReason {
+    /// Every reason, in the order of the counters.
+    pub const ALL: [FailureReason; 5] = [
+        FailureReason::Closed,
+        FailureReason::IoError,
+        FailureReason::ProtocolError,
+        FailureReason::Hung,
+        FailureReason::Replaced,
+    ];
+
+    /// The label in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Closed => "closed",
+            FailureReason::IoError => "io_error",
+            FailureReason::ProtocolError => "protocol_error",
+            FailureReason::Hung => "hung",
+            FailureReason::Replaced => "replaced",
         }
     }
 }
@@ -194,6 +231,8 @@ pub struct AnalyzerStats {
     pub rerouted: u64,
     /// Sessions that ended by failure (closed, errored, hung, protocol error, replaced).
     pub failures: u64,
+    /// The same by reason (index of [`FailureReason::ALL`]).
+    pub failures_by: [u64; 5],
     /// Whether a session is live now.
     pub live: bool,
     /// Its weight (the last one seen).
@@ -224,6 +263,10 @@ pub struct Snapshot {
     pub forgotten: AnalyzerStats,
     /// How many ids were forgotten.
     pub forgotten_ids: u64,
+    /// Frames queued per priority class ([`crate::waits::CLASSES`]) over all analyzers.
+    pub queued_by_class: [u64; 4],
+    /// How long frames waited in the queues, per priority class.
+    pub waits: crate::waits::WaitCounts,
 }
 
 impl Snapshot {
@@ -323,7 +366,7 @@ type PerAnalyzer = (
     fn(&AnalyzerStats) -> f64,
 );
 
-const PER_ANALYZER: [PerAnalyzer; 12] = [
+const PER_ANALYZER: [PerAnalyzer; 11] = [
     (
         "distributor_analyzer_delivered_frames",
         MetricType::Counter,
@@ -365,12 +408,6 @@ const PER_ANALYZER: [PerAnalyzer; 12] = [
         MetricType::Counter,
         "Frames taken off the analyzer after it failed.",
         |a| a.rerouted as f64,
-    ),
-    (
-        "distributor_analyzer_failures",
-        MetricType::Counter,
-        "Sessions that ended by failure.",
-        |a| a.failures as f64,
     ),
     (
         "distributor_analyzer_live",
@@ -538,6 +575,50 @@ impl Collector for SnapshotCollector {
                 }
             }
         }
+        let mut m = enc.encode_descriptor(
+            "distributor_analyzer_failures",
+            "Analyzer sessions that ended by failure, by reason (closed, io_error, protocol_error, hung, replaced).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (id, a) in &s.analyzers {
+            for reason in FailureReason::ALL {
+                let labels = [("analyzer", id.as_str()), ("reason", reason.as_str())];
+                ConstCounter::new(a.failures_by[reason as usize])
+                    .encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "distributor_queued_frames_by_priority",
+            "Frames in the priority queues of every analyzer, by priority class.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (c, n) in s.queued_by_class.iter().enumerate() {
+            let labels = [("priority_class", crate::waits::class_label(c))];
+            ConstGauge::new(*n).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "distributor_queue_wait_seconds",
+            "How long frames waited in an analyzer's queues (dispatch stamp less queue stamp), by priority class.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for c in 0..crate::waits::CLASSES.len() {
+            let labels = [("priority_class", crate::waits::class_label(c))];
+            let buckets: Vec<(f64, u64)> = crate::waits::BOUNDS_S
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(s.waits.counts[c])
+                .collect();
+            m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                s.waits.sum_ns[c] as f64 / 1e9,
+                s.waits.count(c),
+                &buckets,
+                None,
+            )?;
+        }
         for (name, kind, help, field) in PER_ANALYZER {
             let mut m = enc.encode_descriptor(name, help, None, kind)?;
             for (id, a) in &s.analyzers {
@@ -578,9 +659,24 @@ mod tests {
                 live: true,
                 weight: 2.5,
                 queued: 1,
+                failures: 2,
+                failures_by: [1, 0, 0, 1, 0],
                 ..AnalyzerStats::default()
             },
         );
+        s.queued_by_class = [1, 0, 4, 0];
+        let waits = crate::waits::QueueWaits::default();
+        let frame = |priority, queued_ns| crate::frame::Frame {
+            payload: bytes::Bytes::new(),
+            priority,
+            queued_ns,
+        };
+        // 200 µs and 30 ms at priority 0, 2 s at priority 200.
+        waits.record(
+            &[frame(0, 1_999_800_000), frame(0, 1_970_000_000), frame(200, 0)],
+            2_000_000_000,
+        );
+        s.waits = waits.read();
         s
     }
 
@@ -597,11 +693,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[1],
-            "5,*,1,2.5,10,7,8,3,0,7,0,0,0,1,0,0,0,0,0,0,0,1,0,2,1234,99"
+            "5,*,1,2.5,10,7,8,3,0,7,0,0,2,1,0,0,0,0,0,0,0,1,0,2,1234,99"
         );
         assert_eq!(
             lines[2],
-            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,0,0,0,0,0,0,0,0,0,1,0,0,0,0"
+            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,2,0,0,0,0,0,0,0,0,1,0,0,0,0"
         );
         let back = runfolder::table::read_all::<Stats>(&path).unwrap();
         assert_eq!(back, sample().stats_rows());
@@ -630,6 +726,23 @@ mod tests {
             text.contains("distributor_analyzer_weight{analyzer=\"a,\\\"1\\\"\"} 2.5\n"),
             "{text}"
         );
+        assert!(text.contains(
+            "distributor_analyzer_failures_total{analyzer=\"a,\\\"1\\\"\",reason=\"hung\"} 1\n"
+        ));
+        assert!(text.contains(
+            "distributor_analyzer_failures_total{analyzer=\"a,\\\"1\\\"\",reason=\"io_error\"} 0\n"
+        ));
+        assert!(text.contains("distributor_queued_frames_by_priority{priority_class=\"128-191\"} 4\n"));
+        // Buckets are cumulative; the sum is in seconds.
+        for (le, n) in [("0.0001", 0), ("0.00025", 1), ("0.025", 1), ("0.05", 2), ("+Inf", 2)] {
+            let line = format!(
+                "distributor_queue_wait_seconds_bucket{{le=\"{le}\",priority_class=\"0-63\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(text.contains("distributor_queue_wait_seconds_count{priority_class=\"0-63\"} 2\n"));
+        assert!(text.contains("distributor_queue_wait_seconds_sum{priority_class=\"0-63\"} 0.0302\n"), "{text}");
+        assert!(text.contains("distributor_queue_wait_seconds_bucket{le=\"2.5\",priority_class=\"192-255\"} 1\n"));
         assert!(text.ends_with("# EOF\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();

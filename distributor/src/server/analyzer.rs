@@ -160,6 +160,7 @@ async fn write_loop(
             out.extend_from_slice(&f.payload);
             ends.push(out.len());
         }
+        shared.waits.record(&frames, dispatch_ns);
         // The batch holds its own copy now; release the payloads early.
         frames.clear();
         let mut off = 0;

@@ -1,0 +1,137 @@
+//! How long frames wait in the queues, as a Prometheus histogram per priority class
+//! (`distributor_queue_wait_seconds`): the distributor's own view of latency, for alerts and
+//! dashboards without the toolkit. A frame's wait is its dispatch stamp less its queue
+//! stamp (the two stamps every DELIVER carries).
+//!
+//! Writers record a whole batch at once, outside the core's lock: the batch is counted into
+//! a local table and added with one atomic add per touched bucket.
+
+use crate::frame::Frame;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The priority classes, each a label value `lo-hi`: four quarters of the 256 levels.
+pub const CLASSES: [(u8, u8); 4] = [(0, 63), (64, 127), (128, 191), (192, 255)];
+
+/// Upper bounds of the buckets, seconds (a last bucket, +Inf, follows): 100 µs to 10 s.
+pub const BOUNDS_S: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Buckets per class, +Inf included.
+pub const BUCKETS: usize = BOUNDS_S.len() + 1;
+
+/// The class of a priority.
+pub fn class_of(priority: u8) -> usize {
+    usize::from(priority / 64)
+}
+
+/// The label value of class `c`.
+pub fn class_label(c: usize) -> String {
+    let (lo, hi) = CLASSES[c];
+    format!("{lo}-{hi}")
+}
+
+/// The bucket of a wait in ns.
+fn bucket_of(wait_ns: u64) -> usize {
+    let s = wait_ns as f64 / 1e9;
+    BOUNDS_S.partition_point(|b| *b < s)
+}
+
+/// The histograms, shared by every writer.
+#[derive(Debug, Default)]
+pub struct QueueWaits {
+    counts: [[AtomicU64; BUCKETS]; 4],
+    sum_ns: [AtomicU64; 4],
+}
+
+/// A reading of [`QueueWaits`]: per class, the count of each bucket (not cumulative) and
+/// the sum of waits in ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WaitCounts {
+    /// Per class, per bucket.
+    pub counts: [[u64; BUCKETS]; 4],
+    /// Per class, the sum of waits, ns.
+    pub sum_ns: [u64; 4],
+}
+
+impl WaitCounts {
+    /// Observations of class `c`.
+    pub fn count(&self, c: usize) -> u64 {
+        self.counts[c].iter().sum()
+    }
+}
+
+impl QueueWaits {
+    /// Records the waits of `frames`, dispatched at `dispatch_ns`.
+    pub fn record(&self, frames: &[Frame], dispatch_ns: u64) {
+        let mut local = WaitCounts::default();
+        for f in frames {
+            let c = class_of(f.priority);
+            let wait = dispatch_ns.saturating_sub(f.queued_ns);
+            local.counts[c][bucket_of(wait)] += 1;
+            local.sum_ns[c] += wait;
+        }
+        for c in 0..4 {
+            for (b, n) in local.counts[c].iter().enumerate() {
+                if *n > 0 {
+                    self.counts[c][b].fetch_add(*n, Ordering::Relaxed);
+                }
+            }
+            if local.sum_ns[c] > 0 {
+                self.sum_ns[c].fetch_add(local.sum_ns[c], Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The counts now.
+    pub fn read(&self) -> WaitCounts {
+        let mut out = WaitCounts::default();
+        for c in 0..4 {
+            for b in 0..BUCKETS {
+                out.counts[c][b] = self.counts[c][b].load(Ordering::Relaxed);
+            }
+            out.sum_ns[c] = self.sum_ns[c].load(Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(priority: u8, queued_ns: u64) -> Frame {
+        Frame {
+            payload: Bytes::from_static(b"x"),
+            priority,
+            queued_ns,
+        }
+    }
+
+    #[test]
+    fn waits_land_in_their_class_and_bucket() {
+        let w = QueueWaits::default();
+        let at = 20_000_000_000;
+        w.record(
+            &[
+                frame(0, at - 50_000),         // 50 µs: first bucket
+                frame(63, at - 1_000_000),     // exactly 1 ms: the 1 ms bucket (le is inclusive)
+                frame(64, at - 3_000_000_000), // 3 s: the 5 s bucket
+                frame(255, at - 11_000_000_000), // 11 s: +Inf
+            ],
+            at,
+        );
+        let r = w.read();
+        assert_eq!(r.counts[0][0], 1);
+        assert_eq!(r.counts[0][3], 1);
+        assert_eq!(r.count(0), 2);
+        assert_eq!(r.counts[1][14], 1);
+        assert_eq!(r.counts[3][BUCKETS - 1], 1);
+        assert_eq!(r.sum_ns[0], 1_050_000);
+        assert_eq!(r.count(2), 0);
+        assert_eq!(class_label(3), "192-255");
+        assert_eq!(class_of(128), 2);
+    }
+}
