@@ -574,6 +574,12 @@ impl Core {
             forgotten: self.forgotten.0.clone(),
             forgotten_ids: self.forgotten.1,
             queued_by_class,
+            limits: crate::stats::Limits {
+                max_queued_bytes: self.cfg.max_queued_bytes as u64,
+                max_buffered_bytes: 0,
+                holding_capacity: self.cfg.holding_capacity as u64,
+                queue_capacity: self.cfg.queue_capacity as u64,
+            },
             waits: crate::waits::WaitCounts::default(),
         }
     }

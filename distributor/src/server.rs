@@ -109,6 +109,7 @@ impl Shared {
         let mut s = self.with(|c| c.snapshot(Now::read()));
         s.buffered_bytes = self.conns.buffered() as u64;
         s.waits = self.waits.read();
+        s.limits.max_buffered_bytes = self.conns.budget() as u64;
         s
     }
 }

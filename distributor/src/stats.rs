@@ -243,6 +243,20 @@ pub struct AnalyzerStats {
     pub inflight: u64,
 }
 
+/// The limits usage is judged against (`--max-queued-bytes`, `--max-buffered-bytes`,
+/// `--holding-capacity`, `--queue-capacity`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes queued, in flight or held at most.
+    pub max_queued_bytes: u64,
+    /// Bytes of partial frames over every emitter connection at most.
+    pub max_buffered_bytes: u64,
+    /// Frames in the holding queue at most.
+    pub holding_capacity: u64,
+    /// Frames per priority level per analyzer at most.
+    pub queue_capacity: u64,
+}
+
 /// Everything the metrics endpoint and the stats CSV show, taken at one instant.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -265,6 +279,8 @@ pub struct Snapshot {
     pub forgotten_ids: u64,
     /// Frames queued per priority class ([`crate::waits::CLASSES`]) over all analyzers.
     pub queued_by_class: [u64; 4],
+    /// The configured limits, for alerts that compare usage with them.
+    pub limits: Limits,
     /// How long frames waited in the queues, per priority class.
     pub waits: crate::waits::WaitCounts,
 }
@@ -512,6 +528,31 @@ impl Collector for SnapshotCollector {
             "Bytes of partial frames buffered over every emitter connection, against --max-buffered-bytes.",
             s.buffered_bytes,
         )?;
+        let limits: [(&str, &str, u64); 4] = [
+            (
+                "distributor_max_queued_bytes",
+                "--max-queued-bytes: distributor_queued_bytes at most.",
+                s.limits.max_queued_bytes,
+            ),
+            (
+                "distributor_max_buffered_bytes",
+                "--max-buffered-bytes: distributor_buffered_bytes at most.",
+                s.limits.max_buffered_bytes,
+            ),
+            (
+                "distributor_holding_capacity_frames",
+                "--holding-capacity: distributor_holding_frames at most.",
+                s.limits.holding_capacity,
+            ),
+            (
+                "distributor_queue_capacity_frames",
+                "--queue-capacity: frames per priority level per analyzer at most.",
+                s.limits.queue_capacity,
+            ),
+        ];
+        for (name, help, value) in limits {
+            gauge(&mut enc, name, help, value)?;
+        }
         counter(
             &mut enc,
             "distributor_forgotten_analyzers",

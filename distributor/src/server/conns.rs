@@ -52,6 +52,11 @@ struct Conn {
 }
 
 impl Conns {
+    /// The budget of partial frames, bytes.
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// No connection yet; partial frames bounded by `budget` bytes in total.
     pub(crate) fn new(budget: usize) -> Self {
         Self {
