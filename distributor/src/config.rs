@@ -406,6 +406,22 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_deploy_loads_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/distributor.toml");
+        let cfg = Config::from_file(&path).unwrap();
+        assert_eq!(cfg.emitter_listen.port(), 8080);
+        assert_eq!(cfg.metrics_listen.map(|a| a.port()), Some(9100));
+        // Every other setting it writes out is the default, as its comment says.
+        let defaults = Config {
+            emitter_listen: cfg.emitter_listen,
+            analyzer_listen: cfg.analyzer_listen,
+            metrics_listen: cfg.metrics_listen,
+            ..Config::default()
+        };
+        assert_eq!(cfg.to_toml().unwrap(), defaults.to_toml().unwrap());
+    }
+
+    #[test]
     fn unknown_and_bad_fields_are_named() {
         let err = toml::from_str::<Config>("queue_capacty = 3\n")
             .unwrap_err()

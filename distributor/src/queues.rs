@@ -80,17 +80,20 @@ impl PriorityQueues {
 
     /// The non-empty levels with their lengths, most urgent first.
     pub fn levels(&self) -> impl Iterator<Item = (u8, usize)> + '_ {
-        self.occupied.iter().enumerate().flat_map(move |(word, bits)| {
-            let mut bits = *bits;
-            std::iter::from_fn(move || {
-                if bits == 0 {
-                    return None;
-                }
-                let p = word * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                Some((p as u8, self.levels[p].len()))
+        self.occupied
+            .iter()
+            .enumerate()
+            .flat_map(move |(word, bits)| {
+                let mut bits = *bits;
+                std::iter::from_fn(move || {
+                    if bits == 0 {
+                        return None;
+                    }
+                    let p = word * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    Some((p as u8, self.levels[p].len()))
+                })
             })
-        })
     }
 
     /// Frames queued over all levels.

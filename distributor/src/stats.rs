@@ -714,7 +714,11 @@ mod tests {
         };
         // 200 µs and 30 ms at priority 0, 2 s at priority 200.
         waits.record(
-            &[frame(0, 1_999_800_000), frame(0, 1_970_000_000), frame(200, 0)],
+            &[
+                frame(0, 1_999_800_000),
+                frame(0, 1_970_000_000),
+                frame(200, 0),
+            ],
             2_000_000_000,
         );
         s.waits = waits.read();
@@ -773,17 +777,30 @@ mod tests {
         assert!(text.contains(
             "distributor_analyzer_failures_total{analyzer=\"a,\\\"1\\\"\",reason=\"io_error\"} 0\n"
         ));
-        assert!(text.contains("distributor_queued_frames_by_priority{priority_class=\"128-191\"} 4\n"));
+        assert!(
+            text.contains("distributor_queued_frames_by_priority{priority_class=\"128-191\"} 4\n")
+        );
         // Buckets are cumulative; the sum is in seconds.
-        for (le, n) in [("0.0001", 0), ("0.00025", 1), ("0.025", 1), ("0.05", 2), ("+Inf", 2)] {
+        for (le, n) in [
+            ("0.0001", 0),
+            ("0.00025", 1),
+            ("0.025", 1),
+            ("0.05", 2),
+            ("+Inf", 2),
+        ] {
             let line = format!(
                 "distributor_queue_wait_seconds_bucket{{le=\"{le}\",priority_class=\"0-63\"}} {n}\n"
             );
             assert!(text.contains(&line), "{line} in {text}");
         }
         assert!(text.contains("distributor_queue_wait_seconds_count{priority_class=\"0-63\"} 2\n"));
-        assert!(text.contains("distributor_queue_wait_seconds_sum{priority_class=\"0-63\"} 0.0302\n"), "{text}");
-        assert!(text.contains("distributor_queue_wait_seconds_bucket{le=\"2.5\",priority_class=\"192-255\"} 1\n"));
+        assert!(
+            text.contains("distributor_queue_wait_seconds_sum{priority_class=\"0-63\"} 0.0302\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "distributor_queue_wait_seconds_bucket{le=\"2.5\",priority_class=\"192-255\"} 1\n"
+        ));
         assert!(text.ends_with("# EOF\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();

@@ -116,9 +116,9 @@ mod tests {
         let at = 20_000_000_000;
         w.record(
             &[
-                frame(0, at - 50_000),         // 50 µs: first bucket
-                frame(63, at - 1_000_000),     // exactly 1 ms: the 1 ms bucket (le is inclusive)
-                frame(64, at - 3_000_000_000), // 3 s: the 5 s bucket
+                frame(0, at - 50_000),           // 50 µs: first bucket
+                frame(63, at - 1_000_000),       // exactly 1 ms: the 1 ms bucket (le is inclusive)
+                frame(64, at - 3_000_000_000),   // 3 s: the 5 s bucket
                 frame(255, at - 11_000_000_000), // 11 s: +Inf
             ],
             at,

@@ -8,6 +8,7 @@
 //! - [`run`]: one run end to end: start, load, chaos schedule, stop, report.
 //! - [`progress`]: the live display on a terminal, status lines otherwise.
 //! - [`bench`]: the end-to-end performance suite behind `just bench`.
+//! - [`prometheus`]: a real Prometheus beside a run (`--prometheus`), and its alerts.
 //!
 //! The harness starts the `distributor`, `analyzer-sink`, `loadgen` and `report` binaries
 //! found beside its own executable (`cargo build --release --workspace` builds them all),
@@ -19,4 +20,5 @@ pub mod bench;
 pub mod procs;
 pub mod profile;
 pub mod progress;
+pub mod prometheus;
 pub mod run;

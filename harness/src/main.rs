@@ -56,6 +56,11 @@ struct RunFlags {
     /// Folder for run folders.
     #[arg(long, value_name = "DIR", default_value = "results")]
     out: PathBuf,
+    /// Run a real Prometheus (from PATH: `apt-get install prometheus`) beside the
+    /// distributor, scraping it every second with deploy/prometheus/alerts.yml loaded;
+    /// writes alerts.csv, and the report checks the alerts.
+    #[arg(long)]
+    prometheus: bool,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +140,7 @@ fn run_profile(profile: &str, flags: &RunFlags) -> ExitCode {
             path,
             duration: flags.duration,
             out: flags.out.clone(),
+            prometheus: flags.prometheus,
         };
         let result = run(opts, runner::stop_signal()).await?;
         code = ExitCode::from(result.exit_code);

@@ -25,6 +25,8 @@ pub enum Binary {
     Loadgen,
     /// The report tool.
     Report,
+    /// Prometheus (`harness --prometheus`): not ours, found on PATH.
+    Prometheus,
 }
 
 impl Binary {
@@ -35,12 +37,21 @@ impl Binary {
             Binary::AnalyzerSink => "analyzer-sink",
             Binary::Loadgen => "loadgen",
             Binary::Report => "report",
+            Binary::Prometheus => "prometheus",
         }
     }
 
     /// Its path: beside the harness executable (for a test binary in `deps/`, one folder
     /// up). A missing binary is an error naming it and the command that builds it.
     pub fn path(self) -> anyhow::Result<PathBuf> {
+        if self == Binary::Prometheus {
+            return on_path(self.name()).with_context(|| {
+                format!(
+                    "`{}` is not on PATH: install Debian's package (`apt-get install prometheus`)",
+                    self.name()
+                )
+            });
+        }
         let exe = std::env::current_exe().context("cannot find the harness executable")?;
         let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
         if dir.file_name().is_some_and(|n| n == "deps") {
@@ -56,6 +67,17 @@ impl Binary {
         );
         Ok(path)
     }
+}
+
+/// The first executable file `name` in the PATH's folders.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// One component process (started, possibly several times).

@@ -4,11 +4,12 @@
 use crate::procs::{Binary, Component, free_port, git_commit, proc_usage};
 use crate::profile::Profile;
 use crate::progress::Progress;
+use crate::prometheus::Prometheus;
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 use runfolder::json::Manifest;
 use runfolder::names::utc_stamp;
-use runfolder::rows::{Event, Resource, Scope, Stats};
+use runfolder::rows::{Alert, Event, Resource, Scope, Stats};
 use runfolder::{ChaosAction, TableReader, TableWriter, names};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub struct RunOptions {
     pub duration: Option<f64>,
     /// Where run folders go.
     pub out: PathBuf,
+    /// Run a real Prometheus beside the distributor with the alert rules, and write
+    /// `alerts.csv`.
+    pub prometheus: bool,
 }
 
 /// The run folder and the report's verdict.
@@ -134,6 +138,8 @@ fn loadgen_config(p: &Profile, s: &Setup) -> loadgen::Config {
 struct Records {
     events: TableWriter<Event>,
     resources: TableWriter<Resource>,
+    /// When the loadgen started (ns since the epoch): the origin of `at_s` columns.
+    load_started_ns: Option<u64>,
 }
 
 /// The running processes.
@@ -178,8 +184,24 @@ pub async fn run(
     let mut records = Records {
         events: TableWriter::create(&dir.join(names::EVENTS))?,
         resources: TableWriter::create(&dir.join(names::RESOURCES))?,
+        load_started_ns: None,
     };
     let distributor_config = write_distributor_config(&profile, &setup)?;
+    let mut prometheus = if opts.prometheus {
+        let target = std::net::SocketAddr::from(([127, 0, 0, 1], setup.metrics_port));
+        let p = Prometheus::start(&dir.join("prometheus"), target)
+            .await
+            .context("--prometheus")?;
+        println!(
+            "harness: Prometheus at http://{} scrapes the distributor every {} s",
+            p.addr,
+            crate::prometheus::INTERVAL.as_secs()
+        );
+        Some(p)
+    } else {
+        None
+    };
+    let started_ns = protocol::now_ns();
     let mut procs = Processes {
         distributor: Component::new(
             "distributor",
@@ -230,6 +252,18 @@ pub async fn run(
         let _ = s.stop(Duration::from_secs(10)).await;
     }
     let ended_unix = protocol::now_ns() / 1_000_000_000;
+    let alerts = match prometheus.as_mut() {
+        Some(p) => {
+            let origin = records.load_started_ns.unwrap_or(started_ns);
+            let alerts = p
+                .alerts(started_ns, protocol::now_ns(), origin)
+                .await
+                .context("asking Prometheus for the alerts");
+            let _ = p.stop().await;
+            Some(alerts)
+        }
+        None => None,
+    };
     write_manifest(
         &dir,
         &opts,
@@ -246,6 +280,13 @@ pub async fn run(
         let _ = std::os::unix::fs::symlink(name, &latest);
     }
     outcome?;
+    if let Some(alerts) = alerts {
+        let mut w = TableWriter::<Alert>::create(&dir.join(names::ALERTS))?;
+        for a in alerts? {
+            w.write(&a)?;
+        }
+        w.flush()?;
+    }
     if let Ok(Some(code)) = dist_exit
         && code != 0
     {
@@ -297,6 +338,7 @@ async fn drive(
     schedule.sort_by(|a, b| a.0.total_cmp(&b.0));
     let schedule = schedule.into_iter().peekable();
     let started = Instant::now();
+    records.load_started_ns = Some(protocol::now_ns());
     loadgen.start()?;
     let mut progress = Progress::new(setup.duration);
     let outcome = run_schedule(

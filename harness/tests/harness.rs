@@ -337,7 +337,10 @@ fn a_bench_is_compared_with_an_earlier_one() {
     // A folder that is no bench is refused before any load runs.
     let (code, _, err) = harness(&["bench", "--compare-to", &arg(&dir)]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("bench.json") && err.contains(&arg(&dir)), "{err}");
+    assert!(
+        err.contains("bench.json") && err.contains(&arg(&dir)),
+        "{err}"
+    );
     let quick = [
         "bench",
         "--group",

@@ -189,6 +189,27 @@ fn event_marks(run: &Run) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// Alerts of the run's Prometheus as (from, to, label) in seconds since the start; `to`
+/// is `None` for an alert still firing at the end.
+fn alert_spans(run: &Run) -> Vec<(f64, Option<f64>, String)> {
+    let t0 = start_second(run) as f64;
+    run.alerts
+        .iter()
+        .flatten()
+        .map(|a| {
+            let who = a
+                .label("analyzer")
+                .or(a.label("reason"))
+                .unwrap_or_default();
+            (
+                a.fired_ns as f64 / 1e9 - t0,
+                a.resolved_ns.map(|r| r as f64 / 1e9 - t0),
+                format!("{} {who}", a.alert).trim_end().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A named line: legend label, colour, stroke width, points.
 struct Series {
     label: &'static str,
@@ -236,6 +257,8 @@ struct TimePanel<'a> {
     y_desc: &'static str,
     /// Integer ticks on y (counts).
     counts: bool,
+    /// Draw the alerts of the run's Prometheus (the throughput chart, the chaos timeline).
+    alerts: bool,
     series: Vec<Series>,
 }
 
@@ -301,6 +324,30 @@ impl TimePanel<'_> {
                 )])
                 .map_err(err)?;
         }
+        if self.alerts && self.x_desc.is_none() {
+            // Alerts as bars from firing to resolved, stacked under the top of the plot.
+            for (i, (from, to, label)) in alert_spans(self.run).into_iter().enumerate() {
+                let y = y_max * (0.88 - 0.06 * (i % 8) as f64);
+                let to = to.unwrap_or(x_max).min(x_max);
+                let from = from.max(0.0);
+                if from > x_max {
+                    continue;
+                }
+                chart
+                    .draw_series(LineSeries::new(
+                        [(from, y), (to.max(from), y)],
+                        ORANGE.stroke_width(5),
+                    ))
+                    .map_err(err)?;
+                chart
+                    .draw_series([Text::new(
+                        label,
+                        (from, y * 0.985),
+                        (FONT, 12).into_font().color(&ORANGE),
+                    )])
+                    .map_err(err)?;
+            }
+        }
         legend(&side, &self.series.iter().collect::<Vec<_>>())
     }
 }
@@ -337,6 +384,7 @@ pub fn throughput(run: &Run) -> Result<Chart, ChartError> {
         x_desc: None,
         y_desc: "messages / s",
         counts: true,
+        alerts: true,
         series: vec![
             sent,
             Series::new("delivered", GREEN, points(run, &delivered)),
@@ -487,6 +535,7 @@ pub fn latency_by_priority(run: &Run) -> Result<Option<Chart>, ChartError> {
         x_desc: Some("priority"),
         y_desc: "latency, ms",
         counts: false,
+        alerts: false,
         series: vec![
             Series::new("p50", GREEN, line(|l| l.1)),
             Series::new("p99", BLUE, line(|l| l.2)),
@@ -512,6 +561,7 @@ pub fn latency_over_time(run: &Run) -> Result<Chart, ChartError> {
         x_desc: None,
         y_desc: "latency, ms",
         counts: false,
+        alerts: false,
         series: vec![
             Series::new("p50", GREEN, line(|v| v.p50)),
             Series::new("p99", BLUE, line(|v| v.p99)),
@@ -529,6 +579,7 @@ pub fn queue_depth(run: &Run) -> Result<Chart, ChartError> {
         x_desc: None,
         y_desc: "frames",
         counts: true,
+        alerts: false,
         series: vec![Series::new(
             "queued",
             PURPLE,
@@ -556,6 +607,7 @@ pub fn resources(run: &Run) -> Result<Chart, ChartError> {
             x_desc: None,
             y_desc: "CPU %",
             counts: false,
+            alerts: false,
             series: vec![Series::new("cpu %", ORANGE, series(|r| r.cpu_pct))],
         },
         TimePanel {
@@ -564,6 +616,7 @@ pub fn resources(run: &Run) -> Result<Chart, ChartError> {
             x_desc: None,
             y_desc: "RSS MiB",
             counts: false,
+            alerts: false,
             series: vec![Series::new(
                 "rss MiB",
                 STEEL,

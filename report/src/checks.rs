@@ -8,8 +8,11 @@
 //! - [`integrity`]: no corrupt, foreign or unknown frame.
 //! - [`accounting`]: sent = delivered unique + dropped (+ in doubt); no unexplained loss.
 //! - [`latency`]: end-to-end percentiles overall and per priority.
+//! - [`alerting`] (runs with `--prometheus`): every analyzer kill raised `AnalyzerDown`
+//!   within 15 s; a run without chaos fired no alert.
 
 pub mod accounting;
+pub mod alerting;
 pub mod integrity;
 pub mod latency;
 pub mod priority;
@@ -86,13 +89,15 @@ pub fn result_line(outcomes: &[Outcome]) -> String {
 
 /// Runs every check.
 pub fn all(run: &Run) -> Vec<Outcome> {
-    vec![
+    let mut all = vec![
         weights::check(run),
         priority::check(run),
         integrity::check(run),
         accounting::check(run),
         latency::check(run),
-    ]
+    ];
+    all.extend(alerting::check(run));
+    all
 }
 
 /// The upper tail probability of a chi-square statistic `x` with `dof` degrees of freedom

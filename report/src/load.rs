@@ -6,8 +6,8 @@
 //!
 //! Files (any may be absent; the checks that need them then say NOT_EXERCISED):
 //! `emitters-*.csv`, `sent-*.csv` (loadgen), `arrivals-<id>.csv` or `summary-<id>.csv` +
-//! `latency-<id>.csv` + `seqs-<id>.csv` (sinks), `stats-*.csv` (distributor), `events.csv`
-//! and `resources.csv` (harness), `profile.toml` (the profile copy).
+//! `latency-<id>.csv` + `seqs-<id>.csv` (sinks), `stats-*.csv` (distributor), `events.csv`,
+//! `resources.csv` and `alerts.csv` (harness), `profile.toml` (the profile copy).
 
 use crate::model::{
     Analyzer, Distributor, Emitter, Event, LiveSample, Overrides, Resource, Run, SecondLatency,
@@ -180,6 +180,10 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     }
     events(dir, &mut run)?;
     resources(dir, &mut run)?;
+    let alerts = dir.join(names::ALERTS);
+    if alerts.exists() {
+        run.alerts = Some(read_all::<rows::Alert>(&alerts)?);
+    }
     Ok(run)
 }
 

@@ -316,6 +316,8 @@ pub struct Run {
     pub events: Vec<Event>,
     /// Distributor CPU and memory samples.
     pub resources: Vec<Resource>,
+    /// The alerts the run's Prometheus fired (`None`: the run had no Prometheus).
+    pub alerts: Option<Vec<runfolder::rows::Alert>>,
     /// Check settings.
     pub settings: Settings,
     /// Notes about the input (skipped partial lines and the like).

@@ -231,6 +231,9 @@ pub enum Unit {
     /// Mebibytes.
     #[serde(rename = "MiB")]
     Mib,
+    /// Seconds.
+    #[serde(rename = "s")]
+    Seconds,
 }
 spelled!(Unit {
     None => "",
@@ -241,6 +244,7 @@ spelled!(Unit {
     MsgPerS => "msg/s",
     UsPerMsg => "µs/msg",
     Mib => "MiB",
+    Seconds => "s",
 });
 
 /// Which way a compared metric improves.

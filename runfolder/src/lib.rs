@@ -26,6 +26,7 @@
 //! | `stats-<n>.csv` | distributor | [`rows::Stats`] |
 //! | `events.csv` | harness | [`rows::Event`] |
 //! | `resources.csv` | harness | [`rows::Resource`] |
+//! | `alerts.csv` | harness (`--prometheus`) | [`rows::Alert`] |
 //! | `manifest.json` | harness | [`json::Manifest`] |
 //! | `profile.toml` | harness (a copy) | [`profile::ProfileView`] (the report's part) |
 //! | `summary.csv` | report | [`rows::CheckRow`] |

@@ -10,6 +10,8 @@ pub const PROFILE: &str = "profile.toml";
 pub const MANIFEST: &str = "manifest.json";
 /// Chaos events as applied ([`crate::rows::Event`]).
 pub const EVENTS: &str = "events.csv";
+/// The alerts the run's Prometheus fired (`harness --prometheus`; [`crate::rows::Alert`]).
+pub const ALERTS: &str = "alerts.csv";
 /// The distributor's CPU and RSS over time ([`crate::rows::Resource`]).
 pub const RESOURCES: &str = "resources.csv";
 /// The distributor's settings as the harness handed them over (`--config`).

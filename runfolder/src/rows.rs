@@ -272,6 +272,34 @@ table! {
 }
 
 table! {
+    /// `alerts.csv` (harness, with `--prometheus`): one row per alert and firing interval,
+    /// as the run's Prometheus evaluated the rules of `deploy/prometheus/alerts.yml`.
+    pub struct Alert {
+        /// The alert's name (`AnalyzerDown`, ...).
+        pub alert: String,
+        /// Its labels, `name=value` separated by spaces, sorted (`analyzer=c2 job=...`).
+        pub labels: String,
+        /// When it started firing, ns since the epoch (at the evaluation interval).
+        pub fired_ns: u64,
+        /// The same in seconds since the load started (as `at_s` of `events.csv`).
+        pub fired_at_s: f64,
+        /// When it stopped firing; empty when it still fired at the end of the run.
+        pub resolved_ns: Option<u64>,
+        /// The same in seconds since the load started.
+        pub resolved_at_s: Option<f64>,
+    }
+}
+
+impl Alert {
+    /// The value of label `name`.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    }
+}
+
+table! {
     /// `summary.csv` (report): one row per check and per figure behind it.
     pub struct CheckRow {
         /// `weights`, `weights:a1`, `latency:p99_ms:all`, ...
@@ -673,6 +701,18 @@ mod tests {
             cpu_pct: 12.5,
             rss_bytes: 1 << 20,
         });
+        let alert = Alert {
+            alert: "AnalyzerDown".into(),
+            labels: "analyzer=c2 job=distributor severity=critical".into(),
+            fired_ns: 7,
+            fired_at_s: 41.5,
+            resolved_ns: None,
+            resolved_at_s: None,
+        };
+        assert_eq!(alert.label("analyzer"), Some("c2"));
+        assert_eq!(alert.label("job"), Some("distributor"));
+        assert_eq!(alert.label("reason"), None);
+        round_trip(alert);
         round_trip(CompareRow {
             scenario: "saturation/max, 8 emitters".into(),
             metric: "throughput".into(),
