@@ -18,6 +18,26 @@ pub const BOUNDS_S: [f64; 16] = [
     5.0, 10.0,
 ];
 
+/// The same bounds in ns, for the hot path (integer compares, no division).
+const BOUNDS_NS: [u64; 16] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
 /// Buckets per class, +Inf included.
 pub const BUCKETS: usize = BOUNDS_S.len() + 1;
 
@@ -34,8 +54,7 @@ pub fn class_label(c: usize) -> String {
 
 /// The bucket of a wait in ns.
 fn bucket_of(wait_ns: u64) -> usize {
-    let s = wait_ns as f64 / 1e9;
-    BOUNDS_S.partition_point(|b| *b < s)
+    BOUNDS_NS.partition_point(|b| *b < wait_ns)
 }
 
 /// The histograms, shared by every writer.
@@ -132,6 +151,9 @@ mod tests {
         assert_eq!(r.sum_ns[0], 1_050_000);
         assert_eq!(r.count(2), 0);
         assert_eq!(class_label(3), "192-255");
+        for (ns, s) in BOUNDS_NS.iter().zip(BOUNDS_S) {
+            assert_eq!(*ns as f64 / 1e9, s);
+        }
         assert_eq!(class_of(128), 2);
     }
 }

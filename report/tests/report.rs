@@ -376,3 +376,71 @@ fn a_second_in_which_analyzers_joined_is_not_held_against_them() {
     let w = r.outcomes.iter().find(|o| o.name() == "weights").unwrap();
     assert_eq!(w.status, Status::Pass, "{:?}", w.rows);
 }
+
+#[test]
+fn alerts_are_checked_only_in_runs_with_prometheus() {
+    use runfolder::rows::{Alert, Event};
+    use runfolder::{ChaosAction, TableWriter};
+    let dir = folder("alerting", Tamper::None);
+    let outcome = |dir: &std::path::Path| {
+        report::run(dir, &Overrides::default())
+            .unwrap()
+            .outcomes
+            .into_iter()
+            .find(|o| o.name() == "alerting")
+    };
+    // No alerts.csv: no Prometheus, no check.
+    assert!(outcome(&dir).is_none());
+    let write_alerts = |alerts: &[Alert]| {
+        let mut w = TableWriter::<Alert>::create(&dir.join("alerts.csv")).unwrap();
+        for a in alerts {
+            w.write(a).unwrap();
+        }
+        w.flush().unwrap();
+    };
+    let down = |analyzer: &str, fired_ns: u64| Alert {
+        alert: "AnalyzerDown".into(),
+        labels: format!("analyzer={analyzer} job=distributor severity=critical"),
+        fired_ns,
+        fired_at_s: 0.0,
+        resolved_ns: None,
+        resolved_at_s: None,
+    };
+    // A run without chaos: no alert passes, any alert fails.
+    write_alerts(&[]);
+    assert_eq!(outcome(&dir).unwrap().status, Status::Pass);
+    write_alerts(&[down("a2", 1)]);
+    let o = outcome(&dir).unwrap();
+    assert_eq!(o.status, Status::Fail);
+    assert!(o.headline.contains("AnalyzerDown"), "{}", o.headline);
+    // A kill of a2: its AnalyzerDown within 15 s passes, later (or for another) fails.
+    let kill_ns = 1_800_000_000_000_000_000;
+    let mut events = TableWriter::<Event>::create(&dir.join("events.csv")).unwrap();
+    events
+        .write(&Event {
+            ts_ns: kill_ns,
+            at_s: 1.0,
+            action: ChaosAction::Kill,
+            target: "a2".into(),
+        })
+        .unwrap();
+    events.flush().unwrap();
+    write_alerts(&[down("a2", kill_ns + 12_000_000_000)]);
+    let o = outcome(&dir).unwrap();
+    assert_eq!(o.status, Status::Pass, "{}", o.headline);
+    assert_eq!(o.rows[1].value_num, Some(12.0));
+    for late in [
+        down("a2", kill_ns + 16_000_000_000),
+        down("a1", kill_ns + 5_000_000_000),
+    ] {
+        write_alerts(&[late]);
+        let o = outcome(&dir).unwrap();
+        assert_eq!(o.status, Status::Fail, "{}", o.headline);
+        assert!(
+            o.headline.contains("1 of 1 analyzer kills"),
+            "{}",
+            o.headline
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
