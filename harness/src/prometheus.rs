@@ -211,6 +211,11 @@ scrape_configs:\n  - job_name: distributor\n    static_configs:\n      - targets
         Ok(out)
     }
 
+    /// The command line it was started with (for the run's manifest).
+    pub fn command_lines(&self) -> &[String] {
+        &self.component.command_lines
+    }
+
     /// Stops Prometheus.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         self.component

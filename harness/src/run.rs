@@ -148,6 +148,8 @@ struct Processes {
     distributor_config: PathBuf,
     incarnation: u32,
     sinks: BTreeMap<String, Component>,
+    /// Command lines of helpers the harness started before the components (Prometheus).
+    helpers: Vec<String>,
 }
 
 /// Runs a profile; the report's verdict decides the exit code.
@@ -156,6 +158,10 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<RunResult> {
     let profile = Profile::load(&opts.path)?;
+    if opts.prometheus {
+        // Before any folder or process: a missing Prometheus is named at once.
+        crate::prometheus::binary()?;
+    }
     let duration = opts.duration.unwrap_or(profile.duration);
     anyhow::ensure!(
         duration.is_finite() && duration > 0.0,
@@ -211,6 +217,10 @@ pub async fn run(
         ),
         distributor_config,
         incarnation: 1,
+        helpers: prometheus
+            .as_ref()
+            .map(|p| p.command_lines().to_vec())
+            .unwrap_or_default(),
         sinks: profile
             .analyzers
             .iter()
@@ -490,7 +500,8 @@ fn write_manifest(
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let mut command_lines: Vec<String> = procs.distributor.command_lines.clone();
+    let mut command_lines: Vec<String> = procs.helpers.clone();
+    command_lines.extend(procs.distributor.command_lines.iter().cloned());
     for s in procs.sinks.values() {
         command_lines.extend(s.command_lines.iter().cloned());
     }

@@ -316,6 +316,13 @@ fn a_run_with_prometheus_checks_its_alerts() {
     assert!(alerts.is_empty(), "{alerts:?}");
     assert!(out.contains("PASS          alerting"), "{out}");
     assert!(run.join("prometheus/prometheus.yml").is_file());
+    let manifest: runfolder::json::Manifest =
+        runfolder::table::read_json(&run.join("manifest.json")).unwrap();
+    assert!(
+        manifest.command_lines[0].contains("prometheus --config.file="),
+        "{:?}",
+        manifest.command_lines
+    );
     // An analyzer killed for 16 s raises AnalyzerDown within 15 s.
     let dir = workdir("kill");
     let chaos = format!(
@@ -365,5 +372,6 @@ fn a_missing_prometheus_is_named_with_its_install_command() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("apt-get install prometheus"), "{err}");
+    assert!(!dir.join("results").exists(), "no run folder for a run that never started");
     let _ = std::fs::remove_dir_all(&dir);
 }
