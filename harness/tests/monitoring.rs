@@ -372,6 +372,9 @@ fn a_missing_prometheus_is_named_with_its_install_command() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("apt-get install prometheus"), "{err}");
-    assert!(!dir.join("results").exists(), "no run folder for a run that never started");
+    assert!(
+        !dir.join("results").exists(),
+        "no run folder for a run that never started"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
