@@ -81,14 +81,29 @@ pub struct CompareArgs {
 
 /// A confidence: a fraction in [0.5, 1), or a percentage written `N%`.
 pub fn parse_confidence(s: &str) -> Result<f64, String> {
-    let bad =
-        || format!("{s:?}: give a fraction in [0.5, 1) such as 0.9, or a percentage such as 90%");
-    let c = match s.trim().strip_suffix('%') {
+    parse_fraction(
+        s,
+        |c| (0.5..1.0).contains(&c),
+        "in [0.5, 1) such as 0.9",
+        "90%",
+    )
+}
+
+/// A fraction `ok` accepts, written as one or as a percentage `N%`; the error shows
+/// `range` and the percentage `example`.
+fn parse_fraction(
+    s: &str,
+    ok: impl Fn(f64) -> bool,
+    range: &str,
+    example: &str,
+) -> Result<f64, String> {
+    let bad = || format!("{s:?}: give a fraction {range}, or a percentage such as {example}");
+    let v = match s.trim().strip_suffix('%') {
         Some(pct) => pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
         None => s.trim().parse::<f64>().map_err(|_| bad())?,
     };
-    if (0.5..1.0).contains(&c) {
-        Ok(c)
+    if v.is_finite() && ok(v) {
+        Ok(v)
     } else {
         Err(bad())
     }
@@ -96,17 +111,7 @@ pub fn parse_confidence(s: &str) -> Result<f64, String> {
 
 /// A tolerance: a fraction in (0, 0.5], or a percentage written `N%`.
 pub fn parse_tolerance(s: &str) -> Result<f64, String> {
-    let bad =
-        || format!("{s:?}: give a fraction in (0, 0.5] such as 0.05, or a percentage such as 5%");
-    let t = match s.trim().strip_suffix('%') {
-        Some(pct) => pct.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
-        None => s.trim().parse::<f64>().map_err(|_| bad())?,
-    };
-    if t.is_finite() && t > 0.0 && t <= 0.5 {
-        Ok(t)
-    } else {
-        Err(bad())
-    }
+    parse_fraction(s, |t| t > 0.0 && t <= 0.5, "in (0, 0.5] such as 0.05", "5%")
 }
 
 fn parse_positive(s: &str) -> Result<f64, String> {
@@ -117,16 +122,10 @@ fn parse_positive(s: &str) -> Result<f64, String> {
 }
 
 /// The `report` binary: a report on a run folder, or a comparison.
-pub fn main(cli: Cli) -> ExitCode {
-    match (cli.command, cli.dir) {
-        (Some(Command::Compare(args)), _) => compare(args),
-        (None, Some(dir)) => report(&Cli {
-            dir: Some(dir),
-            command: None,
-            ..cli
-        }),
-        // clap requires the folder when no subcommand is given.
-        (None, None) => ExitCode::from(2),
+pub fn main(mut cli: Cli) -> ExitCode {
+    match cli.command.take() {
+        Some(Command::Compare(args)) => compare(args),
+        None => report(&cli),
     }
 }
 
@@ -172,6 +171,7 @@ fn compare(args: CompareArgs) -> ExitCode {
 /// Runs the report, prints the verdicts and the RESULT line; the exit code of the `report`
 /// binary.
 fn report(cli: &Cli) -> ExitCode {
+    // clap requires the folder when no subcommand is given.
     let Some(dir) = &cli.dir else {
         return ExitCode::from(2);
     };

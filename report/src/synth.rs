@@ -157,19 +157,7 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
     let mut sent = TableWriter::<Sent>::create(&names::SENT.path(dir, 0))?;
     for e in 0..emitters {
         let n = messages / emitters + u64::from(e < messages % emitters);
-        manifest.write(&EmitterTotals {
-            emitter: e as u32,
-            sent: n,
-            bytes: n * 517,
-            errors: 0,
-            reconnects: 0,
-            in_doubt: 0,
-            in_doubt_ranges: SeqRanges::default(),
-            unsent: 0,
-            first_sent_ns: BASE_NS,
-            last_sent_ns: BASE_NS,
-            max_lag_us: 0,
-        })?;
+        manifest.write(&emitter_totals(e as u32, n, BASE_NS))?;
         sent.write(&Sent {
             second: BASE_NS / 1_000_000_000,
             emitter: e as u32,
@@ -180,6 +168,24 @@ pub fn write_run(dir: &Path, messages: u64, tamper: Tamper) -> Result<(), runfol
     manifest.flush()?;
     sent.flush()?;
     Ok(())
+}
+
+/// An emitter of the loadgen's manifest that sent `sent` messages of 517 bytes from
+/// `BASE_NS` to `last_sent_ns`, without trouble.
+fn emitter_totals(emitter: u32, sent: u64, last_sent_ns: u64) -> EmitterTotals {
+    EmitterTotals {
+        emitter,
+        sent,
+        bytes: sent * 517,
+        errors: 0,
+        reconnects: 0,
+        in_doubt: 0,
+        in_doubt_ranges: SeqRanges::default(),
+        unsent: 0,
+        first_sent_ns: BASE_NS,
+        last_sent_ns,
+        max_lag_us: 0,
+    }
 }
 
 /// The distributor's stats: every second, the totals and three live analyzers (5/3/2);
@@ -382,19 +388,7 @@ pub fn write_series_run(dir: &Path, spec: &SeriesRun) -> Result<(), runfolder::E
     })?;
     totals.flush()?;
     let mut manifest = TableWriter::<EmitterTotals>::create(&names::EMITTERS.path(dir, 0))?;
-    manifest.write(&EmitterTotals {
-        emitter: 0,
-        sent: total,
-        bytes: total * 517,
-        errors: 0,
-        reconnects: 0,
-        in_doubt: 0,
-        in_doubt_ranges: SeqRanges::default(),
-        unsent: 0,
-        first_sent_ns: BASE_NS,
-        last_sent_ns: last * 1_000_000_000,
-        max_lag_us: 0,
-    })?;
+    manifest.write(&emitter_totals(0, total, last * 1_000_000_000))?;
     manifest.flush()?;
     write_profile(dir)?;
     runfolder::table::write_json(

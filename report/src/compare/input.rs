@@ -172,6 +172,24 @@ const METRICS: [(&str, Unit, Better, Kind); 8] = [
     ("dropped", Unit::Messages, Better::Lower, Kind::Drops),
 ];
 
+/// One metric's samples, when both sides have some.
+fn both_sides(
+    scenario: &str,
+    (metric, unit, better, kind): (&'static str, Unit, Better, Kind),
+    base: Vec<f64>,
+    candidate: Vec<f64>,
+) -> Option<Samples> {
+    (!base.is_empty() && !candidate.is_empty()).then(|| Samples {
+        scenario: scenario.to_owned(),
+        metric,
+        unit,
+        better,
+        kind,
+        base,
+        candidate,
+    })
+}
+
 /// A run's samples of `metric`: per second, or one per run.
 fn run_values(r: &RunFigures, metric: &str) -> Vec<f64> {
     let values = |v: &[(f64, f64)]| v.iter().map(|p| p.1).collect();
@@ -371,25 +389,16 @@ fn runs(base: &[PathBuf], candidate: &[PathBuf], warmup: u64) -> Result<Loaded, 
     }
     let scenario = b.first().map_or_else(String::new, |r| r.profile.clone());
     let mut samples = Vec::new();
-    for (metric, unit, better, kind) in METRICS {
+    for def in METRICS {
         let pool = |runs: &[RunFigures]| -> Vec<f64> {
-            runs.iter().flat_map(|r| run_values(r, metric)).collect()
+            runs.iter().flat_map(|r| run_values(r, def.0)).collect()
         };
         let (bs, cs) = (pool(&b), pool(&c));
-        if bs.is_empty() || cs.is_empty() {
-            let side = if bs.is_empty() { "base" } else { "candidate" };
-            notes.push(format!("{metric}: no samples in the {side}; left out"));
-            continue;
+        let side = if bs.is_empty() { "base" } else { "candidate" };
+        match both_sides(&scenario, def, bs, cs) {
+            Some(s) => samples.push(s),
+            None => notes.push(format!("{}: no samples in the {side}; left out", def.0)),
         }
-        samples.push(Samples {
-            scenario: scenario.clone(),
-            metric,
-            unit,
-            better,
-            kind,
-            base: bs,
-            candidate: cs,
-        });
     }
     let name = |d: &Path| {
         d.file_name().map_or_else(
@@ -487,23 +496,12 @@ fn benches(base: &[PathBuf], candidate: &[PathBuf]) -> Result<Loaded, CompareErr
             notes.push(format!("{key}: only in the base; left out"));
             continue;
         };
-        for (metric, unit, better, kind) in METRICS {
+        for def in METRICS {
             let values = |runs: &[BenchRun]| -> Vec<f64> {
-                runs.iter().filter_map(|r| bench_value(r, metric)).collect()
+                runs.iter().filter_map(|r| bench_value(r, def.0)).collect()
             };
-            let (bs, cs) = (values(base_runs), values(cand_runs));
-            if bs.is_empty() || cs.is_empty() {
-                continue;
-            }
-            samples.push(Samples {
-                scenario: key.clone(),
-                metric,
-                unit,
-                better,
-                kind,
-                base: bs,
-                candidate: cs,
-            });
+            // A bench counts no drops: that metric is absent on both sides.
+            samples.extend(both_sides(key, def, values(base_runs), values(cand_runs)));
         }
     }
     for (key, _, _) in &c {
