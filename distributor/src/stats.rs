@@ -706,14 +706,14 @@ mod tests {
             },
         );
         s.queued_by_class = [1, 0, 4, 0];
-        let waits = crate::waits::QueueWaits::default();
+        let mut waits = crate::waits::WaitCounts::default();
         let frame = |priority, queued_ns| crate::frame::Frame {
             payload: bytes::Bytes::new(),
             priority,
             queued_ns,
         };
         // 200 µs and 30 ms at priority 0, 2 s at priority 200.
-        waits.record(
+        waits.add(
             &[
                 frame(0, 1_999_800_000),
                 frame(0, 1_970_000_000),
@@ -721,7 +721,7 @@ mod tests {
             ],
             2_000_000_000,
         );
-        s.waits = waits.read();
+        s.waits = waits;
         s
     }
 

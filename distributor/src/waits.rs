@@ -3,8 +3,10 @@
 //! dashboards without the toolkit. A frame's wait is its dispatch stamp less its queue
 //! stamp (the two stamps every DELIVER carries).
 //!
-//! Writers record a whole batch at once, outside the core's lock: the batch is counted into
-//! a local table and added with one atomic add per touched bucket.
+//! Writers count waits into a table of their own ([`WaitCounts::add`], no atomics) and
+//! merge it into the shared histogram ([`QueueWaits::merge`], one atomic add per touched
+//! bucket) at most every [`MERGE_EVERY`], and before they go idle: at saturation the
+//! shared counters are touched ten times a second per writer, not per batch.
 
 use crate::frame::Frame;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,8 +59,13 @@ fn bucket_of(wait_ns: u64) -> usize {
     BOUNDS_NS.partition_point(|b| *b < wait_ns)
 }
 
-/// The histograms, shared by every writer.
+/// How often a busy writer merges its counts into the shared histogram.
+pub const MERGE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The histograms, shared by every writer (aligned so that no other hot field shares
+/// their cache lines).
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub struct QueueWaits {
     counts: [[AtomicU64; BUCKETS]; 4],
     sum_ns: [AtomicU64; 4],
@@ -79,18 +86,26 @@ impl WaitCounts {
     pub fn count(&self, c: usize) -> u64 {
         self.counts[c].iter().sum()
     }
-}
 
-impl QueueWaits {
-    /// Records the waits of `frames`, dispatched at `dispatch_ns`.
-    pub fn record(&self, frames: &[Frame], dispatch_ns: u64) {
-        let mut local = WaitCounts::default();
+    /// Counts the waits of `frames`, dispatched at `dispatch_ns`.
+    pub fn add(&mut self, frames: &[Frame], dispatch_ns: u64) {
         for f in frames {
             let c = class_of(f.priority);
             let wait = dispatch_ns.saturating_sub(f.queued_ns);
-            local.counts[c][bucket_of(wait)] += 1;
-            local.sum_ns[c] += wait;
+            self.counts[c][bucket_of(wait)] += 1;
+            self.sum_ns[c] += wait;
         }
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.sum_ns.iter().all(|s| *s == 0) && self.counts.iter().flatten().all(|n| *n == 0)
+    }
+}
+
+impl QueueWaits {
+    /// Adds a writer's counts (and leaves them to it to reset).
+    pub fn merge(&self, local: &WaitCounts) {
         for c in 0..4 {
             for (b, n) in local.counts[c].iter().enumerate() {
                 if *n > 0 {
@@ -116,6 +131,50 @@ impl QueueWaits {
     }
 }
 
+/// A writer's share of the histogram: counts locally, merges into `shared` at most every
+/// [`MERGE_EVERY`], when asked ([`WriterWaits::flush`], before going idle), and when
+/// dropped (the session ended).
+#[derive(Debug)]
+pub struct WriterWaits<'a> {
+    shared: &'a QueueWaits,
+    local: WaitCounts,
+    merged: std::time::Instant,
+}
+
+impl<'a> WriterWaits<'a> {
+    /// Nothing counted yet.
+    pub fn new(shared: &'a QueueWaits) -> Self {
+        Self {
+            shared,
+            local: WaitCounts::default(),
+            merged: std::time::Instant::now(),
+        }
+    }
+
+    /// Counts a batch; merges when the last merge is [`MERGE_EVERY`] old.
+    pub fn add(&mut self, frames: &[Frame], dispatch_ns: u64) {
+        self.local.add(frames, dispatch_ns);
+        if self.merged.elapsed() >= MERGE_EVERY {
+            self.flush();
+        }
+    }
+
+    /// Merges what was counted since the last merge.
+    pub fn flush(&mut self) {
+        if !self.local.is_empty() {
+            self.shared.merge(&self.local);
+            self.local = WaitCounts::default();
+        }
+        self.merged = std::time::Instant::now();
+    }
+}
+
+impl Drop for WriterWaits<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +192,9 @@ mod tests {
     fn waits_land_in_their_class_and_bucket() {
         let w = QueueWaits::default();
         let at = 20_000_000_000;
-        w.record(
+        let mut local = WaitCounts::default();
+        assert!(local.is_empty());
+        local.add(
             &[
                 frame(0, at - 50_000),           // 50 µs: first bucket
                 frame(63, at - 1_000_000),       // exactly 1 ms: the 1 ms bucket (le is inclusive)
@@ -142,6 +203,8 @@ mod tests {
             ],
             at,
         );
+        assert!(!local.is_empty());
+        w.merge(&local);
         let r = w.read();
         assert_eq!(r.counts[0][0], 1);
         assert_eq!(r.counts[0][3], 1);
@@ -154,6 +217,16 @@ mod tests {
         for (ns, s) in BOUNDS_NS.iter().zip(BOUNDS_S) {
             assert_eq!(*ns as f64 / 1e9, s);
         }
+        // Merging adds.
+        w.merge(&local);
+        assert_eq!(w.read().count(0), 4);
+        // A writer's counts reach the histogram by the time it is dropped.
+        let shared = QueueWaits::default();
+        {
+            let mut writer = WriterWaits::new(&shared);
+            writer.add(&[frame(5, at - 1)], at);
+        }
+        assert_eq!(shared.read().count(0), 1);
         assert_eq!(class_of(128), 2);
     }
 }

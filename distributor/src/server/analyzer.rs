@@ -5,6 +5,7 @@ use super::Shared;
 use crate::core::Now;
 use crate::frame::Frame;
 use crate::session::{Registered, RejectReason, SessionEnd, SessionKey, Violation};
+use crate::waits::WriterWaits;
 use bytes::BytesMut;
 use protocol::analyzer as wire;
 use protocol::{AckDecoder, HelloDecoder};
@@ -126,6 +127,8 @@ async fn write_loop(
     let mut frames: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
     let mut out = BytesMut::with_capacity(MAX_BATCH_BYTES + 64 * 1024);
     let mut ends: Vec<usize> = Vec::with_capacity(MAX_BATCH_FRAMES);
+    // Queue waits counted here, merged into the shared histogram now and then.
+    let mut waits = WriterWaits::new(&shared.waits);
     loop {
         frames.clear();
         let stamp = shared.with(|c| {
@@ -142,6 +145,7 @@ async fn write_loop(
             return None;
         };
         if frames.is_empty() {
+            waits.flush();
             reg.notify.notified().await;
             // Let the other ready tasks (emitter reads woken by the same poll) queue their
             // frames first: one write then carries them all.
@@ -160,7 +164,7 @@ async fn write_loop(
             out.extend_from_slice(&f.payload);
             ends.push(out.len());
         }
-        shared.waits.record(&frames, dispatch_ns);
+        waits.add(&frames, dispatch_ns);
         // The batch holds its own copy now; release the payloads early.
         frames.clear();
         let mut off = 0;
