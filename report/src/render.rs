@@ -235,6 +235,24 @@ fn header(out: &mut String, run: &Run) {
         };
         rows.push(("chaos", chaos));
     }
+    if let Some(alerts) = &run.alerts {
+        let names: Vec<String> = alerts
+            .iter()
+            .map(|a| match a.label("analyzer").or(a.label("reason")) {
+                Some(who) => format!("{} {who} at {:.0} s", a.alert, a.fired_at_s),
+                None => format!("{} at {:.0} s", a.alert, a.fired_at_s),
+            })
+            .collect();
+        let fired = if names.is_empty() {
+            "none fired".to_owned()
+        } else {
+            format!("{} fired: {}", names.len(), names.join("; "))
+        };
+        rows.push((
+            "monitoring",
+            format!("a real Prometheus scraped the distributor with the alert rules (alerts.csv); {fired}"),
+        ));
+    }
     if rows.is_empty() {
         out.push_str("<p>No manifest or profile in the folder: the components were not run by the harness.</p>\n");
         return;

@@ -413,6 +413,12 @@ fn alerts_are_checked_only_in_runs_with_prometheus() {
     let o = outcome(&dir).unwrap();
     assert_eq!(o.status, Status::Fail);
     assert!(o.headline.contains("AnalyzerDown"), "{}", o.headline);
+    // The page's header says Prometheus watched the run and what fired.
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("<th>monitoring</th>") && page.contains("1 fired: AnalyzerDown a2"),
+        "no monitoring row in the header"
+    );
     // A kill of a2: its AnalyzerDown within 15 s passes, later (or for another) fails.
     let kill_ns = 1_800_000_000_000_000_000;
     let mut events = TableWriter::<Event>::create(&dir.join("events.csv")).unwrap();
