@@ -151,21 +151,26 @@ impl<'a> WriterWaits<'a> {
         }
     }
 
-    /// Counts a batch; merges when the last merge is [`MERGE_EVERY`] old.
-    pub fn add(&mut self, frames: &[Frame], dispatch_ns: u64) {
+    /// Counts a batch dispatched at `dispatch_ns`; at `now` (the writer's clock reading of
+    /// the same moment), merges when the last merge is [`MERGE_EVERY`] old.
+    pub fn add(&mut self, frames: &[Frame], dispatch_ns: u64, now: std::time::Instant) {
         self.local.add(frames, dispatch_ns);
-        if self.merged.elapsed() >= MERGE_EVERY {
-            self.flush();
+        if now.saturating_duration_since(self.merged) >= MERGE_EVERY {
+            self.merge(now);
         }
     }
 
-    /// Merges what was counted since the last merge.
+    /// Merges what was counted since the last merge (before the writer goes idle).
     pub fn flush(&mut self) {
+        self.merge(std::time::Instant::now());
+    }
+
+    fn merge(&mut self, now: std::time::Instant) {
         if !self.local.is_empty() {
             self.shared.merge(&self.local);
             self.local = WaitCounts::default();
         }
-        self.merged = std::time::Instant::now();
+        self.merged = now;
     }
 }
 
@@ -224,7 +229,7 @@ mod tests {
         let shared = QueueWaits::default();
         {
             let mut writer = WriterWaits::new(&shared);
-            writer.add(&[frame(5, at - 1)], at);
+            writer.add(&[frame(5, at - 1)], at, std::time::Instant::now());
         }
         assert_eq!(shared.read().count(0), 1);
         assert_eq!(class_of(128), 2);

@@ -131,15 +131,11 @@ async fn write_loop(
     let mut waits = WriterWaits::new(&shared.waits);
     loop {
         frames.clear();
-        let stamp = shared.with(|c| {
-            c.take_batch(
-                reg.key,
-                MAX_BATCH_FRAMES,
-                MAX_BATCH_BYTES,
-                &mut frames,
-                Now::read(),
-            )
-        });
+        // One clock reading, taken outside the lock: the dispatch stamp, and the time the
+        // queue-wait counts go by.
+        let now = Now::read();
+        let stamp = shared
+            .with(|c| c.take_batch(reg.key, MAX_BATCH_FRAMES, MAX_BATCH_BYTES, &mut frames, now));
         let Some(dispatch_ns) = stamp else {
             // The session already ended (the core failed it and logged why).
             return None;
@@ -164,7 +160,7 @@ async fn write_loop(
             out.extend_from_slice(&f.payload);
             ends.push(out.len());
         }
-        waits.add(&frames, dispatch_ns);
+        waits.add(&frames, dispatch_ns, now.instant);
         // The batch holds its own copy now; release the payloads early.
         frames.clear();
         let mut off = 0;
