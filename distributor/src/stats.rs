@@ -471,6 +471,20 @@ fn gauge(
     ConstGauge::new(value).encode(m)
 }
 
+/// A counter family with one `reason` label, a series per reason.
+fn by_reason<const N: usize>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counts: [(&str, u64); N],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (reason, n) in counts {
+        ConstCounter::new(n).encode(m.encode_family(&[("reason", reason)])?)?;
+    }
+    Ok(())
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
@@ -565,40 +579,25 @@ impl Collector for SnapshotCollector {
             "Emitter connections now open.",
             t.emitter_connections_open,
         )?;
-        let mut m = enc.encode_descriptor(
+        // Every reason from the start, at 0 until its first event.
+        by_reason(
+            &mut enc,
             "distributor_closed_connections",
             "Connections the distributor closed on its own, by reason.",
-            None,
-            MetricType::Counter,
+            CloseReason::ALL.map(|r| (r.as_str(), t.closed_connections[r as usize])),
         )?;
-        for reason in CloseReason::ALL {
-            let labels = [("reason", reason.as_str())];
-            ConstCounter::new(t.closed_connections[reason as usize])
-                .encode(m.encode_family(&labels)?)?;
-        }
-        // Every reason from the start, at 0 until its first REJECT.
-        let mut m = enc.encode_descriptor(
+        by_reason(
+            &mut enc,
             "distributor_rejected_hellos",
             "HELLOs answered with REJECT, by reason.",
-            None,
-            MetricType::Counter,
+            RejectKind::ALL.map(|k| (k.as_str(), t.rejected_hellos[k as usize])),
         )?;
-        for kind in RejectKind::ALL {
-            let labels = [("reason", kind.as_str())];
-            ConstCounter::new(t.rejected_hellos[kind as usize])
-                .encode(m.encode_family(&labels)?)?;
-        }
-        // Every reason from the start, at 0 until its first drop.
-        let mut m = enc.encode_descriptor(
+        by_reason(
+            &mut enc,
             "distributor_dropped_frames",
             "Frames given up, by reason.",
-            None,
-            MetricType::Counter,
+            DropReason::ALL.map(|r| (r.as_str(), t.dropped_by(r))),
         )?;
-        for reason in DropReason::ALL {
-            let labels = [("reason", reason.as_str())];
-            ConstCounter::new(t.dropped_by(reason)).encode(m.encode_family(&labels)?)?;
-        }
         let mut m = enc.encode_descriptor(
             "distributor_dropped_frames_by_priority",
             "Frames given up, by reason and priority (only pairs with drops).",
