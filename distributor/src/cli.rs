@@ -105,12 +105,31 @@ pub struct Cli {
     /// folded into one total and leave /metrics and the stats CSV. [default: 600]
     #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
     forget_after: Option<std::time::Duration>,
+    /// Seconds a client has to finish its TLS handshake; past it the connection is closed,
+    /// counted as `timeout`. [default: 10]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
+    handshake_timeout: Option<std::time::Duration>,
     /// Serve OpenMetrics text (what Prometheus scrapes) at http://HOST:PORT/metrics.
     #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
     metrics_listen: Option<SocketAddr>,
     /// Write per-second stats to this CSV file.
     #[arg(long, value_name = "PATH")]
     stats_csv: Option<PathBuf>,
+    /// Serve every listener (emitters, analyzers, /metrics) over TLS with this certificate
+    /// chain (PEM); needs --tls-key. Re-read on SIGHUP.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Require emitters and analyzers to present a client certificate signed by this CA
+    /// (mutual TLS); its first DNS name (else its CN) is the peer's identity.
+    #[arg(long, value_name = "PEM")]
+    tls_client_ca: Option<PathBuf>,
+    /// Access rules by identity (TOML: [emitters."pattern"] priorities = "A-B";
+    /// [analyzers] allow = [..]). Re-read on SIGHUP; a bad file keeps the rules in force.
+    #[arg(long, value_name = "FILE.toml")]
+    access: Option<PathBuf>,
 }
 
 fn parse_secs_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -149,7 +168,8 @@ impl Cli {
             max_analyzers,
             max_weight,
             frame_timeout,
-            forget_after
+            forget_after,
+            handshake_timeout
         );
         if self.seed.is_some() {
             c.seed = self.seed;
@@ -157,8 +177,16 @@ impl Cli {
         if self.metrics_listen.is_some() {
             c.metrics_listen = self.metrics_listen;
         }
-        if self.stats_csv.is_some() {
-            c.stats_csv = self.stats_csv;
+        for (flag, setting) in [
+            (self.stats_csv, &mut c.stats_csv),
+            (self.tls_cert, &mut c.tls_cert),
+            (self.tls_key, &mut c.tls_key),
+            (self.tls_client_ca, &mut c.tls_client_ca),
+            (self.access, &mut c.access),
+        ] {
+            if flag.is_some() {
+                *setting = flag;
+            }
         }
         c.weights.extend(self.weights);
         c.validate()?;

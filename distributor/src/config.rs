@@ -70,6 +70,19 @@ pub struct Config {
     /// Per-second stats CSV; none when absent.
     #[serde(default, alias = "stats_csv")]
     pub stats_csv: Option<PathBuf>,
+    /// TLS certificate chain (PEM): with `tls-key`, every listener serves TLS.
+    #[serde(default, alias = "tls_cert")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls-cert` (PEM).
+    #[serde(default, alias = "tls_key")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that must have signed every emitter's and analyzer's client certificate:
+    /// mutual TLS, and identities.
+    #[serde(default, alias = "tls_client_ca")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// The access file: priorities per emitter identity, identities allowed as analyzers.
+    #[serde(default)]
+    pub access: Option<PathBuf>,
     /// Weights pinned by analyzer id; they win over the weight in the HELLO.
     #[serde(default)]
     pub weights: BTreeMap<String, f64>,
@@ -149,6 +162,14 @@ pub struct Config {
         with = "secs"
     )]
     pub forget_after: Duration,
+    /// Seconds a client has to finish its TLS handshake; past it the connection is closed
+    /// (counted as `timeout`).
+    #[serde(
+        default = "default_handshake_timeout",
+        alias = "handshake_timeout",
+        with = "secs"
+    )]
+    pub handshake_timeout: Duration,
 }
 
 fn default_emitter_listen() -> SocketAddr {
@@ -208,6 +229,9 @@ fn default_frame_timeout() -> Duration {
 fn default_forget_after() -> Duration {
     Duration::from_secs(600)
 }
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
+}
 
 /// Serde for a `Duration` setting written in seconds (`0.5`, `10`).
 mod secs {
@@ -238,6 +262,10 @@ impl Default for Config {
             analyzer_listen: default_analyzer_listen(),
             metrics_listen: None,
             stats_csv: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            access: None,
             weights: BTreeMap::new(),
             routing: default_routing(),
             seed: None,
@@ -257,6 +285,7 @@ impl Default for Config {
             max_weight: default_max_weight(),
             frame_timeout: default_frame_timeout(),
             forget_after: default_forget_after(),
+            handshake_timeout: default_handshake_timeout(),
         }
     }
 }
@@ -303,6 +332,17 @@ impl Config {
                 );
             }
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return invalid("tls-key", "tls-cert is set: give its key too"),
+            (None, Some(_)) => return invalid("tls-cert", "tls-key is set: give its certificate too"),
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return invalid(
+                "tls-client-ca",
+                "client certificates need TLS: give tls-cert and tls-key too",
+            );
+        }
         if self.queue_capacity == 0 {
             return invalid("queue-capacity", "must be at least 1");
         }
@@ -346,6 +386,9 @@ impl Config {
         if self.frame_timeout.is_zero() {
             return invalid("frame-timeout", "must be > 0 seconds");
         }
+        if self.handshake_timeout.is_zero() {
+            return invalid("handshake-timeout", "must be > 0 seconds");
+        }
         if self.max_analyzers == 0 {
             return invalid("max-analyzers", "must be at least 1");
         }
@@ -353,6 +396,18 @@ impl Config {
             return invalid("max-weight", "must be finite and > 0");
         }
         Ok(())
+    }
+
+    /// The TLS files, when TLS is on.
+    pub fn tls(&self) -> Option<runner::tls::ServerFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(runner::tls::ServerFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// The part of the settings the core uses.

@@ -23,7 +23,9 @@ use crate::session::{
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
 use protocol::analyzer::Hello;
 use protocol::log::LogFrame;
+use crate::secured::Origin;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -88,6 +90,26 @@ pub struct CoreConfig {
     pub max_weight: f64,
     /// An id without a session this long is forgotten: its counters fold into one total.
     pub forget_after: Duration,
+}
+
+/// Where an offered batch comes from: what its emitter may send, and whether it wants to
+/// know what is secured.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Priorities the access file allows this emitter; others are dropped (`forbidden`).
+    pub priorities: RangeInclusive<u8>,
+    /// An emitter that asked for ACKs: each frame taken carries a ticket of this origin.
+    pub origin: Option<Arc<Origin>>,
+}
+
+impl Default for Source {
+    /// Every priority, no ACKs: an emitter of PROTOCOL.md §1.
+    fn default() -> Self {
+        Self {
+            priorities: 0..=u8::MAX,
+            origin: None,
+        }
+    }
 }
 
 /// What happened to a batch offered by an emitter connection.
@@ -203,17 +225,21 @@ impl Core {
 
     /// Routes the frames of `batch` from the front, taking each one that can be taken.
     /// Frames taken leave the batch; under backpressure the rest stay for a later offer.
-    pub fn offer(&mut self, batch: &mut VecDeque<LogFrame>, now: Now) -> Offer {
+    /// A frame outside `source`'s allowed priorities is dropped (`forbidden`); with an
+    /// origin, each frame taken gets its ticket.
+    pub fn offer(&mut self, batch: &mut VecDeque<LogFrame>, now: Now, source: &Source) -> Offer {
         if !self.holding.is_empty() {
             self.drain_holding(now);
         }
         while let Some(log) = batch.pop_front() {
-            let frame = Frame {
-                payload: log.payload,
-                priority: log.priority,
-                queued_ns: 0,
-            };
+            let mut frame = Frame::new(log.payload, log.priority);
+            frame.ticket = source.origin.as_ref().map(Origin::ticket);
             let priority = frame.priority;
+            if !source.priorities.contains(&priority) {
+                self.totals.received += 1;
+                self.totals.drop_frame(DropReason::Forbidden, priority);
+                continue;
+            }
             let cost = frame.cost();
             let fits = self.bytes + cost <= self.cfg.max_queued_bytes;
             // Held frames go first: a new frame bypasses them only by being dropped.
@@ -222,7 +248,7 @@ impl Core {
             } else {
                 Err(frame)
             };
-            let Err(frame) = placed else {
+            let Err(mut frame) = placed else {
                 self.totals.received += 1;
                 self.bytes += cost;
                 continue;
@@ -246,6 +272,9 @@ impl Core {
                     self.totals.drop_frame(reason, priority);
                 }
                 Overflow::Backpressure => {
+                    if let Some(t) = frame.ticket.take() {
+                        t.revoke();
+                    }
                     batch.push_front(LogFrame {
                         priority,
                         payload: frame.payload,
@@ -510,6 +539,45 @@ impl Core {
         self.totals.rejected_hellos[kind as usize] += 1;
     }
 
+    /// Counts a refused EMITTER HELLO.
+    pub fn rejected_emitter_hello(&mut self, kind: crate::stats::EmitterReject) {
+        self.totals.rejected_emitter_hellos[kind as usize] += 1;
+    }
+
+    /// Counts an emitter connection that asked for ACKs.
+    pub fn acked_emitter_connection(&mut self) {
+        self.totals.acked_emitter_connections += 1;
+    }
+
+    /// Counts an ACK frame sent to an emitter.
+    pub fn emitter_ack(&mut self) {
+        self.totals.emitter_acks += 1;
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn tls_failure(
+        &mut self,
+        listener: crate::stats::Listener,
+        reason: runner::tls::HandshakeFailure,
+    ) {
+        self.totals.tls_failures[listener as usize][reason as usize] += 1;
+    }
+
+    /// Ends every live session whose id `allowed` refuses (the access file changed); their
+    /// frames are re-routed. Returns the ids ended.
+    pub fn revoke(&mut self, allowed: impl Fn(&str) -> bool, now: Now) -> Vec<String> {
+        let gone: Vec<(SessionKey, String)> = self
+            .live
+            .iter()
+            .filter(|s| !allowed(&s.id))
+            .map(|s| (s.key, s.id.clone()))
+            .collect();
+        for (key, _) in &gone {
+            self.fail(*key, &SessionEnd::Revoked, now);
+        }
+        gone.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// From now on held frames wait until shutdown instead of expiring.
     pub fn start_draining(&mut self) {
         self.draining = true;
@@ -644,14 +712,14 @@ mod tests {
                 payload: buffer.slice(i * 10..i * 10 + 10),
             })
             .collect();
-        assert_eq!(c.offer(&mut first, at(t0)), Offer::Taken);
+        assert_eq!(c.offer(&mut first, at(t0), &Source::default()), Offer::Taken);
         let mut later: VecDeque<LogFrame> = (200..300)
             .map(|i| LogFrame {
                 priority: (i % 2) as u8,
                 payload: buffer.slice(i * 10..i * 10 + 10),
             })
             .collect();
-        assert_eq!(c.offer(&mut later, at(t0 + COMPACT_AFTER_NS)), Offer::Taken);
+        assert_eq!(c.offer(&mut later, at(t0 + COMPACT_AFTER_NS), &Source::default()), Offer::Taken);
         assert!(
             shared(&c).iter().all(|s| *s),
             "queued frames start zero-copy"
@@ -710,7 +778,7 @@ mod tests {
                     payload: Bytes::from_static(b"p"),
                 })
                 .collect();
-            c.offer(&mut batch, now(i as u64));
+            c.offer(&mut batch, now(i as u64), &Source::default());
             let mut out = Vec::new();
             c.take_batch(r.key, 10, 1 << 20, &mut out, now(i as u64));
             c.wrote(r.key, out.len(), true, now(i as u64));
@@ -750,7 +818,7 @@ mod tests {
                 payload: Bytes::from(vec![1u8; 8]),
             })
             .collect();
-        assert_eq!(c.offer(&mut batch, at(2)), Offer::Taken);
+        assert_eq!(c.offer(&mut batch, at(2), &Source::default()), Offer::Taken);
         assert_eq!(c.snapshot(at(2)).queued_bytes, 3 * 72);
         assert_eq!(c.totals.dropped_by(DropReason::BytesFull), 2);
         // In flight still counts; written (best effort) releases.
@@ -775,14 +843,14 @@ mod tests {
         };
         // No analyzer: 10 held, the rest wait (backpressure).
         let mut batch = frames(15);
-        assert_eq!(c.offer(&mut batch, at(1)), Offer::Blocked);
+        assert_eq!(c.offer(&mut batch, at(1), &Source::default()), Offer::Blocked);
         assert_eq!(
             (c.totals.received, c.holding.len(), batch.len()),
             (10, 10, 5)
         );
         // An analyzer arrives: the held frames move to it, the rest follow.
         let a = c.register(&hello("a"), at(2)).unwrap();
-        assert_eq!(c.offer(&mut batch, at(3)), Offer::Taken);
+        assert_eq!(c.offer(&mut batch, at(3), &Source::default()), Offer::Taken);
         assert_eq!(c.in_system(), 15);
         // It takes 4 (best effort) and fails: its other 11 are held until "b" comes.
         let mut out = Vec::new();

@@ -1,11 +1,13 @@
 //! A LOG frame inside the distributor, and the compaction that keeps waiting frames from
 //! pinning the read buffers they were sliced from.
 
+use crate::secured::Ticket;
 use bytes::Bytes;
 use std::collections::VecDeque;
 
-/// A LOG frame inside the distributor.
-#[derive(Debug, Clone)]
+/// A LOG frame inside the distributor. Not `Clone`: the one copy that holds the ticket is
+/// the one whose end secures the frame ([`Frame::to_send`] copies it for the writer).
+#[derive(Debug)]
 pub struct Frame {
     /// The payload, a slice of the emitter connection's read buffer until it is compacted.
     pub payload: Bytes,
@@ -13,9 +15,32 @@ pub struct Frame {
     pub priority: u8,
     /// When it entered the current analyzer's queue (ns since the epoch); 0 while unqueued.
     pub queued_ns: u64,
+    /// From an emitter that asked for ACKs: dropped with the frame, which secures it.
+    pub ticket: Option<Ticket>,
 }
 
 impl Frame {
+    /// A frame without a ticket.
+    pub fn new(payload: Bytes, priority: u8) -> Self {
+        Self {
+            payload,
+            priority,
+            queued_ns: 0,
+            ticket: None,
+        }
+    }
+
+    /// The writer's copy: the same bytes and stamps, no ticket (the session keeps the
+    /// original until the frame is delivered).
+    pub fn to_send(&self) -> Self {
+        Self {
+            payload: self.payload.clone(),
+            priority: self.priority,
+            queued_ns: self.queued_ns,
+            ticket: None,
+        }
+    }
+
     /// What the frame counts against `--max-queued-bytes`: its payload and
     /// [`FRAME_OVERHEAD`].
     pub fn cost(&self) -> usize {

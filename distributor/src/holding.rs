@@ -115,6 +115,7 @@ mod tests {
             payload: Bytes::from_static(b"x"),
             priority,
             queued_ns: 0,
+            ticket: None,
         }
     }
 

@@ -13,6 +13,8 @@
 //! - [`session`]: one live analyzer session: queues, frames in flight, ACKs; why
 //!   sessions end and HELLOs are refused.
 //! - [`holding`]: frames no analyzer can take yet.
+//! - [`secured`]: which frames of an acknowledged emitter connection are secured.
+//! - [`access`]: the access file: priorities per emitter identity, analyzers allowed.
 //! - [`core`]: the state behind one mutex: routing over the sessions, the holding queue,
 //!   accounting. Every method takes the time as a [`core::Now`].
 //! - [`stats`]: counters, the Prometheus text and the per-second stats CSV.
@@ -31,6 +33,7 @@
 //! reader for ACKs. A session that closes, errors, breaks the protocol or hangs leaves the
 //! routing set at once and its queued and unacknowledged frames are routed again.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod core;
@@ -39,6 +42,7 @@ pub mod health;
 pub mod holding;
 pub mod queues;
 pub mod router;
+pub mod secured;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -117,6 +117,7 @@ mod tests {
             payload: Bytes::from(vec![tag]),
             priority,
             queued_ns: 0,
+            ticket: None,
         }
     }
 

@@ -7,16 +7,22 @@ mod emitter;
 mod http;
 mod nofile;
 
+use crate::access::Access;
 use crate::config::Config;
 use crate::core::{Core, Now};
-use crate::stats::{DropReason, Snapshot};
+use crate::stats::{DropReason, Listener, Snapshot};
 use runfolder::TableWriter;
 use runfolder::rows::Stats;
+use runner::net::Stream;
+use runner::tls::ServerFiles;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
+use runner::tls::TlsAcceptor;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -83,6 +89,103 @@ pub(crate) struct Shared {
     conns: Arc<conns::Conns>,
     /// How long frames waited in the queues (the writers record, outside the lock).
     waits: crate::waits::QueueWaits,
+    /// TLS on every listener, when configured.
+    tls: Option<Tls>,
+    /// The access rules in force.
+    access: Rules,
+}
+
+/// TLS on the listeners: the files, and the acceptors made from them (made again on
+/// SIGHUP; connections open keep the one they began with). The metrics endpoint asks for
+/// no client certificate: mutual TLS covers the emitter and analyzer ports.
+struct Tls {
+    files: ServerFiles,
+    /// For the emitter and analyzer ports, then for /metrics.
+    acceptors: RwLock<(TlsAcceptor, TlsAcceptor)>,
+    /// A client that has not finished its handshake by then is closed (`timeout`): a
+    /// stalled handshake holds a connection slot and nothing else.
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    fn new(files: ServerFiles, timeout: Duration) -> Result<Self, runner::tls::TlsError> {
+        let acceptors = Self::acceptors(&files)?;
+        Ok(Self {
+            files,
+            acceptors: RwLock::new(acceptors),
+            timeout,
+        })
+    }
+
+    fn acceptors(files: &ServerFiles) -> Result<(TlsAcceptor, TlsAcceptor), runner::tls::TlsError> {
+        let metrics = ServerFiles {
+            client_ca: None,
+            ..files.clone()
+        };
+        Ok((files.acceptor()?, metrics.acceptor()?))
+    }
+
+    fn acceptor(&self, kind: Listener) -> TlsAcceptor {
+        let a = self.acceptors.read().unwrap_or_else(|e| e.into_inner());
+        match kind {
+            Listener::Metrics => a.1.clone(),
+            Listener::Emitter | Listener::Analyzer => a.0.clone(),
+        }
+    }
+
+    /// Reads the files again.
+    fn reload(&self) -> Result<(), runner::tls::TlsError> {
+        let fresh = Self::acceptors(&self.files)?;
+        *self.acceptors.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+}
+
+/// The access rules in force and their generation; connections look at the generation
+/// (one atomic load per read) and pick up new rules when it moves.
+#[derive(Debug)]
+pub(crate) struct Rules {
+    path: Option<PathBuf>,
+    current: RwLock<Arc<Access>>,
+    generation: AtomicU64,
+}
+
+impl Rules {
+    fn new(path: Option<PathBuf>) -> Result<Self, crate::access::AccessError> {
+        let access = match &path {
+            Some(p) => Access::load(p)?,
+            None => Access::default(),
+        };
+        Ok(Self {
+            path,
+            current: RwLock::new(Arc::new(access)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// The generation in force.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The rules in force, with their generation.
+    pub(crate) fn current(&self) -> (u64, Arc<Access>) {
+        let rules = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (self.generation(), Arc::clone(&rules))
+    }
+
+    fn replace(&self, access: Access) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
@@ -123,6 +226,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Snapshot> {
     config.validate()?;
+    let tls = match config.tls() {
+        Some(files) => Some(Tls::new(files, config.handshake_timeout)?),
+        None => None,
+    };
+    let access = Rules::new(config.access.clone())?;
+    warn_plain_non_loopback(&config, &listeners, tls.is_some())?;
     let shared = Arc::new(Shared {
         core: Mutex::new(Core::new(config.core())),
         room: Notify::new(),
@@ -130,6 +239,8 @@ pub async fn run(
             usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
         )),
         waits: crate::waits::QueueWaits::default(),
+        tls,
+        access,
     });
     let max_connections = nofile::emitter_cap(config.max_connections, config.max_analyzers);
     let emitters_stop = CancellationToken::new();
@@ -146,6 +257,9 @@ pub async fn run(
         max_connections,
         max_queued_bytes = config.max_queued_bytes,
         max_buffered_bytes = config.max_buffered_bytes,
+        tls = config.tls_cert.is_some(),
+        mutual_tls = config.tls_client_ca.is_some(),
+        access = config.access.as_ref().map(|p| p.display().to_string()),
         "distributor listening"
     );
     {
@@ -156,6 +270,7 @@ pub async fn run(
             frame_timeout: config.frame_timeout,
         };
         emitter_tasks.spawn(serve(
+            Arc::clone(&shared),
             Listener::Emitter,
             listeners.emitter,
             Some(Cap {
@@ -164,34 +279,46 @@ pub async fn run(
             }),
             emitters_stop.clone(),
             emitter_tasks.clone(),
-            move |stream, peer| {
-                emitter::connection(Arc::clone(&shared), stream, peer, limits, stop.clone())
+            move |stream, peer, identity| {
+                emitter::connection(
+                    Arc::clone(&shared),
+                    stream,
+                    peer,
+                    identity,
+                    limits,
+                    stop.clone(),
+                )
             },
         ));
     }
     {
         let (shared, stop) = (Arc::clone(&shared), everything_stop.clone());
         tasks.spawn(serve(
+            Arc::clone(&shared),
             Listener::Analyzer,
             listeners.analyzer,
             None,
             everything_stop.clone(),
             tasks.clone(),
-            move |stream, peer| analyzer::session(Arc::clone(&shared), stream, peer, stop.clone()),
+            move |stream, peer, identity| {
+                analyzer::session(Arc::clone(&shared), stream, peer, identity, stop.clone())
+            },
         ));
     }
     if let Some(l) = listeners.metrics {
         tracing::info!(metrics = %l.local_addr()?, "serving /metrics");
-        let shared = Arc::clone(&shared);
+        let scrape = Arc::clone(&shared);
         tasks.spawn(serve(
+            Arc::clone(&shared),
             Listener::Metrics,
             l,
             None,
             everything_stop.clone(),
             tasks.clone(),
-            move |stream, _| http::connection(Arc::clone(&shared), stream),
+            move |stream, _, _| http::connection(Arc::clone(&scrape), stream),
         ));
     }
+    tasks.spawn(reload_loop(Arc::clone(&shared), everything_stop.clone()));
     tasks.spawn(tick_loop(
         Arc::clone(&shared),
         config.hang_timeout,
@@ -252,24 +379,6 @@ pub async fn run(
     Ok(snapshot)
 }
 
-/// The distributor's listeners, as named in logs.
-#[derive(Debug, Clone, Copy)]
-enum Listener {
-    Emitter,
-    Analyzer,
-    Metrics,
-}
-
-impl std::fmt::Display for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Listener::Emitter => "emitter",
-            Listener::Analyzer => "analyzer",
-            Listener::Metrics => "metrics",
-        })
-    }
-}
-
 /// A cap on the connections of a listener, with the registry that finds the one idle
 /// longest.
 struct Cap {
@@ -277,12 +386,13 @@ struct Cap {
     conns: Arc<conns::Conns>,
 }
 
-/// The accept loop of every listener: accepts until `stop`, runs `handler` for each
-/// connection as a task of `tracker`. With a cap, at most that many connections are open
-/// at once: a connection accepted at the cap closes the one idle longest (at least
-/// [`conns::IDLE_EVICT_AFTER`]) to take its place, or waits for one to close while the
-/// next ones wait in the kernel's accept backlog.
+/// The accept loop of every listener: accepts until `stop`, runs the TLS handshake (when
+/// TLS is on) and then `handler` for each connection as a task of `tracker`. With a cap, at
+/// most that many connections are open at once: a connection accepted at the cap closes
+/// the one idle longest (at least [`conns::IDLE_EVICT_AFTER`]) to take its place, or waits
+/// for one to close while the next ones wait in the kernel's accept backlog.
 async fn serve<F, Fut>(
+    shared: Arc<Shared>,
     kind: Listener,
     listener: TcpListener,
     cap: Option<Cap>,
@@ -290,7 +400,7 @@ async fn serve<F, Fut>(
     tracker: TaskTracker,
     handler: F,
 ) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(Stream, SocketAddr, Option<String>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     // A permit per connection, moved into its task.
@@ -315,13 +425,26 @@ async fn serve<F, Fut>(
                     }
                     _ => None,
                 };
-                // Boxed: an async block that awaits a future it owns stores it twice (once
-                // as captured, once as awaited), which doubled every connection's task.
-                let connection = Box::pin(handler(stream, peer));
-                tracker.spawn(async move {
-                    connection.await;
-                    drop(permit);
-                });
+                if shared.tls.is_none() {
+                    // Boxed: an async block that awaits a future it owns stores it twice
+                    // (once as captured, once as awaited), which doubled every task.
+                    let connection = Box::pin(handler(Stream::Plain(stream), peer, None));
+                    tracker.spawn(async move {
+                        connection.await;
+                        drop(permit);
+                    });
+                } else {
+                    let (shared, handler, stop) =
+                        (Arc::clone(&shared), handler.clone(), stop.clone());
+                    tracker.spawn(async move {
+                        if let Some((stream, identity)) =
+                            handshake(&shared, kind, stream, peer, &stop).await
+                        {
+                            Box::pin(handler(stream, peer, identity)).await;
+                        }
+                        drop(permit);
+                    });
+                }
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -329,6 +452,107 @@ async fn serve<F, Fut>(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// The server side of a TLS handshake, within the handshake timeout: the stream and the
+/// peer's identity, or `None` (the failure logged once with the peer and counted).
+async fn handshake(
+    shared: &Shared,
+    kind: Listener,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    stop: &CancellationToken,
+) -> Option<(Stream, Option<String>)> {
+    let tls = shared.tls.as_ref()?;
+    let acceptor = tls.acceptor(kind);
+    let done = tokio::select! {
+        r = runner::tls::accept(&acceptor, tcp, tls.timeout) => r,
+        _ = stop.cancelled() => return None,
+    };
+    match done {
+        Ok(opened) => Some(opened),
+        Err(refused) => {
+            shared.with(|c| c.tls_failure(kind, refused.reason));
+            tracing::warn!(listener = %kind, %peer, reason = %refused.reason, error = %refused.error, "TLS handshake failed; connection closed");
+            None
+        }
+    }
+}
+
+/// Listening beyond loopback without TLS: anyone on the network can send logs and take
+/// over analyzer ids. Worth a WARN at start, not a refusal (a trusted network is a choice).
+fn warn_plain_non_loopback(
+    config: &Config,
+    listeners: &Listeners,
+    tls: bool,
+) -> std::io::Result<()> {
+    if tls {
+        return Ok(());
+    }
+    let mut addrs = vec![
+        (Listener::Emitter, listeners.emitter.local_addr()?),
+        (Listener::Analyzer, listeners.analyzer.local_addr()?),
+    ];
+    if let Some(m) = &listeners.metrics {
+        addrs.push((Listener::Metrics, m.local_addr()?));
+    }
+    for (kind, addr) in addrs {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(listener = %kind, %addr, "listening beyond loopback without TLS: any host that can reach it can send logs or claim an analyzer id (see --tls-cert, --tls-client-ca)");
+        }
+    }
+    if config.access.is_some() && config.tls_client_ca.is_none() {
+        tracing::warn!("access rules without --tls-client-ca judge the ids peers claim, which nothing proves");
+    }
+    Ok(())
+}
+
+/// On SIGHUP: reads the TLS files and the access file again. A file that cannot be used
+/// leaves what is in force and says why; analyzers the new rules refuse are ended.
+async fn reload_loop(shared: Arc<Shared>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP: TLS files and access rules load at start only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            got = hup.recv() => if got.is_none() { return },
+            _ = stop.cancelled() => return,
+        }
+        reload(&shared);
+    }
+}
+
+/// Reads the TLS files and the access file again (what SIGHUP does).
+pub(crate) fn reload(shared: &Shared) {
+    if let Some(tls) = &shared.tls {
+        match tls.reload() {
+            Ok(()) => {
+                tracing::info!(cert = %tls.files.cert.display(), "SIGHUP: TLS certificate and key reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the ones in force stay"),
+        }
+    }
+    let Some(path) = &shared.access.path else {
+        if shared.tls.is_none() {
+            tracing::info!("SIGHUP: no TLS files or access file to reload");
+        }
+        return;
+    };
+    match Access::load(path) {
+        Ok(access) => {
+            let (emitters, analyzers) = access.rules();
+            let allowed = access.clone();
+            shared.access.replace(access);
+            let revoked = shared.with(|c| c.revoke(|id| allowed.analyzer_allowed(id), Now::read()));
+            tracing::info!(file = %path.display(), emitter_rules = emitters, analyzer_patterns = analyzers, ?revoked, "SIGHUP: access rules reloaded");
+        }
+        Err(e) => tracing::error!(error = %e, "SIGHUP: access file refused; the rules in force stay"),
     }
 }
 

@@ -61,6 +61,20 @@ pub enum RejectReason {
         /// The limit.
         max: usize,
     },
+    /// Over mutual TLS, a HELLO id other than the client certificate's identity.
+    #[error("HELLO id {id:?} is not this connection's certificate identity {identity:?}")]
+    Identity {
+        /// The id the HELLO claimed.
+        id: String,
+        /// The identity the certificate proves.
+        identity: String,
+    },
+    /// The access file does not allow this identity to connect as an analyzer.
+    #[error("{identity:?} may not connect as an analyzer (the access file's [analyzers] allow)")]
+    NotAllowed {
+        /// The identity (or, without mutual TLS, the HELLO id).
+        identity: String,
+    },
 }
 
 impl RejectReason {
@@ -71,6 +85,8 @@ impl RejectReason {
             RejectReason::InvalidWeight { .. } => RejectKind::InvalidWeight,
             RejectReason::WeightTooLarge { .. } => RejectKind::WeightTooLarge,
             RejectReason::TooManyAnalyzers { .. } => RejectKind::TooManyAnalyzers,
+            RejectReason::Identity { .. } => RejectKind::Identity,
+            RejectReason::NotAllowed { .. } => RejectKind::NotAllowed,
         }
     }
 }
@@ -86,15 +102,21 @@ pub enum RejectKind {
     WeightTooLarge,
     /// `--max-analyzers` reached.
     TooManyAnalyzers,
+    /// The id is not the certificate's identity.
+    Identity,
+    /// The access file does not allow the identity.
+    NotAllowed,
 }
 
 impl RejectKind {
     /// Every kind, in the order of the counters.
-    pub const ALL: [RejectKind; 4] = [
+    pub const ALL: [RejectKind; 6] = [
         RejectKind::Malformed,
         RejectKind::InvalidWeight,
         RejectKind::WeightTooLarge,
         RejectKind::TooManyAnalyzers,
+        RejectKind::Identity,
+        RejectKind::NotAllowed,
     ];
 
     /// The label in metrics and logs.
@@ -104,6 +126,8 @@ impl RejectKind {
             RejectKind::InvalidWeight => "invalid_weight",
             RejectKind::WeightTooLarge => "weight_too_large",
             RejectKind::TooManyAnalyzers => "too_many_analyzers",
+            RejectKind::Identity => "identity",
+            RejectKind::NotAllowed => "not_allowed",
         }
     }
 }
@@ -132,6 +156,9 @@ pub enum SessionEnd {
     /// A new session with the same id took over.
     #[error("replaced by a new session with the same id")]
     Replaced,
+    /// The access file, reloaded, no longer allows this analyzer.
+    #[error("no longer allowed by the access file (reloaded)")]
+    Revoked,
 }
 
 impl SessionEnd {
@@ -144,6 +171,7 @@ impl SessionEnd {
             SessionEnd::Protocol(_) => FailureReason::ProtocolError,
             SessionEnd::Hung(_) => FailureReason::Hung,
             SessionEnd::Replaced => FailureReason::Replaced,
+            SessionEnd::Revoked => FailureReason::Revoked,
         }
     }
 }
@@ -326,7 +354,7 @@ impl Session {
             };
             bytes += f.payload.len() + protocol::analyzer::DELIVER_HEADER_LEN;
             f.queued_ns = f.queued_ns.min(now.ns);
-            out.push(f.clone());
+            out.push(f.to_send());
             self.inflight.push_back(f);
         }
         let n = out.len() - start;

@@ -18,7 +18,11 @@
 //! | `distributor_truncated_frames_total` | partial frames at the end of an emitter stream |
 //! | `distributor_emitter_connections_total` | emitter connections accepted |
 //! | `distributor_analyzer_sessions_total` | HELLOs accepted |
-//! | `distributor_rejected_hellos_total{reason}` | HELLOs answered with REJECT, by reason (`malformed`, `invalid_weight`, `weight_too_large`, `too_many_analyzers`; every reason from the start) |
+//! | `distributor_rejected_hellos_total{reason}` | HELLOs answered with REJECT, by reason (`malformed`, `invalid_weight`, `weight_too_large`, `too_many_analyzers`, `identity`, `not_allowed`; every reason from the start) |
+//! | `distributor_rejected_emitter_hellos_total{reason}` | EMITTER HELLOs answered with REJECT (`malformed`, `identity`) |
+//! | `distributor_acked_emitter_connections_total` | emitter connections that asked for ACKs |
+//! | `distributor_emitter_acks_total` | ACK frames sent to emitters |
+//! | `distributor_tls_handshake_failures_total{listener,reason}` | failed TLS handshakes: `no_certificate`, `unknown_issuer`, `expired`, `bad_certificate`, `not_tls`, `timeout`, `other` |
 //! | `distributor_routed_frames_total{analyzer}` | frames queued for an analyzer (re-routes included) |
 //! | `distributor_analyzer_delivered_frames_total{analyzer}` | delivered to that analyzer |
 //! | `distributor_written_frames_total{analyzer}` | DELIVER frames written to its socket |
@@ -35,6 +39,7 @@
 //! | `distributor_forgotten_analyzers_total` | ids dropped from the per-analyzer series after `--forget-after` (their counts stay in the totals) |
 
 use crate::session::RejectKind;
+use runner::tls::HandshakeFailure;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -58,16 +63,19 @@ pub enum DropReason {
     Shutdown,
     /// `--overflow drop` and `--max-queued-bytes` reached.
     BytesFull,
+    /// A priority the access file does not allow the emitter's identity.
+    Forbidden,
 }
 
 impl DropReason {
     /// Every reason, in the order of the counters.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::HoldingFull,
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
         DropReason::BytesFull,
+        DropReason::Forbidden,
     ];
 
     /// The label used in metrics, CSV and logs.
@@ -78,6 +86,60 @@ impl DropReason {
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Shutdown => "shutdown",
             DropReason::BytesFull => "bytes_full",
+            DropReason::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// The distributor's listeners, as named in logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The emitter port.
+    Emitter,
+    /// The analyzer port.
+    Analyzer,
+    /// The metrics endpoint.
+    Metrics,
+}
+
+impl Listener {
+    /// Every listener, in the order of the counters.
+    pub const ALL: [Listener; 3] = [Listener::Emitter, Listener::Analyzer, Listener::Metrics];
+
+    /// The label in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Emitter => "emitter",
+            Listener::Analyzer => "analyzer",
+            Listener::Metrics => "metrics",
+        }
+    }
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an EMITTER HELLO was refused, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitterReject {
+    /// Not an acceptable EMITTER HELLO.
+    Malformed,
+    /// Over mutual TLS, an id other than the certificate's identity.
+    Identity,
+}
+
+impl EmitterReject {
+    /// Every reason, in the order of the counters.
+    pub const ALL: [EmitterReject; 2] = [EmitterReject::Malformed, EmitterReject::Identity];
+
+    /// The label in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmitterReject::Malformed => "malformed",
+            EmitterReject::Identity => "identity",
         }
     }
 }
@@ -128,16 +190,19 @@ pub enum FailureReason {
     Hung,
     /// A new session with the same id took over.
     Replaced,
+    /// The reloaded access file no longer allows it.
+    Revoked,
 }
 
 impl FailureReason {
     /// Every reason, in the order of the counters.
-    pub const ALL: [FailureReason; 5] = [
+    pub const ALL: [FailureReason; 6] = [
         FailureReason::Closed,
         FailureReason::IoError,
         FailureReason::ProtocolError,
         FailureReason::Hung,
         FailureReason::Replaced,
+        FailureReason::Revoked,
     ];
 
     /// The label in metrics.
@@ -148,6 +213,7 @@ impl FailureReason {
             FailureReason::ProtocolError => "protocol_error",
             FailureReason::Hung => "hung",
             FailureReason::Replaced => "replaced",
+            FailureReason::Revoked => "revoked",
         }
     }
 }
@@ -160,7 +226,7 @@ pub struct Totals {
     /// Frames written (best effort) or acknowledged (at least once).
     pub delivered: u64,
     /// Dropped frames by reason (index of [`DropReason::ALL`]) and priority.
-    pub dropped: [[u64; 256]; 5],
+    pub dropped: [[u64; 256]; DropReason::ALL.len()],
     /// Connections ended for bad input.
     pub protocol_errors: u64,
     /// Partial frames at the end of an emitter stream.
@@ -172,7 +238,16 @@ pub struct Totals {
     /// HELLOs accepted.
     pub analyzer_sessions: u64,
     /// HELLOs refused, by reason (index of `RejectKind::ALL`).
-    pub rejected_hellos: [u64; 4],
+    pub rejected_hellos: [u64; RejectKind::ALL.len()],
+    /// EMITTER HELLOs refused, by reason (index of [`EmitterReject::ALL`]).
+    pub rejected_emitter_hellos: [u64; EmitterReject::ALL.len()],
+    /// Emitter connections that opened with an EMITTER HELLO asking for ACKs.
+    pub acked_emitter_connections: u64,
+    /// ACK frames sent to emitters.
+    pub emitter_acks: u64,
+    /// TLS handshakes that failed, by listener and reason (indexes of [`Listener::ALL`] and
+    /// `HandshakeFailure::ALL`).
+    pub tls_failures: [[u64; HandshakeFailure::ALL.len()]; Listener::ALL.len()],
     /// Connections the distributor closed, by reason (index of [`CloseReason::ALL`]).
     pub closed_connections: [u64; 4],
 }
@@ -182,13 +257,17 @@ impl Default for Totals {
         Self {
             received: 0,
             delivered: 0,
-            dropped: [[0; 256]; 5],
+            dropped: [[0; 256]; DropReason::ALL.len()],
             protocol_errors: 0,
             truncated: 0,
             emitter_connections: 0,
             emitter_connections_open: 0,
             analyzer_sessions: 0,
-            rejected_hellos: [0; 4],
+            rejected_hellos: [0; RejectKind::ALL.len()],
+            rejected_emitter_hellos: [0; EmitterReject::ALL.len()],
+            acked_emitter_connections: 0,
+            emitter_acks: 0,
+            tls_failures: [[0; HandshakeFailure::ALL.len()]; Listener::ALL.len()],
             closed_connections: [0; 4],
         }
     }
@@ -232,7 +311,7 @@ pub struct AnalyzerStats {
     /// Sessions that ended by failure (closed, errored, hung, protocol error, replaced).
     pub failures: u64,
     /// The same by reason (index of [`FailureReason::ALL`]).
-    pub failures_by: [u64; 5],
+    pub failures_by: [u64; FailureReason::ALL.len()],
     /// Whether a session is live now.
     pub live: bool,
     /// Its weight (the last one seen).
@@ -327,6 +406,7 @@ impl Snapshot {
             dropped_retries_exhausted: t.dropped_by(DropReason::RetriesExhausted),
             dropped_shutdown: t.dropped_by(DropReason::Shutdown),
             dropped_bytes_full: t.dropped_by(DropReason::BytesFull),
+            dropped_forbidden: t.dropped_by(DropReason::Forbidden),
             protocol_errors: t.protocol_errors,
             truncated: t.truncated,
             emitter_connections_open: t.emitter_connections_open,
@@ -489,7 +569,17 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
         let t = &s.totals;
-        let scalars: [(&str, &str, u64); 6] = [
+        let scalars: [(&str, &str, u64); 8] = [
+            (
+                "distributor_acked_emitter_connections",
+                "Emitter connections that asked for ACKs in an EMITTER HELLO.",
+                t.acked_emitter_connections,
+            ),
+            (
+                "distributor_emitter_acks",
+                "ACK frames sent to emitters.",
+                t.emitter_acks,
+            ),
             (
                 "distributor_received_frames",
                 "LOG frames accepted from emitters.",
@@ -594,6 +684,25 @@ impl Collector for SnapshotCollector {
         )?;
         by_reason(
             &mut enc,
+            "distributor_rejected_emitter_hellos",
+            "EMITTER HELLOs answered with REJECT, by reason.",
+            EmitterReject::ALL.map(|k| (k.as_str(), t.rejected_emitter_hellos[k as usize])),
+        )?;
+        let mut m = enc.encode_descriptor(
+            "distributor_tls_handshake_failures",
+            "TLS handshakes that failed, by listener and reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for l in Listener::ALL {
+            for r in HandshakeFailure::ALL {
+                let labels = [("listener", l.as_str()), ("reason", r.label())];
+                ConstCounter::new(t.tls_failures[l as usize][r as usize])
+                    .encode(m.encode_family(&labels)?)?;
+            }
+        }
+        by_reason(
+            &mut enc,
             "distributor_dropped_frames",
             "Frames given up, by reason.",
             DropReason::ALL.map(|r| (r.as_str(), t.dropped_by(r))),
@@ -617,7 +726,7 @@ impl Collector for SnapshotCollector {
         }
         let mut m = enc.encode_descriptor(
             "distributor_analyzer_failures",
-            "Analyzer sessions that ended by failure, by reason (closed, io_error, protocol_error, hung, replaced).",
+            "Analyzer sessions that ended by failure, by reason (closed, io_error, protocol_error, hung, replaced, revoked).",
             None,
             MetricType::Counter,
         )?;
@@ -700,7 +809,7 @@ mod tests {
                 weight: 2.5,
                 queued: 1,
                 failures: 2,
-                failures_by: [1, 0, 0, 1, 0],
+                failures_by: [1, 0, 0, 1, 0, 0],
                 ..AnalyzerStats::default()
             },
         );
@@ -710,6 +819,7 @@ mod tests {
             payload: bytes::Bytes::new(),
             priority,
             queued_ns,
+            ticket: None,
         };
         // 200 µs and 30 ms at priority 0, 2 s at priority 200.
         waits.add(
@@ -737,11 +847,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[1],
-            "5,*,1,2.5,10,7,8,3,0,7,0,0,2,1,0,0,0,0,0,0,0,1,0,2,1234,99"
+            "5,*,1,2.5,10,7,8,3,0,7,0,0,2,1,0,0,0,0,0,0,0,1,0,2,1234,99,0"
         );
         assert_eq!(
             lines[2],
-            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,2,0,0,0,0,0,0,0,0,1,0,0,0,0"
+            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,2,0,0,0,0,0,0,0,0,1,0,0,0,0,0"
         );
         let back = runfolder::table::read_all::<Stats>(&path).unwrap();
         assert_eq!(back, sample().stats_rows());

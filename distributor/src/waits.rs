@@ -190,6 +190,7 @@ mod tests {
             payload: Bytes::from_static(b"x"),
             priority,
             queued_ns,
+            ticket: None,
         }
     }
 

@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`log`]: the emitter stream (emitter -> distributor): back-to-back LOG frames.
+//! - [`emitter`]: the optional EMITTER HELLO in front of that stream, and the decoder that
+//!   tells the two apart; the distributor's ACKs to emitters reuse [`analyzer::encode_ack`].
 //! - [`analyzer`]: the analyzer session: HELLO and ACK (analyzer -> distributor), DELIVER
 //!   and REJECT (distributor -> analyzer).
 //! - [`order`]: the delivery-order rule of §3, checked online.
@@ -18,6 +20,7 @@
 //! arbitrary bytes. There is no I/O here; what to do about an error is the caller's policy.
 
 pub mod analyzer;
+pub mod emitter;
 pub mod log;
 pub mod order;
 pub mod probe;

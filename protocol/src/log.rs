@@ -99,6 +99,12 @@ impl LogDecoder {
         self.offset
     }
 
+    /// Counts `n` bytes consumed by something other than a LOG frame (an EMITTER HELLO), so
+    /// offsets in errors stay offsets in the connection's stream.
+    pub fn skip(&mut self, n: u64) {
+        self.offset += n;
+    }
+
     /// Takes the next whole frame out of `buf`. `Ok(None)`: the frame is not complete yet
     /// (the length is still checked as soon as its 4 bytes are there).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<LogFrame>, LogError> {

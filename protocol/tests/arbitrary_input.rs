@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use protocol::analyzer::DownstreamDecoder;
 use protocol::log::LogDecoder;
+use protocol::emitter::EmitterDecoder;
 use protocol::{AckDecoder, Decode, HelloDecoder};
 
 /// What a decoder made of a stream: its frames, then the error that stopped it (if any)
@@ -85,6 +86,10 @@ proptest! {
         same_whole_or_cut(|| DownstreamDecoder::new(max), &bytes, cut)?;
         same_whole_or_cut(|| HelloDecoder, &bytes, cut)?;
         same_whole_or_cut(|| AckDecoder, &bytes, cut)?;
+        same_whole_or_cut(|| EmitterDecoder::new(max), &bytes, cut)?;
+        let mut opened = protocol::emitter::MAGIC.to_vec();
+        opened.extend_from_slice(&bytes);
+        same_whole_or_cut(|| EmitterDecoder::new(max), &opened, cut)?;
         if let Some((p, payload)) = bytes.split_first() {
             let _ = protocol::probe::verify(*p, payload);
         }

@@ -527,6 +527,7 @@ fn stats(path: &Path, d: &mut Distributor) -> Result<()> {
             ("retries_exhausted", t.dropped_retries_exhausted),
             ("shutdown", t.dropped_shutdown),
             ("bytes_full", t.dropped_bytes_full),
+            ("forbidden", t.dropped_forbidden),
         ] {
             *d.dropped.entry(reason.to_owned()).or_default() += n;
         }

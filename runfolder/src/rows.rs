@@ -242,7 +242,12 @@ table! {
         pub queued_bytes: u64,
         /// Totals row: bytes of partial frames buffered over every emitter connection.
         pub buffered_bytes: u64,
+        /// Dropped: a priority the access file does not allow the emitter (a later column:
+        /// 0 when read from a file written before it).
+        #[serde(default)]
+        pub dropped_forbidden: u64,
     }
+    added = ["dropped_forbidden"];
 }
 
 table! {
@@ -423,6 +428,7 @@ impl Stats {
             holding: 0,
             queued_bytes: 0,
             buffered_bytes: 0,
+            dropped_forbidden: 0,
         }
     }
 }

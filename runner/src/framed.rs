@@ -109,18 +109,26 @@ impl<R: AsyncRead + Unpin, D: Decode> FramedRead<R, D> {
     }
 }
 
-impl<D: Decode> FramedRead<tokio::net::tcp::OwnedReadHalf, D> {
+impl<D: Decode> FramedRead<crate::net::ReadHalf, D> {
     /// A connection read with buffers sized by its traffic: empty while it waits between
     /// frames, then a read of a size that doubles (up to the chunk) while reads fill it and
     /// halves (down to [`MIN_READ`]) while they do not. Thousands of quiet connections then
     /// hold no buffer at all, and a busy one still reads a whole chunk per syscall. Frames
     /// already decoded keep only their own part of an old buffer alive. Cancel safe.
+    ///
+    /// Over TLS this is [`FramedRead::read`]: decrypted bytes can wait inside the session
+    /// while the socket has nothing, so readiness says nothing about them.
     pub async fn read_ready(&mut self) -> std::io::Result<usize> {
+        let crate::net::ReadHalf::Plain(_) = &self.io else {
+            return self.read().await;
+        };
         loop {
             if self.buf.is_empty() && self.buf.capacity() > 0 {
                 self.buf = BytesMut::new();
             }
-            self.io.readable().await?;
+            if let crate::net::ReadHalf::Plain(io) = &self.io {
+                io.readable().await?;
+            }
             if self.buf.capacity() - self.buf.len() < self.want / 2 {
                 self.buf.reserve(self.want);
             }
@@ -191,7 +199,7 @@ mod tests {
             .await
             .unwrap();
         let (rx, _) = listener.accept().await.unwrap();
-        let (rd, _wr) = rx.into_split();
+        let (rd, _wr) = crate::net::Stream::Plain(rx).split();
         let mut framed = FramedRead::new(rd, LogDecoder::new(1 << 20), 64 * 1024);
         assert_eq!(
             framed.buf.capacity(),

@@ -1,7 +1,9 @@
 //! Process plumbing shared by every binary: logging to stderr, the async runtime, the stop
 //! signal (SIGTERM, SIGINT, or the parent going away), and the I/O edges every component
 //! has: [`addr`] for `HOST:PORT` flags and settings, [`backoff`] for reconnects and
-//! retries, [`framed`] for reading length-prefixed frames off a socket.
+//! retries, [`framed`] for reading length-prefixed frames off a socket, [`net`] for a
+//! connection that is plain TCP or TLS, [`tls`] for TLS settings, identities and minted
+//! certificates.
 //!
 //! A process started by the harness gets `HARNESS_WATCH_STDIN=1` and a pipe as stdin; when
 //! the harness dies, even by SIGKILL, the pipe closes and the process stops as on SIGTERM,
@@ -10,6 +12,8 @@
 pub mod addr;
 pub mod backoff;
 pub mod framed;
+pub mod net;
+pub mod tls;
 
 use std::future::Future;
 use std::io::Read as _;

@@ -13,9 +13,8 @@ use runner::framed::{FramedRead, ReadError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use runner::net::{ReadHalf, Stream, WriteHalf};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
 /// Frames per write batch at most.
@@ -36,7 +35,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// SO_SNDBUF of analyzer connections, before the kernel doubles it.
 const ANALYZER_SNDBUF: usize = 64 * 1024;
 
-async fn reject(mut wr: OwnedWriteHalf, peer: SocketAddr, reason: &RejectReason) {
+async fn reject(mut wr: WriteHalf, peer: SocketAddr, reason: &RejectReason) {
     tracing::warn!(%peer, %reason, "rejecting analyzer");
     let mut frame = BytesMut::new();
     wire::encode_reject(&reason.to_string(), &mut frame);
@@ -48,24 +47,26 @@ async fn reject(mut wr: OwnedWriteHalf, peer: SocketAddr, reason: &RejectReason)
     .await;
 }
 
-/// One analyzer connection from HELLO to its end.
+/// One analyzer connection from HELLO to its end. Over mutual TLS, `identity` is the
+/// client certificate's and the HELLO's id must be it.
 pub(super) async fn session(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
+    identity: Option<String>,
     stop: CancellationToken,
 ) {
     // DELIVER batches are written whole; the last partial segment of a batch should leave
     // at once rather than wait for an ACK (Nagle), which would add up to 40 ms of latency.
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
     // Bytes the kernel holds for a slow analyzer are beyond the priority scheduler: they
     // are delivered FIFO whatever arrives later. A small send buffer (the kernel doubles
     // it: 128 KiB, ~250 typical frames) keeps a backlog in the priority queues, where an
     // urgent frame can overtake it. Loopback throughput does not need more: the receiver
     // drains it at memory speed. Best effort: without it, only latency under backlog
     // suffers.
-    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(ANALYZER_SNDBUF);
-    let (rd, wr) = stream.into_split();
+    let _ = socket2::SockRef::from(stream.tcp()).set_send_buffer_size(ANALYZER_SNDBUF);
+    let (rd, wr) = stream.split();
     let mut framed = FramedRead::new(rd, HelloDecoder, HELLO_CHUNK);
     let hello = tokio::select! {
         h = tokio::time::timeout(HELLO_TIMEOUT, framed.next()) => h,
@@ -98,6 +99,11 @@ pub(super) async fn session(
             return;
         }
     };
+    if let Err(reason) = admit(&shared, &hello.id, identity) {
+        shared.with(|c| c.rejected_hello(reason.kind()));
+        reject(wr, peer, &reason).await;
+        return;
+    }
     let registered = match shared.with(|c| c.register(&hello, Now::read())) {
         Ok(r) => r,
         Err(reason) => {
@@ -117,12 +123,31 @@ pub(super) async fn session(
     }
 }
 
+/// Checks a HELLO's id against the certificate's identity (mutual TLS) and the access
+/// file's `[analyzers] allow` (which, without mutual TLS, judges the claimed id).
+fn admit(shared: &Shared, id: &str, identity: Option<String>) -> Result<(), RejectReason> {
+    if let Some(identity) = identity
+        && identity != id
+    {
+        return Err(RejectReason::Identity {
+            id: id.to_owned(),
+            identity,
+        });
+    }
+    if !shared.access.current().1.analyzer_allowed(id) {
+        return Err(RejectReason::NotAllowed {
+            identity: id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes DELIVER batches until the connection fails; returns why (`None`: the session had
 /// already ended).
 async fn write_loop(
     shared: &Shared,
     reg: &Registered,
-    mut wr: OwnedWriteHalf,
+    mut wr: WriteHalf,
 ) -> Option<SessionEnd> {
     let mut frames: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
     let mut out = BytesMut::with_capacity(MAX_BATCH_BYTES + 64 * 1024);
@@ -184,7 +209,7 @@ async fn write_loop(
 async fn read_loop(
     shared: &Shared,
     key: SessionKey,
-    mut framed: FramedRead<OwnedReadHalf, AckDecoder>,
+    mut framed: FramedRead<ReadHalf, AckDecoder>,
     acks: bool,
 ) -> SessionEnd {
     loop {

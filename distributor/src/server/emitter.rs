@@ -1,21 +1,30 @@
 //! Emitter connections: read LOG frames (each read sized by the connection's traffic, no
-//! buffer while it is quiet), offer them to the core in batches.
+//! buffer while it is quiet), offer them to the core in batches. A connection may open with
+//! an EMITTER HELLO (PROTOCOL.md §5): its id names the emitter (and over mutual TLS must be
+//! the certificate's identity), and with ACKs asked the connection writes the secured count
+//! back whenever it grows.
 
 use super::Shared;
 use super::conns::Slot;
-use crate::core::{Now, Offer};
-use crate::stats::CloseReason;
-use protocol::log::{LogDecoder, LogFrame};
+use crate::core::{Now, Offer, Source};
+use crate::secured::Origin;
+use crate::stats::{CloseReason, EmitterReject};
+use bytes::BytesMut;
+use protocol::emitter::{EmitterDecoder, EmitterHello, Item, StreamError};
+use protocol::log::LogFrame;
 use runner::framed::FramedRead;
+use runner::net::{Stream, WriteHalf};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// An emitter that does not read its ACKs for this long (its receive buffer full) has its
+/// connection closed; what it sent is still accounted for.
+const ACK_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest read: enough for ~100 typical frames per syscall on a busy connection, small
 /// enough that a few frames kept queued do not pin much memory each. Quiet connections read
@@ -42,8 +51,9 @@ pub(super) struct Limits {
 /// or the end of the grace period after `stop`.
 pub(super) async fn connection(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
+    identity: Option<String>,
     limits: Limits,
     stop: CancellationToken,
 ) {
@@ -55,12 +65,15 @@ pub(super) async fn connection(
     // Emitters send small frames back to back; the distributor never replies on this
     // socket, so Nagle's algorithm has nothing to delay, but set it off for symmetry with
     // analyzer sockets. An error here only loses an optimisation.
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
     let slot = shared.conns.open();
     shared.with(|c| c.emitter_connection(true));
-    tracing::debug!(%peer, "emitter connected");
-    let (rd, mut wr) = stream.into_split();
-    let mut framed = FramedRead::new(rd, LogDecoder::new(max_frame), READ_CHUNK);
+    tracing::debug!(%peer, identity = identity.as_deref().unwrap_or(""), "emitter connected");
+    let (rd, mut wr) = stream.split();
+    let mut framed = FramedRead::new(rd, EmitterDecoder::new(max_frame), READ_CHUNK);
+    // Who the emitter is (its certificate's identity, else its EMITTER HELLO's id), what it
+    // may send, and whether it gets ACKs.
+    let mut from = From::new(&shared, identity);
     // Grows with the frames of one read; a quiet connection holds none.
     let mut batch: VecDeque<LogFrame> = VecDeque::new();
     // Set at shutdown: the distributor has half-closed the connection and reads on until
@@ -75,8 +88,16 @@ pub(super) async fn connection(
         let stopping = stop.cancelled();
         tokio::pin!(stopping);
         loop {
+            from.refresh(&shared);
             let read = tokio::select! {
                 r = framed.read_ready() => r,
+                () = from.acks.changed(), if from.acks.wanted() => {
+                    if let Err(e) = from.acks.send(&shared, &mut wr).await {
+                        tracing::warn!(%peer, error = %e, "cannot write ACKs to the emitter; closing this connection");
+                        break;
+                    }
+                    continue;
+                }
                 _ = &mut told => {
                     let reason = slot.reason().unwrap_or(CloseReason::BufferBudget);
                     let partial = framed.buffered();
@@ -128,20 +149,29 @@ pub(super) async fn connection(
                     break;
                 }
             };
+            let mut hello = None;
             let fault = loop {
                 match framed.decode() {
-                    Ok(Some(frame)) => batch.push_back(frame),
+                    Ok(Some(Item::Log(frame))) => batch.push_back(frame),
+                    Ok(Some(Item::Hello(h))) => hello = Some(h),
                     Ok(None) => break None,
                     Err(e) => break Some(e),
                 }
             };
+            if let Some(h) = hello {
+                // Nothing of this connection was offered yet: the HELLO is its first bytes.
+                if let Err(reason) = from.open(&shared, h) {
+                    reject(&shared, &mut wr, peer, &reason).await;
+                    break;
+                }
+            }
             // One clock read serves the registry and the frame timeout.
             let offered = Instant::now();
             slot.read(offered.into_std(), got, framed.buffered());
             // A frame completed: what is buffered now (if anything) is a new frame.
             let completed = !batch.is_empty();
             let taken = loop {
-                match offer(&shared, &slot, &mut batch, &stop, grace_until).await {
+                match offer(&shared, &slot, &mut batch, &mut from, &mut wr, &stop, grace_until).await {
                     Wait::Taken => break true,
                     Wait::Stopping => grace_until = Some(begin_grace(&mut wr, grace).await),
                     Wait::GraceOver => break false,
@@ -161,10 +191,17 @@ pub(super) async fn connection(
                 (_, Some(due)) if !completed => Some(due + offered.elapsed()),
                 _ => Some(Instant::now() + frame_timeout),
             };
-            if let Some(e) = fault {
-                shared.with(|c| c.protocol_error());
-                tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
-                break;
+            match fault {
+                None => {}
+                Some(StreamError::Hello(e)) => {
+                    reject(&shared, &mut wr, peer, &Refusal::Malformed(e)).await;
+                    break;
+                }
+                Some(StreamError::Log(e)) => {
+                    shared.with(|c| c.protocol_error());
+                    tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
+                    break;
+                }
             }
         }
     }
@@ -173,10 +210,157 @@ pub(super) async fn connection(
     tracing::debug!(%peer, "emitter disconnected");
 }
 
+/// Why an EMITTER HELLO is refused.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// Not an acceptable EMITTER HELLO.
+    #[error(transparent)]
+    Malformed(protocol::emitter::HelloError),
+    /// Over mutual TLS, an id other than the certificate's identity.
+    #[error("EMITTER HELLO id {id:?} is not this connection's certificate identity {identity:?}")]
+    Identity {
+        /// The id claimed.
+        id: String,
+        /// The identity proven.
+        identity: String,
+    },
+}
+
+/// Counts and logs a refused EMITTER HELLO, writes the REJECT (best effort).
+async fn reject(shared: &Shared, wr: &mut WriteHalf, peer: SocketAddr, reason: &Refusal) {
+    let kind = match reason {
+        Refusal::Malformed(_) => EmitterReject::Malformed,
+        Refusal::Identity { .. } => EmitterReject::Identity,
+    };
+    shared.with(|c| {
+        c.protocol_error();
+        c.rejected_emitter_hello(kind);
+    });
+    tracing::warn!(%peer, %reason, "rejecting emitter");
+    let mut frame = BytesMut::new();
+    protocol::analyzer::encode_reject(&reason.to_string(), &mut frame);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = wr.write_all(&frame).await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
+}
+
+/// Who an emitter connection is and what follows from it.
+struct From {
+    /// The certificate's identity (mutual TLS).
+    identity: Option<String>,
+    /// The name access rules match: the identity, else the EMITTER HELLO's id, else "".
+    name: String,
+    /// What offers carry: the allowed priorities and the ACK origin.
+    source: Source,
+    /// The access rules' generation `source` was made from.
+    generation: u64,
+    acks: Acks,
+}
+
+impl From {
+    fn new(shared: &Shared, identity: Option<String>) -> Self {
+        let name = identity.clone().unwrap_or_default();
+        let (generation, rules) = shared.access.current();
+        Self {
+            identity,
+            source: Source {
+                priorities: rules.priorities(&name),
+                origin: None,
+            },
+            name,
+            generation,
+            acks: Acks::default(),
+        }
+    }
+
+    /// Picks up reloaded access rules.
+    fn refresh(&mut self, shared: &Shared) {
+        if shared.access.generation() != self.generation {
+            let (generation, rules) = shared.access.current();
+            self.generation = generation;
+            self.source.priorities = rules.priorities(&self.name);
+        }
+    }
+
+    /// Applies the EMITTER HELLO that opened the connection.
+    fn open(&mut self, shared: &Shared, hello: EmitterHello) -> Result<(), Refusal> {
+        if let Some(identity) = &self.identity
+            && *identity != hello.id
+        {
+            return Err(Refusal::Identity {
+                id: hello.id,
+                identity: identity.clone(),
+            });
+        }
+        if self.identity.is_none() {
+            self.name = hello.id;
+            self.generation = u64::MAX;
+            self.refresh(shared);
+        }
+        if hello.acks {
+            let origin = Origin::new();
+            self.source.origin = Some(Arc::clone(&origin));
+            self.acks.origin = Some(origin);
+            shared.with(|c| c.acked_emitter_connection());
+        }
+        tracing::debug!(emitter = %self.name, acks = hello.acks, "EMITTER HELLO");
+        Ok(())
+    }
+}
+
+/// The ACKs of a connection that asked for them.
+#[derive(Default)]
+struct Acks {
+    origin: Option<Arc<Origin>>,
+    /// The count last written.
+    sent: u64,
+    buf: BytesMut,
+}
+
+impl Acks {
+    fn wanted(&self) -> bool {
+        self.origin.is_some()
+    }
+
+    /// Resolves when the secured count grew (never without ACKs).
+    async fn changed(&self) {
+        match &self.origin {
+            Some(o) => o.changed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Writes an ACK with the secured count, if it grew.
+    async fn send(&mut self, shared: &Shared, wr: &mut WriteHalf) -> std::io::Result<()> {
+        let Some(origin) = &self.origin else {
+            return Ok(());
+        };
+        let count = origin.secured();
+        if count <= self.sent {
+            return Ok(());
+        }
+        self.buf.clear();
+        protocol::analyzer::encode_ack(count, &mut self.buf);
+        tokio::time::timeout(ACK_WRITE_TIMEOUT, wr.write_all(&self.buf))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the emitter has not read its ACKs for 10 s",
+                )
+            })??;
+        self.sent = count;
+        shared.with(|c| c.emitter_ack());
+        Ok(())
+    }
+}
+
 /// At shutdown: half-closes the connection (FIN tells the emitter to stop at a frame
 /// boundary and close; what it has written until then is still read, so a cooperating
 /// emitter loses nothing). Returns the end of the grace period.
-async fn begin_grace(wr: &mut OwnedWriteHalf, grace: Duration) -> Instant {
+async fn begin_grace(wr: &mut WriteHalf, grace: Duration) -> Instant {
     let _ = wr.shutdown().await;
     Instant::now() + grace
 }
@@ -194,14 +378,18 @@ enum Wait {
 /// Offers `batch` until it is all taken; under backpressure waits for room, until `stop`
 /// (when not stopping yet) or the end of the grace period `grace_until`. Frames taken
 /// leave the batch; the others stay in it.
+/// ACKs keep flowing while the batch waits: the emitter may be waiting for them.
 async fn offer(
     shared: &Shared,
     slot: &Slot,
     batch: &mut VecDeque<LogFrame>,
+    from: &mut From,
+    wr: &mut WriteHalf,
     stop: &CancellationToken,
     grace_until: Option<Instant>,
 ) -> Wait {
-    if batch.is_empty() || shared.with(|c| c.offer(batch, Now::read())) == Offer::Taken {
+    let source = &from.source;
+    if batch.is_empty() || shared.with(|c| c.offer(batch, Now::read(), source)) == Offer::Taken {
         return Wait::Taken;
     }
     slot.blocked(true);
@@ -210,11 +398,15 @@ async fn offer(
         let room = shared.room.notified();
         tokio::pin!(room);
         room.as_mut().enable();
-        if shared.with(|c| c.offer(batch, Now::read())) == Offer::Taken {
+        if shared.with(|c| c.offer(batch, Now::read(), &from.source)) == Offer::Taken {
             break Wait::Taken;
         }
         tokio::select! {
             _ = &mut room => {}
+            _ = from.acks.changed(), if from.acks.wanted() => {
+                // A failed write ends the connection at its next read.
+                let _ = from.acks.send(shared, wr).await;
+            }
             _ = stop.cancelled(), if grace_until.is_none() => break Wait::Stopping,
             _ = tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)), if grace_until.is_some() => break Wait::GraceOver,
         }

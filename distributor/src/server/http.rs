@@ -12,25 +12,26 @@
 use super::Shared;
 use std::sync::Arc;
 use std::time::Duration;
+use runner::net::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Largest request head read; a scrape request is a few hundred bytes.
 const MAX_HEAD: usize = 8192;
 
 /// One scrape connection; a slow or silent client gets 5 s, then it is dropped.
-pub(super) async fn connection(shared: Arc<Shared>, stream: TcpStream) {
+pub(super) async fn connection(shared: Arc<Shared>, stream: Stream) {
     let _ = tokio::time::timeout(Duration::from_secs(5), respond(&shared, stream)).await;
 }
 
-async fn respond(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
+async fn respond(shared: &Shared, stream: Stream) -> std::io::Result<()> {
+    let (mut rd, mut wr) = stream.split();
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     // The head ends at an empty line; clients that end lines with a bare LF are served too.
     let ended =
         |h: &[u8]| h.windows(4).any(|w| w == b"\r\n\r\n") || h.windows(2).any(|w| w == b"\n\n");
     while !ended(&head) {
-        let n = stream.read(&mut chunk).await?;
+        let n = rd.read(&mut chunk).await?;
         if n == 0 || head.len() + n > MAX_HEAD {
             break;
         }
@@ -70,6 +71,6 @@ async fn respond(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> 
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{shown}",
         body.len()
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    wr.write_all(response.as_bytes()).await?;
+    wr.shutdown().await
 }

@@ -428,7 +428,7 @@ async fn bad_hellos_are_rejected_with_a_reason() {
     let snap = d.stop().await;
     assert_eq!(snap.analyzers["pinned"].weight, 2.0);
     // By reason: 7 malformed, 2 invalid weights, 1 too large.
-    assert_eq!(snap.totals.rejected_hellos, [7, 2, 1, 0]);
+    assert_eq!(snap.totals.rejected_hellos, [7, 2, 1, 0, 0, 0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

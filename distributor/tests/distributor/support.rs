@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use runner::net::Stream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -139,9 +140,9 @@ pub struct Got {
     pub dispatch_ns: u64,
 }
 
-/// A test analyzer.
+/// A test analyzer, over plain TCP or TLS.
 pub struct Analyzer {
-    pub stream: TcpStream,
+    pub stream: Stream,
     buf: BytesMut,
     dec: DownstreamDecoder,
     pub got: Vec<Got>,
@@ -151,21 +152,17 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub async fn connect(addr: SocketAddr, id: &str, weight: f64, acks: bool) -> Self {
-        let hello = Hello {
-            version: wire::VERSION,
-            acks,
-            weight,
-            id: id.to_owned(),
-        };
-        let mut b = BytesMut::new();
-        hello.encode(&mut b).unwrap();
-        Self::connect_raw(addr, &b).await
+        Self::connect_raw(addr, &hello(id, weight, acks)).await
     }
 
     /// Connects and sends `first` as is.
     pub async fn connect_raw(addr: SocketAddr, first: &[u8]) -> Self {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
+        let stream = Stream::connect(addr, None).await.unwrap();
+        Self::over(stream, first).await
+    }
+
+    /// Sends `first` on an open connection (a TLS one, say).
+    pub async fn over(mut stream: Stream, first: &[u8]) -> Self {
         stream.write_all(first).await.unwrap();
         Self {
             stream,
@@ -257,6 +254,20 @@ pub fn raw_hello(version: u16, flags: u8, weight: f64, id: &[u8]) -> BytesMut {
     b.put_u8(flags);
     b.put_f64(weight);
     b.put_slice(id);
+    b
+}
+
+/// A HELLO for `id`.
+pub fn hello(id: &str, weight: f64, acks: bool) -> BytesMut {
+    let mut b = BytesMut::new();
+    Hello {
+        version: wire::VERSION,
+        acks,
+        weight,
+        id: id.to_owned(),
+    }
+    .encode(&mut b)
+    .unwrap();
     b
 }
 

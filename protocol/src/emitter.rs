@@ -1,0 +1,281 @@
+//! The acknowledged emitter session (PROTOCOL.md §5): an optional EMITTER HELLO in front of
+//! the LOG stream of [`crate::log`], and cumulative ACKs back on the same connection.
+//!
+//! ```text
+//! EMITTER HELLO  emitter -> distributor, the first bytes of the connection
+//!  0            4         5       6        7
+//! +------------+---------+-------+--------+-----------------------+
+//! | "LDE1"     | version | flags | id_len | id (1..=64, UTF-8)    |
+//! | 4C 44 45 31|  u8 = 1 | bit 0 |   u8   |                       |
+//! +------------+---------+-------+--------+-----------------------+
+//!   read as a frame_len the magic is 1,279,542,577: above any max_frame
+//!   the distributor accepts (256 MiB), so it is never a LOG frame
+//!
+//! ACK  distributor -> emitter: the analyzer ACK's layout (frame_len 13, 0x41, count u64):
+//!      LOG frames 1..=count after the HELLO are secured
+//! ```
+//!
+//! A connection whose first four bytes are anything else is a plain LOG stream (§1): the
+//! first four bytes decide. [`EmitterDecoder`] makes that decision and then decodes LOG
+//! frames; a bad EMITTER HELLO is an error the distributor answers with a REJECT.
+
+use crate::log::{LogDecoder, LogError, LogFrame};
+use bytes::{Buf, BufMut, BytesMut};
+
+/// The first four bytes of an EMITTER HELLO: `LDE1`.
+pub const MAGIC: [u8; 4] = *b"LDE1";
+/// The version this crate speaks.
+pub const VERSION: u8 = 1;
+/// Flag bit 0: the distributor sends ACKs.
+pub const FLAG_ACKS: u8 = 0x01;
+/// Bytes of an EMITTER HELLO before the id.
+pub const HELLO_HEADER_LEN: usize = 7;
+/// The longest emitter id, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+
+/// An EMITTER HELLO, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmitterHello {
+    /// Whether the emitter wants ACKs.
+    pub acks: bool,
+    /// The emitter's name, for logs and metrics (and, over mutual TLS, its identity).
+    pub id: String,
+}
+
+impl EmitterHello {
+    /// Appends the HELLO to `dst`; fails on an id the protocol does not allow.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), HelloError> {
+        check_id(self.id.as_bytes())?;
+        dst.reserve(HELLO_HEADER_LEN + self.id.len());
+        dst.put_slice(&MAGIC);
+        dst.put_u8(VERSION);
+        dst.put_u8(if self.acks { FLAG_ACKS } else { 0 });
+        dst.put_u8(self.id.len() as u8);
+        dst.put_slice(self.id.as_bytes());
+        Ok(())
+    }
+}
+
+/// Why an EMITTER HELLO is refused. Each is answered with a REJECT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HelloError {
+    /// A version other than 1.
+    #[error("unsupported EMITTER HELLO version {0} (this distributor speaks version 1)")]
+    Version(u8),
+    /// Flag bits other than bit 0.
+    #[error("unknown EMITTER HELLO flag bits 0x{0:02x} (only bit 0, acks, is defined)")]
+    Flags(u8),
+    /// `id_len` 0.
+    #[error("emitter id is empty (id_len 0)")]
+    IdEmpty,
+    /// `id_len` over 64.
+    #[error("emitter id_len {0} exceeds the maximum of 64")]
+    IdTooLong(usize),
+    /// An id that is not UTF-8.
+    #[error("emitter id is not valid UTF-8 (invalid byte at id offset {0})")]
+    IdNotUtf8(usize),
+}
+
+fn check_id(id: &[u8]) -> Result<&str, HelloError> {
+    if id.is_empty() {
+        return Err(HelloError::IdEmpty);
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(HelloError::IdTooLong(id.len()));
+    }
+    std::str::from_utf8(id).map_err(|e| HelloError::IdNotUtf8(e.valid_up_to()))
+}
+
+/// Takes an EMITTER HELLO (magic included) out of `buf`; `Ok(None)` while it is
+/// incomplete. The caller has seen the magic. Each field is checked as soon as it is there.
+pub fn decode_hello(buf: &mut BytesMut) -> Result<Option<EmitterHello>, HelloError> {
+    if buf.len() > 4 && buf[4] != VERSION {
+        return Err(HelloError::Version(buf[4]));
+    }
+    if buf.len() > 5 && buf[5] & !FLAG_ACKS != 0 {
+        return Err(HelloError::Flags(buf[5]));
+    }
+    if buf.len() < HELLO_HEADER_LEN {
+        return Ok(None);
+    }
+    let id_len = usize::from(buf[6]);
+    if id_len == 0 {
+        return Err(HelloError::IdEmpty);
+    }
+    if id_len > MAX_ID_LEN {
+        return Err(HelloError::IdTooLong(id_len));
+    }
+    if buf.len() < HELLO_HEADER_LEN + id_len {
+        return Ok(None);
+    }
+    let id = check_id(&buf[HELLO_HEADER_LEN..HELLO_HEADER_LEN + id_len])?.to_owned();
+    let acks = buf[5] & FLAG_ACKS != 0;
+    buf.advance(HELLO_HEADER_LEN + id_len);
+    Ok(Some(EmitterHello { acks, id }))
+}
+
+/// What an emitter connection carries, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// The EMITTER HELLO that opened the connection (at most one, first).
+    Hello(EmitterHello),
+    /// A LOG frame.
+    Log(LogFrame),
+}
+
+/// A fault in an emitter connection's stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// A bad EMITTER HELLO (answered with a REJECT).
+    #[error(transparent)]
+    Hello(#[from] HelloError),
+    /// A bad LOG frame.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Decodes one emitter connection: the first four bytes decide between an EMITTER HELLO
+/// and a plain LOG stream, then LOG frames follow.
+#[derive(Debug, Clone)]
+pub struct EmitterDecoder {
+    /// Still before the first four bytes.
+    opening: bool,
+    log: LogDecoder,
+}
+
+impl EmitterDecoder {
+    /// A decoder whose LOG frames are at most `max_frame` bytes.
+    pub fn new(max_frame: u32) -> Self {
+        Self {
+            opening: true,
+            log: LogDecoder::new(max_frame),
+        }
+    }
+
+    /// Stream offset of the next undecoded byte.
+    pub fn offset(&self) -> u64 {
+        self.log.offset()
+    }
+
+    /// Takes the next item out of `buf`; `Ok(None)` while it is incomplete.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, StreamError> {
+        if self.opening {
+            if buf.len() < MAGIC.len() {
+                return Ok(None);
+            }
+            if buf[..MAGIC.len()] != MAGIC {
+                self.opening = false;
+            } else {
+                let before = buf.len();
+                let Some(hello) = decode_hello(buf)? else {
+                    return Ok(None);
+                };
+                self.opening = false;
+                self.log.skip((before - buf.len()) as u64);
+                return Ok(Some(Item::Hello(hello)));
+            }
+        }
+        Ok(self.log.decode(buf)?.map(Item::Log))
+    }
+}
+
+impl crate::Decode for EmitterDecoder {
+    type Frame = Item;
+    type Error = StreamError;
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, StreamError> {
+        EmitterDecoder::decode(self, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(acks: bool, id: &str) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        EmitterHello {
+            acks,
+            id: id.to_owned(),
+        }
+        .encode(&mut out)
+        .unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn encodes_the_documented_layout() {
+        assert_eq!(
+            hello(true, "e1"),
+            [0x4C, 0x44, 0x45, 0x31, 1, 1, 2, b'e', b'1']
+        );
+        assert_eq!(u32::from_be_bytes(MAGIC), 1_279_542_577);
+    }
+
+    #[test]
+    fn a_hello_then_log_frames_cut_anywhere() {
+        let mut wire = hello(true, "em");
+        wire.extend_from_slice(&[0, 0, 0, 6, 9, b'x']);
+        for cut in 0..wire.len() {
+            let mut d = EmitterDecoder::new(100);
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut items = Vec::new();
+            while let Some(i) = d.decode(&mut buf).unwrap() {
+                items.push(i);
+            }
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(i) = d.decode(&mut buf).unwrap() {
+                items.push(i);
+            }
+            assert_eq!(items.len(), 2, "cut at {cut}");
+            assert_eq!(
+                items[0],
+                Item::Hello(EmitterHello {
+                    acks: true,
+                    id: "em".into()
+                })
+            );
+            assert!(matches!(&items[1], Item::Log(f) if f.priority == 9 && &f.payload[..] == b"x"));
+            assert_eq!(d.offset(), wire.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_plain_stream_is_decided_by_its_first_four_bytes() {
+        let mut d = EmitterDecoder::new(100);
+        let mut buf = BytesMut::from(&[0u8, 0, 0][..]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        buf.extend_from_slice(&[5, 3]);
+        assert!(matches!(d.decode(&mut buf), Ok(Some(Item::Log(f))) if f.priority == 3));
+        // A later "LDE1" is a frame_len like any other.
+        buf.extend_from_slice(&MAGIC);
+        assert!(matches!(d.decode(&mut buf), Err(StreamError::Log(LogError::TooLong { offset: 5, .. }))));
+    }
+
+    #[test]
+    fn refuses_each_bad_field() {
+        let cases: [(&[u8], HelloError); 5] = [
+            (b"LDE1\x02", HelloError::Version(2)),
+            (b"LDE1\x01\x03", HelloError::Flags(3)),
+            (b"LDE1\x01\x00\x00", HelloError::IdEmpty),
+            (b"LDE1\x01\x00\x41", HelloError::IdTooLong(65)),
+            (b"LDE1\x01\x00\x02a\xff", HelloError::IdNotUtf8(1)),
+        ];
+        for (bytes, want) in cases {
+            let mut d = EmitterDecoder::new(100);
+            let mut buf = BytesMut::from(bytes);
+            assert_eq!(d.decode(&mut buf), Err(StreamError::Hello(want)));
+        }
+    }
+
+    #[test]
+    fn encode_refuses_ids_the_protocol_does_not_allow() {
+        let long = "x".repeat(65);
+        let mut out = BytesMut::new();
+        let e = EmitterHello {
+            acks: false,
+            id: long,
+        };
+        assert_eq!(e.encode(&mut out), Err(HelloError::IdTooLong(65)));
+        assert!(out.is_empty());
+    }
+}
