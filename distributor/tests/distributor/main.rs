@@ -7,6 +7,7 @@
 )]
 
 mod limits;
+mod secure;
 mod support;
 
 use distributor::core::Overflow;

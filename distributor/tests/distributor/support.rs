@@ -19,6 +19,8 @@ pub struct Running {
     pub emitter: SocketAddr,
     pub analyzer: SocketAddr,
     pub metrics: SocketAddr,
+    /// How to reach /metrics when the distributor serves TLS.
+    pub scrape_tls: Option<runner::tls::Client>,
     stop: oneshot::Sender<()>,
     handle: JoinHandle<anyhow::Result<Snapshot>>,
 }
@@ -42,6 +44,7 @@ impl Running {
             emitter,
             analyzer,
             metrics,
+            scrape_tls: None,
             stop,
             handle,
         }
@@ -63,7 +66,9 @@ impl Running {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(self.metrics).await.unwrap();
+        let mut s = Stream::connect(self.metrics, self.scrape_tls.as_ref())
+            .await
+            .unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
@@ -288,6 +293,8 @@ pub struct Process {
     pub emitter: SocketAddr,
     pub analyzer: SocketAddr,
     pub metrics: SocketAddr,
+    /// How to reach /metrics when the distributor serves TLS.
+    pub scrape_tls: Option<runner::tls::Client>,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -296,6 +303,11 @@ impl Process {
     /// Starts it with `args` (the listeners are added, on port 0), optionally under a
     /// file-descriptor limit (`ulimit -n`), and waits until it listens.
     pub fn start(args: &[&str], nofile: Option<u32>) -> Self {
+        Self::start_on("127.0.0.1", args, nofile)
+    }
+
+    /// As [`Process::start`], listening on `host` (port 0).
+    pub fn start_on(host: &str, args: &[&str], nofile: Option<u32>) -> Self {
         use std::io::BufRead as _;
         let bin = env!("CARGO_BIN_EXE_distributor");
         let mut cmd = match nofile {
@@ -308,13 +320,14 @@ impl Process {
             }
             None => std::process::Command::new(bin),
         };
+        let any = format!("{host}:0");
         cmd.args([
             "--emitter-listen",
-            "127.0.0.1:0",
+            &any,
             "--analyzer-listen",
-            "127.0.0.1:0",
+            &any,
             "--metrics-listen",
-            "127.0.0.1:0",
+            &any,
         ])
         .args(args)
         .env("RUST_LOG", "info")
@@ -355,9 +368,16 @@ impl Process {
             emitter: e.parse().unwrap(),
             analyzer: a.parse().unwrap(),
             metrics: m.parse().unwrap(),
+            scrape_tls: None,
             log,
             reader: Some(reader),
         }
+    }
+
+    /// Sends SIGHUP (reload the TLS files and the access file).
+    pub fn hup(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
     }
 
     /// A field of /proc/PID/status in bytes (`VmRSS`, `VmHWM`: the peak).
@@ -373,7 +393,9 @@ impl Process {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(self.metrics).await.unwrap();
+        let mut s = Stream::connect(self.metrics, self.scrape_tls.as_ref())
+            .await
+            .unwrap();
         s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).await.unwrap();
