@@ -83,6 +83,10 @@ pub struct Config {
     #[arg(long, value_name = "BYTES", default_value_t = protocol::log::DEFAULT_MAX_FRAME)]
     #[serde(default = "default_max_frame")]
     pub max_frame: u32,
+    /// TLS to the distributor (the harness passes the files it minted; not in profiles).
+    #[command(flatten)]
+    #[serde(skip)]
+    pub tls: runner::tls::ClientFlags,
 }
 
 fn default_distributor() -> SocketAddr {
@@ -114,6 +118,7 @@ impl Config {
             traffic: runfolder::Traffic::default(),
             recv_buffer: None,
             max_frame: default_max_frame(),
+            tls: runner::tls::ClientFlags::default(),
         }
     }
 
@@ -143,6 +148,7 @@ impl Config {
                 v.push(format!("--{flag}={value}"));
             }
         }
+        v.extend(self.tls.to_args());
         v
     }
 
@@ -233,6 +239,11 @@ mod tests {
             traffic: runfolder::Traffic::Foreign,
             recv_buffer: Some(65536),
             max_frame: 4096,
+            tls: runner::tls::ClientFlags::minted(
+                std::path::Path::new("/tls/ca.pem"),
+                std::path::Path::new("/tls"),
+                "c1",
+            ),
             ..Config::with_id("c1")
         };
         let args = std::iter::once("analyzer-sink".to_owned()).chain(cfg.to_args());

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpSocket, TcpStream};
+use runner::net::{Stream, WriteHalf};
+use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
 /// ACK at least this often while frames are unacknowledged.
@@ -71,6 +71,8 @@ enum End {
 #[derive(Debug)]
 pub struct Sink {
     config: Config,
+    /// TLS to the distributor (`--tls-ca`).
+    tls: Option<runner::tls::Client>,
     tracker: Tracker,
     recorder: Recorder,
     pacer: Pacer,
@@ -85,7 +87,9 @@ impl Sink {
     /// Opens the output files.
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let recorder = Recorder::open(config.log, &config.out, &config.id)?;
+        let tls = config.tls.client()?;
         Ok(Self {
+            tls,
             pacer: Pacer::new(rate_from_flags(config.capacity, config.delay_us)),
             slow: Arc::new(AtomicBool::new(false)),
             config,
@@ -203,7 +207,7 @@ impl Sink {
         }
     }
 
-    async fn connect(&self) -> std::io::Result<TcpStream> {
+    async fn connect(&self) -> std::io::Result<Stream> {
         let addr = self.config.distributor;
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
@@ -216,7 +220,13 @@ impl Sink {
         let stream = socket.connect(addr).await?;
         // ACKs are 13 bytes; send them now rather than wait to coalesce.
         stream.set_nodelay(true)?;
-        Ok(stream)
+        match &self.tls {
+            None => Ok(Stream::Plain(stream)),
+            Some(client) => client
+                .handshake(stream, addr)
+                .await
+                .map_err(std::io::Error::other),
+        }
     }
 
     async fn session(
@@ -228,7 +238,7 @@ impl Sink {
             Ok(s) => s,
             Err(e) => return End::Connect(e),
         };
-        let (rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = stream.split();
         let hello = Hello {
             version: wire::VERSION,
             acks: self.config.acks,
@@ -355,7 +365,7 @@ impl Sink {
     /// Sends a cumulative ACK for what is recorded, when due (`timer`: the interval passed).
     async fn ack(
         &self,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut WriteHalf,
         acks: &mut AckState,
         base: u64,
         timer: bool,

@@ -22,9 +22,11 @@ use std::io::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use runner::net::{ReadHalf, Stream, WriteHalf};
+use runner::tls::{Client, TlsError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Bytes per write: past ~64 KiB a loopback write gains nothing more (measured here:
@@ -80,8 +82,9 @@ pub struct Report {
 }
 
 /// Connects every emitter, retrying each for up to `--connect-timeout`.
-pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result<Vec<TcpStream>> {
+pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result<Vec<Stream>> {
     let timeout = Duration::from_secs_f64(config.connect_timeout);
+    let tls = config.tls.client().context("invalid --tls-* settings")?;
     // The first emitter that finds no distributor says so, once, rather than all wait in
     // silence.
     let said = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -89,9 +92,10 @@ pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result
     for i in 0..config.emitters {
         let target = config.target;
         let said = Arc::clone(&said);
-        set.spawn(async move { (i, connect_retrying(target, timeout, &said).await) });
+        let tls = tls.clone();
+        set.spawn(async move { (i, connect_retrying(target, tls.as_ref(), timeout, &said).await) });
     }
-    let mut streams: Vec<Option<TcpStream>> = (0..config.emitters).map(|_| None).collect();
+    let mut streams: Vec<Option<Stream>> = (0..config.emitters).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         let (i, result) = joined.context("a connect task failed")?;
         let stream = result.with_context(|| {
@@ -110,21 +114,20 @@ pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result
     Ok(streams.into_iter().flatten().collect())
 }
 
-/// Tries to connect with backoff (50 ms doubling to 1 s) until `timeout`.
+/// Tries to connect with backoff (50 ms doubling to 1 s) until `timeout`. A refused TLS
+/// handshake is not retried: another try would be refused the same way.
 async fn connect_retrying(
     target: std::net::SocketAddr,
+    tls: Option<&Client>,
     timeout: Duration,
     said: &std::sync::atomic::AtomicBool,
-) -> std::io::Result<TcpStream> {
+) -> Result<Stream, TlsError> {
     let deadline = Instant::now() + timeout;
     let mut retry = RECONNECT.retry();
     loop {
-        match TcpStream::connect(target).await {
-            Ok(s) => {
-                // Batches are whole; Nagle would only hold the tail of one back.
-                s.set_nodelay(true)?;
-                return Ok(s);
-            }
+        match Stream::connect(target, tls).await {
+            Ok(s) => return Ok(s),
+            Err(e @ TlsError::Handshake { .. }) => return Err(e),
             Err(e) => {
                 let delay = retry.next_delay();
                 if Instant::now() + delay >= deadline {
@@ -141,10 +144,19 @@ async fn connect_retrying(
 
 /// A live connection.
 struct Conn {
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    peer: Peer,
+    wr: WriteHalf,
     /// The first seq written on this connection.
     first_seq: u64,
+}
+
+/// How an emitter learns that the distributor closed or broke its connection (it sends no
+/// data on a plain emitter connection).
+enum Peer {
+    /// Plain TCP: a non-blocking read of the socket tells.
+    Plain(OwnedReadHalf),
+    /// TLS: a task reads the session (a close_notify, a FIN or an error) and says here.
+    Watched(watch::Receiver<Option<(ErrorKind, String)>>),
 }
 
 /// What the distributor's side of a connection says.
@@ -158,25 +170,77 @@ enum PeerState {
 }
 
 impl Conn {
-    fn new(s: TcpStream, first_seq: u64) -> Self {
-        let (rd, wr) = s.into_split();
-        Self { rd, wr, first_seq }
+    fn new(s: Stream, first_seq: u64) -> Self {
+        let (rd, wr) = s.split();
+        let peer = match rd {
+            ReadHalf::Plain(rd) => Peer::Plain(rd),
+            ReadHalf::Tls(rd) => Peer::Watched(watch_peer(ReadHalf::Tls(rd))),
+        };
+        Self {
+            peer,
+            wr,
+            first_seq,
+        }
     }
 
     /// The distributor's side (it never sends data).
     fn peer(&self) -> PeerState {
-        let mut byte = [0u8; 16];
-        match self.rd.try_read(&mut byte) {
-            Ok(0) => PeerState::Closed,
-            Ok(_) => PeerState::Open,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => PeerState::Open,
-            Err(e) => PeerState::Failed(e),
+        match &self.peer {
+            Peer::Plain(rd) => {
+                let mut byte = [0u8; 16];
+                match rd.try_read(&mut byte) {
+                    Ok(0) => PeerState::Closed,
+                    Ok(_) => PeerState::Open,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => PeerState::Open,
+                    Err(e) => PeerState::Failed(e),
+                }
+            }
+            Peer::Watched(rx) => match &*rx.borrow() {
+                None => PeerState::Open,
+                Some((ErrorKind::UnexpectedEof, _)) => PeerState::Closed,
+                Some((kind, what)) => PeerState::Failed(std::io::Error::new(*kind, what.clone())),
+            },
+        }
+    }
+
+    /// Resolves when the distributor's side may have changed.
+    async fn readable(&mut self) {
+        match &mut self.peer {
+            Peer::Plain(rd) => {
+                let _ = rd.readable().await;
+            }
+            Peer::Watched(rx) => {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
 
     async fn close(mut self) {
         let _ = self.wr.shutdown().await;
     }
+}
+
+/// Reads a TLS connection's read half until it ends: `UnexpectedEof` for an orderly close,
+/// another kind for an error.
+fn watch_peer(mut rd: ReadHalf) -> watch::Receiver<Option<(ErrorKind, String)>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        let end = loop {
+            tokio::select! {
+                r = rd.read(&mut buf) => match r {
+                    Ok(0) => break (ErrorKind::UnexpectedEof, "closed".to_owned()),
+                    Ok(_) => {}
+                    Err(e) => break (e.kind(), e.to_string()),
+                },
+                () = tx.closed() => return,
+            }
+        };
+        let _ = tx.send(Some(end));
+    });
+    rx
 }
 
 /// Per-second, per-priority counts of the second under way.
@@ -213,7 +277,7 @@ impl SecondCounts {
 pub async fn run(
     config: Arc<Config>,
     id: u32,
-    stream: TcpStream,
+    stream: Stream,
     started: Instant,
     counters: Arc<Counters>,
     stop: CancellationToken,
@@ -257,7 +321,7 @@ pub async fn run(
         if stop.is_cancelled() {
             break;
         }
-        let Some(c) = conn.as_ref() else {
+        let Some(c) = conn.as_mut() else {
             conn = reconnect(&config, &mut report, &counters, &stop)
                 .await
                 .map(|s| Conn::new(s, report.sent));
@@ -309,7 +373,7 @@ pub async fn run(
             let next = schedule
                 .map_or(MIN_SLEEP, |s| s.at(handled).saturating_sub(elapsed))
                 .max(MIN_SLEEP);
-            let readable = c.rd.readable();
+            let readable = c.readable();
             tokio::select! {
                 _ = tokio::time::sleep(next) => {}
                 _ = readable => {}
@@ -402,17 +466,23 @@ async fn reconnect(
     report: &mut Report,
     counters: &Counters,
     stop: &CancellationToken,
-) -> Option<TcpStream> {
+) -> Option<Stream> {
     counters.connected.fetch_sub(1, Relaxed);
     let mut retry = RECONNECT.retry();
+    let tls = match config.tls.client() {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(emitter = report.emitter, error = %e, "TLS settings unusable; not reconnecting");
+            return None;
+        }
+    };
     loop {
         let attempt = tokio::select! {
-            r = TcpStream::connect(config.target) => r,
+            r = Stream::connect(config.target, tls.as_ref()) => r,
             _ = stop.cancelled() => return None,
         };
         match attempt {
             Ok(s) => {
-                let _ = s.set_nodelay(true);
                 report.reconnects += 1;
                 counters.reconnects.fetch_add(1, Relaxed);
                 counters.connected.fetch_add(1, Relaxed);

@@ -172,6 +172,10 @@ pub struct Config {
     #[arg(long, value_name = "SECS", default_value_t = default_connect_timeout())]
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: f64,
+    /// TLS to the distributor (the harness passes the files it minted; not in profiles).
+    #[command(flatten)]
+    #[serde(skip)]
+    pub tls: runner::tls::ClientFlags,
 }
 
 fn default_target() -> SocketAddr {
@@ -229,6 +233,7 @@ impl Default for Config {
             emitter_id_base: 0,
             out: default_out(),
             connect_timeout: default_connect_timeout(),
+            tls: runner::tls::ClientFlags::default(),
         }
     }
 }
@@ -236,7 +241,7 @@ impl Default for Config {
 impl Config {
     /// The command line that gives these settings (`loadgen` parses it back the same).
     pub fn to_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             format!("--target={}", self.target),
             format!("--emitters={}", self.emitters),
             format!("--rate={}", self.rate),
@@ -252,7 +257,9 @@ impl Config {
             format!("--emitter-id-base={}", self.emitter_id_base),
             format!("--out={}", self.out.display()),
             format!("--connect-timeout={}", self.connect_timeout),
-        ]
+        ];
+        args.extend(self.tls.to_args());
+        args
     }
 
     /// Checks the values clap and serde cannot.
@@ -365,6 +372,14 @@ mod tests {
             emitter_id_base: 1000,
             out: PathBuf::from("/tmp/some dir"),
             connect_timeout: 2.0,
+            tls: runner::tls::ClientFlags {
+                tls_server_name: Some("distributor.example".into()),
+                ..runner::tls::ClientFlags::minted(
+                    std::path::Path::new("/tls/ca.pem"),
+                    std::path::Path::new("/tls"),
+                    "e 1",
+                )
+            },
         };
         let args = std::iter::once("loadgen".to_owned()).chain(cfg.to_args());
         assert_eq!(Config::try_parse_from(args).unwrap(), cfg);

@@ -181,6 +181,70 @@ impl ClientFiles {
     }
 }
 
+/// The TLS flags of a client component (loadgen, analyzer-sink): `--tls-ca` turns TLS on,
+/// `--tls-cert` and `--tls-key` add a client certificate (mutual TLS). Set on the command
+/// line (the harness passes the files it minted), not in profiles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ClientFlags {
+    /// Connect over TLS, trusting this CA (PEM) to have signed the distributor's certificate.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for mutual TLS: its first DNS name (else its CN)
+    /// is the client's identity.
+    #[arg(long, value_name = "PEM", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the distributor's certificate must carry [default: the IP address
+    /// connected to].
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
+}
+
+impl ClientFlags {
+    /// The flags of a client of CA `ca` presenting `<dir>/<name>.pem` and `.key` (the
+    /// layout [`mint::Authority::write_leaf`] writes).
+    pub fn minted(ca: &Path, dir: &Path, name: &str) -> Self {
+        Self {
+            tls_ca: Some(ca.to_owned()),
+            tls_cert: Some(dir.join(format!("{name}.pem"))),
+            tls_key: Some(dir.join(format!("{name}.key"))),
+            tls_server_name: None,
+        }
+    }
+
+    /// The client, or `None` without `--tls-ca` (plain TCP).
+    pub fn client(&self) -> Result<Option<Client>, TlsError> {
+        let Some(ca) = &self.tls_ca else {
+            return Ok(None);
+        };
+        ClientFiles {
+            ca: ca.clone(),
+            cert_key: self.tls_cert.clone().zip(self.tls_key.clone()),
+            server_name: self.tls_server_name.clone(),
+        }
+        .client()
+        .map(Some)
+    }
+
+    /// The command-line flags that give these settings.
+    pub fn to_args(&self) -> Vec<String> {
+        let path = |flag: &str, p: &Option<PathBuf>| p.as_ref().map(|p| format!("--{flag}={}", p.display()));
+        [
+            path("tls-ca", &self.tls_ca),
+            path("tls-cert", &self.tls_cert),
+            path("tls-key", &self.tls_key),
+            self.tls_server_name
+                .as_ref()
+                .map(|n| format!("--tls-server-name={n}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 /// A TLS client's settings, ready to connect.
 #[derive(Clone)]
 pub struct Client {
