@@ -123,25 +123,7 @@ struct EmitterRule {
     priorities: String,
 }
 
-/// Parses `"A-B"` (inclusive) or `"N"`.
-pub fn parse_priorities(s: &str) -> Result<RangeInclusive<u8>, String> {
-    let num = |t: &str| {
-        t.trim()
-            .parse::<u8>()
-            .map_err(|_| format!("{t:?} is not a priority 0-255"))
-    };
-    let (lo, hi) = match s.split_once('-') {
-        Some((a, b)) => (num(a)?, num(b)?),
-        None => {
-            let n = num(s)?;
-            (n, n)
-        }
-    };
-    if lo > hi {
-        return Err(format!("priorities {s:?}: {lo} is above {hi}"));
-    }
-    Ok(lo..=hi)
-}
+pub use runfolder::profile::parse_priorities;
 
 impl Access {
     /// Reads and checks a file.

@@ -9,6 +9,7 @@
 //! - [`progress`]: the live display on a terminal, status lines otherwise.
 //! - [`bench`]: the end-to-end performance suite behind `just bench`.
 //! - [`prometheus`]: a real Prometheus beside a run (`--prometheus`), and its alerts.
+//! - [`tls`]: a `tls = true` run's certificates, access file and impostor.
 //!
 //! The harness starts the `distributor`, `analyzer-sink`, `loadgen` and `report` binaries
 //! found beside its own executable (`cargo build --release --workspace` builds them all),
@@ -22,3 +23,4 @@ pub mod profile;
 pub mod progress;
 pub mod prometheus;
 pub mod run;
+pub mod tls;

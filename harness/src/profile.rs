@@ -4,7 +4,7 @@
 //! fails at once naming the field.
 
 use runfolder::ChaosAction;
-use runfolder::profile::Checks;
+use runfolder::profile::{Checks, Security};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -80,6 +80,13 @@ pub struct Profile {
     /// Check thresholds for the report.
     #[serde(default)]
     pub checks: Checks,
+    /// Run everything over mutual TLS: the harness mints a CA and one certificate per
+    /// component into `<run>/tls/`.
+    #[serde(default)]
+    pub tls: bool,
+    /// What a `tls` run tries that must be refused (an impostor, a restricted emitter).
+    #[serde(default)]
+    pub security: Option<Security<loadgen::Config>>,
     /// Whether `[distributor]` sets a hang timeout (a shortened run then shortens it too).
     #[serde(skip)]
     pub hang_timeout_set: bool,
@@ -263,9 +270,75 @@ impl Profile {
         if let Err((field, reason)) = self.checks.validate() {
             return bad(field, reason);
         }
+        self.validate_tls(path)
+    }
+
+    /// TLS and `[security]`: set by the harness, so the profile must leave them alone.
+    fn validate_tls(&self, path: &Path) -> Result<(), ProfileError> {
+        let bad = |field: &str, reason: String| {
+            Err(ProfileError::Invalid {
+                path: path.to_owned(),
+                field: field.to_owned(),
+                reason,
+            })
+        };
+        let d = &self.distributor;
+        if d.tls_cert.is_some() || d.tls_client_ca.is_some() || d.access.is_some() {
+            return bad(
+                "distributor",
+                "tls-cert, tls-key, tls-client-ca and access are the harness's to set: say `tls = true` and use [security]".into(),
+            );
+        }
+        let Some(sec) = &self.security else {
+            return Ok(());
+        };
+        if !self.tls {
+            return bad("security", "needs `tls = true` (identities come from certificates)".into());
+        }
+        if let Some(imp) = &sec.impostor {
+            if !(imp.at.is_finite() && imp.at >= 0.0 && imp.at <= self.duration) {
+                return bad(
+                    "security.impostor.at",
+                    format!("{} is not within the run (0 to {} s)", imp.at, self.duration),
+                );
+            }
+            if !self.analyzers.iter().any(|a| a.id == imp.claims) {
+                return bad(
+                    "security.impostor.claims",
+                    format!("{:?} is not an analyzer of this profile", imp.claims),
+                );
+            }
+        }
+        if let Some(r) = &sec.restricted {
+            if let Err(e) = runfolder::profile::parse_priorities(&r.priorities) {
+                return bad("security.restricted.priorities", e);
+            }
+            let taken = self.analyzers.iter().any(|a| a.id == r.identity)
+                || r.identity == runfolder::profile::IMPOSTOR
+                || r.identity == LOADGEN_IDENTITY;
+            if taken || r.identity.is_empty() || r.identity.contains('*') {
+                return bad(
+                    "security.restricted.identity",
+                    format!("{:?} must be a name of its own (not an analyzer id, `impostor` or `loadgen`, no `*`)", r.identity),
+                );
+            }
+            if let Err(e) = r.emitters.validate() {
+                return bad("security.restricted.emitters", format!("{e:#}"));
+            }
+            let main_end = u64::from(self.emitters.emitter_id_base) + u64::from(self.emitters.emitters);
+            if main_end > u64::from(runfolder::names::RESTRICTED_ID_BASE) {
+                return bad(
+                    "emitters.emitter_id_base",
+                    format!("the emitters' ids must stay below {} (the restricted emitters' range)", runfolder::names::RESTRICTED_ID_BASE),
+                );
+            }
+        }
         Ok(())
     }
 }
+
+/// The certificate identity of the profile's main load generator in a `tls` run.
+pub const LOADGEN_IDENTITY: &str = "loadgen";
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use nix::sys::signal::Signal;
 use runfolder::json::Manifest;
 use runfolder::names::utc_stamp;
-use runfolder::rows::{Alert, Event, Resource, Scope, Stats};
+use crate::tls::RunTls;
+use runfolder::rows::{Alert, Event, Probe, Resource, Scope, Stats};
 use runfolder::{ChaosAction, TableReader, TableWriter, names};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,8 @@ struct Setup {
     metrics_port: u16,
     scale: f64,
     duration: f64,
+    /// The certificates of a `tls = true` run.
+    tls: Option<RunTls>,
 }
 
 impl Setup {
@@ -94,6 +97,9 @@ fn write_distributor_config(p: &Profile, s: &Setup) -> anyhow::Result<PathBuf> {
     c.analyzer_listen = local(s.analyzer_port);
     c.metrics_listen = Some(local(s.metrics_port));
     c.stats_csv = None;
+    if let Some(tls) = &s.tls {
+        tls.configure(&mut c);
+    }
     if p.hang_timeout_set {
         // A shortened run shortens hangs too, so a hang timeout the profile sets scales
         // along (not below 1 s).
@@ -121,17 +127,36 @@ fn sink_config(a: &analyzer_sink::Config, s: &Setup) -> analyzer_sink::Config {
     analyzer_sink::Config {
         distributor: std::net::SocketAddr::from(([127, 0, 0, 1], s.analyzer_port)),
         out: s.dir.clone(),
+        tls: s.tls.as_ref().map(|t| t.client(&a.id)).unwrap_or_default(),
         ..a.clone()
     }
 }
 
-fn loadgen_config(p: &Profile, s: &Setup) -> loadgen::Config {
-    loadgen::Config {
+/// The loadgens: the profile's load, and the restricted emitters of `[security]`.
+fn loadgens(p: &Profile, s: &Setup) -> Vec<Component> {
+    let config = |e: &loadgen::Config, identity: &str| loadgen::Config {
         target: std::net::SocketAddr::from(([127, 0, 0, 1], s.emitter_port)),
         duration: s.duration,
         out: s.dir.clone(),
-        ..p.emitters.clone()
+        tls: s.tls.as_ref().map(|t| t.client(identity)).unwrap_or_default(),
+        ..e.clone()
+    };
+    let mut all = vec![Component::new(
+        "loadgen",
+        Binary::Loadgen,
+        config(&p.emitters, crate::profile::LOADGEN_IDENTITY).to_args(),
+        names::LOG.path(&s.dir, "loadgen"),
+    )];
+    if let Some(r) = p.security.as_ref().and_then(|sec| sec.restricted.as_ref()) {
+        let name = format!("loadgen-{}", r.identity);
+        let c = loadgen::Config {
+            emitter_id_base: names::RESTRICTED_ID_BASE,
+            ..config(&r.emitters, &r.identity)
+        };
+        let log = names::LOG.path(&s.dir, &name);
+        all.push(Component::new(&name, Binary::Loadgen, c.to_args(), log));
     }
+    all
 }
 
 /// The files the harness itself writes while the run goes on.
@@ -174,7 +199,12 @@ pub async fn run(
         .join(format!("{}-{}", opts.name, utc_stamp(started_unix)));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::copy(&opts.path, dir.join(names::PROFILE)).context("cannot copy the profile")?;
+    let tls = match profile.tls {
+        true => Some(RunTls::mint(&dir, &profile).context("minting the run's certificates")?),
+        false => None,
+    };
     let setup = Setup {
+        tls,
         dir: dir.clone(),
         emitter_port: free_port()?,
         analyzer_port: free_port()?,
@@ -235,24 +265,21 @@ pub async fn run(
             })
             .collect(),
     };
-    let mut loadgen = Component::new(
-        "loadgen",
-        Binary::Loadgen,
-        loadgen_config(&profile, &setup).to_args(),
-        names::LOG.path(&dir, "loadgen"),
-    );
+    let mut loadgens = loadgens(&profile, &setup);
     let outcome = drive(
         &profile,
         &setup,
         &mut procs,
-        &mut loadgen,
+        &mut loadgens,
         &mut records,
         stop,
     )
     .await;
     // Whatever happened, nothing stays behind.
     let grace = profile.distributor.drain_timeout + Duration::from_secs(10);
-    let _ = loadgen.stop(Duration::from_secs(10)).await;
+    for l in &mut loadgens {
+        let _ = l.stop(Duration::from_secs(10)).await;
+    }
     for s in procs.sinks.values() {
         let _ = s.signal(Signal::SIGCONT);
         let _ = s.signal(Signal::SIGUSR2);
@@ -280,7 +307,7 @@ pub async fn run(
         &profile,
         &setup,
         &procs,
-        &loadgen,
+        &loadgens,
         started_unix,
         ended_unix,
     )?;
@@ -289,7 +316,14 @@ pub async fn run(
     if let Some(name) = dir.file_name() {
         let _ = std::os::unix::fs::symlink(name, &latest);
     }
-    outcome?;
+    let probes = outcome?;
+    if profile.security.as_ref().is_some_and(|s| s.impostor.is_some()) {
+        let mut w = TableWriter::<Probe>::create(&dir.join(names::SECURITY))?;
+        for p in probes {
+            w.write(&p)?;
+        }
+        w.flush()?;
+    }
     if let Some(alerts) = alerts {
         let mut w = TableWriter::<Alert>::create(&dir.join(names::ALERTS))?;
         for a in alerts? {
@@ -318,15 +352,16 @@ async fn report(dir: &Path) -> anyhow::Result<u8> {
     crate::procs::run_report([dir.as_os_str()]).await
 }
 
-/// Starts everything, applies the schedule while the loadgen runs, samples the distributor.
+/// Starts everything, applies the schedule while the loadgens run, samples the
+/// distributor; returns the impostor's probes.
 async fn drive(
     profile: &Profile,
     setup: &Setup,
     procs: &mut Processes,
-    loadgen: &mut Component,
+    loadgens: &mut [Component],
     records: &mut Records,
     stop: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Probe>> {
     procs.distributor.start()?;
     // Its first stats row comes once it listens: the sinks then connect at the first try.
     let stats = setup.stats_csv(procs.incarnation);
@@ -349,12 +384,15 @@ async fn drive(
     let schedule = schedule.into_iter().peekable();
     let started = Instant::now();
     records.load_started_ns = Some(protocol::now_ns());
-    loadgen.start()?;
+    for l in loadgens.iter_mut() {
+        l.start()?;
+    }
+    let impostor = impostor(profile, setup);
     let mut progress = Progress::new(setup.duration);
     let outcome = run_schedule(
         setup,
         procs,
-        loadgen,
+        loadgens,
         records,
         &mut progress,
         profile,
@@ -364,15 +402,37 @@ async fn drive(
     )
     .await;
     progress.finish();
-    outcome
+    let Some(task) = impostor else {
+        return outcome.map(|()| Vec::new());
+    };
+    if let Err(e) = outcome {
+        task.abort();
+        return Err(e);
+    }
+    Ok(vec![task.await.context("the impostor task failed")?])
 }
 
-/// The chaos schedule against the clock while the loadgen runs; samples once a second.
+/// The impostor of `[security.impostor]`, started with the load.
+fn impostor(profile: &Profile, setup: &Setup) -> Option<tokio::task::JoinHandle<Probe>> {
+    let imp = profile.security.as_ref()?.impostor.as_ref()?;
+    let tls = setup.tls.as_ref()?.client(runfolder::profile::IMPOSTOR);
+    let at_s = imp.at * setup.scale;
+    let analyzer = std::net::SocketAddr::from(([127, 0, 0, 1], setup.analyzer_port));
+    Some(tokio::spawn(crate::tls::impostor(
+        tls,
+        analyzer,
+        imp.claims.clone(),
+        Duration::from_secs_f64(at_s),
+        at_s,
+    )))
+}
+
+/// The chaos schedule against the clock while the loadgens run; samples once a second.
 #[expect(clippy::too_many_arguments, reason = "the run's moving parts, once")]
 async fn run_schedule(
     setup: &Setup,
     procs: &mut Processes,
-    loadgen: &mut Component,
+    loadgens: &mut [Component],
     records: &mut Records,
     progress: &mut Progress,
     profile: &Profile,
@@ -384,13 +444,16 @@ async fn run_schedule(
     let mut sample = tokio::time::interval(Duration::from_secs(1));
     let mut last_cpu: Option<(Instant, f64, u32)> = None;
     loop {
-        if !loadgen.running() {
-            let code = loadgen.wait().await?;
-            anyhow::ensure!(
-                code == Some(0),
-                "the loadgen failed (exit {code:?}); see {}",
-                loadgen.log.display()
-            );
+        if loadgens.iter_mut().all(|l| !l.running()) {
+            for l in loadgens.iter_mut() {
+                let code = l.wait().await?;
+                anyhow::ensure!(
+                    code == Some(0),
+                    "{} failed (exit {code:?}); see {}",
+                    l.name,
+                    l.log.display()
+                );
+            }
             break;
         }
         if !procs.distributor.running()
@@ -492,7 +555,7 @@ fn write_manifest(
     profile: &Profile,
     setup: &Setup,
     procs: &Processes,
-    loadgen: &Component,
+    loadgens: &[Component],
     start: u64,
     end: u64,
 ) -> anyhow::Result<()> {
@@ -505,7 +568,9 @@ fn write_manifest(
     for s in procs.sinks.values() {
         command_lines.extend(s.command_lines.iter().cloned());
     }
-    command_lines.extend(loadgen.command_lines.iter().cloned());
+    for l in loadgens {
+        command_lines.extend(l.command_lines.iter().cloned());
+    }
     let manifest = Manifest {
         profile: opts.name.clone(),
         profile_file: opts.path.display().to_string(),

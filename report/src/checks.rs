@@ -10,12 +10,15 @@
 //! - [`latency`]: end-to-end percentiles overall and per priority.
 //! - [`alerting`] (runs with `--prometheus`): every analyzer kill raised `AnalyzerDown`
 //!   within 15 s; a run without chaos fired no alert.
+//! - [`security`] (profiles with `[security]`): the impostor was rejected; the restricted
+//!   emitters' out-of-range messages were counted `forbidden`, exactly.
 
 pub mod accounting;
 pub mod alerting;
 pub mod integrity;
 pub mod latency;
 pub mod priority;
+pub mod security;
 pub mod weights;
 
 use crate::model::Run;
@@ -97,6 +100,7 @@ pub fn all(run: &Run) -> Vec<Outcome> {
         latency::check(run),
     ];
     all.extend(alerting::check(run));
+    all.extend(security::check(run));
     all
 }
 

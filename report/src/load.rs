@@ -10,7 +10,7 @@
 //! `resources.csv` and `alerts.csv` (harness), `profile.toml` (the profile copy).
 
 use crate::model::{
-    Analyzer, Distributor, Emitter, Event, LiveSample, Overrides, Resource, Run, SecondLatency,
+    Analyzer, Restricted, Distributor, Emitter, Event, LiveSample, Overrides, Resource, Run, SecondLatency,
     Seen, Settings,
 };
 use hdrhistogram::Histogram;
@@ -184,7 +184,46 @@ pub fn run(dir: &Path, overrides: &Overrides) -> Result<Run> {
     if alerts.exists() {
         run.alerts = Some(read_all::<rows::Alert>(&alerts)?);
     }
+    let probes = dir.join(names::SECURITY);
+    if probes.exists() {
+        run.probes = Some(read_all::<rows::Probe>(&probes)?);
+    }
+    run.restricted_sent = restricted(dir, &run)?;
     Ok(run)
+}
+
+/// What the profile's restricted emitters (ids from [`names::RESTRICTED_ID_BASE`]) sent
+/// inside and outside their allowed priorities.
+fn restricted(dir: &Path, run: &Run) -> Result<Option<Restricted>> {
+    let Some(r) = run
+        .profile
+        .as_ref()
+        .and_then(|p| p.security.as_ref())
+        .and_then(|s| s.restricted.as_ref())
+    else {
+        return Ok(None);
+    };
+    let path = dir.join(names::PROFILE);
+    let range = runfolder::profile::parse_priorities(&r.priorities).map_err(|message| {
+        InputError::Profile(runfolder::profile::ProfileViewError::Parse {
+            path: path.clone(),
+            message: format!("invalid security.restricted.priorities: {message}"),
+        })
+    })?;
+    let mut out = Restricted::default();
+    for (_, path) in files(dir, names::SENT)? {
+        for row in read_all::<rows::Sent>(&path)? {
+            if row.emitter < names::RESTRICTED_ID_BASE {
+                continue;
+            }
+            if range.contains(&row.priority) {
+                out.allowed += row.sent;
+            } else {
+                out.forbidden += row.sent;
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// What the sinks were told to expect: foreign when any sink's totals say so.

@@ -5,6 +5,15 @@
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// What the restricted emitters sent, by whether the access file allows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restricted {
+    /// At allowed priorities.
+    pub allowed: u64,
+    /// At other priorities: each must be dropped and counted `forbidden`.
+    pub forbidden: u64,
+}
+
 /// One emitter of the loadgen manifest.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Emitter {
@@ -318,6 +327,11 @@ pub struct Run {
     pub resources: Vec<Resource>,
     /// The alerts the run's Prometheus fired (`None`: the run had no Prometheus).
     pub alerts: Option<Vec<runfolder::rows::Alert>>,
+    /// The impostor's attempts (`security.csv`), when the run had one.
+    pub probes: Option<Vec<runfolder::rows::Probe>>,
+    /// Messages the profile's restricted emitters sent inside and outside the priorities
+    /// the access file allows them (`tls` runs with `[security.restricted]`).
+    pub restricted_sent: Option<Restricted>,
     /// Check settings.
     pub settings: Settings,
     /// Notes about the input (skipped partial lines and the like).

@@ -253,6 +253,29 @@ fn header(out: &mut String, run: &Run) {
             format!("a real Prometheus scraped the distributor with the alert rules (alerts.csv); {fired}"),
         ));
     }
+    if let Some(p) = run.profile.as_ref().filter(|p| p.tls) {
+        let mut what = vec![
+            "every connection over mutual TLS (emitters, analyzers, /metrics), certificates minted by the harness into tls/; analyzer ids bound to certificate identities".to_owned(),
+        ];
+        if let Some(sec) = &p.security {
+            if let Some(i) = &sec.impostor {
+                what.push(format!(
+                    "an impostor claims {:?} at {:.0} s",
+                    i.claims,
+                    i.at * run.manifest.as_ref().map_or(1.0, |m| m.scale)
+                ));
+            }
+            if let Some(r) = &sec.restricted {
+                what.push(format!(
+                    "{} limited to priorities {} by the access file ({})",
+                    r.identity,
+                    r.priorities,
+                    r.emitters.describe()
+                ));
+            }
+        }
+        rows.push(("security", what.join("; ")));
+    }
     if rows.is_empty() {
         out.push_str("<p>No manifest or profile in the folder: the components were not run by the harness.</p>\n");
         return;

@@ -138,6 +138,23 @@ spelled!(ChaosAction {
     RestartDistributor => "restart-distributor",
 });
 
+/// How the distributor answered an impostor (`security.csv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeOutcome {
+    /// A REJECT: the takeover was refused.
+    Rejected,
+    /// A session: the impostor took the id over.
+    Accepted,
+    /// Neither (no connection, no answer in time): the probe says nothing.
+    Failed,
+}
+spelled!(ProbeOutcome {
+    Rejected => "rejected",
+    Accepted => "accepted",
+    Failed => "failed",
+});
+
 /// What the analyzers receive: the loadgen's probes, or another emitter's payloads.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,

@@ -12,6 +12,13 @@ pub const MANIFEST: &str = "manifest.json";
 pub const EVENTS: &str = "events.csv";
 /// The alerts the run's Prometheus fired (`harness --prometheus`; [`crate::rows::Alert`]).
 pub const ALERTS: &str = "alerts.csv";
+/// Impostor attempts and their outcome ([`crate::rows::Probe`]).
+pub const SECURITY: &str = "security.csv";
+/// Certificates the harness minted for a `tls = true` run.
+pub const TLS_DIR: &str = "tls";
+/// The first emitter id of a profile's restricted emitters (`[security.restricted]`):
+/// their own id range, so the report can tell their messages apart.
+pub const RESTRICTED_ID_BASE: u32 = 1_000_000;
 /// The distributor's CPU and RSS over time ([`crate::rows::Resource`]).
 pub const RESOURCES: &str = "resources.csv";
 /// The distributor's settings as the harness handed them over (`--config`).

@@ -32,6 +32,12 @@ pub struct ProfileView {
     /// Check thresholds.
     #[serde(default)]
     pub checks: Checks,
+    /// Everything over mutual TLS (certificates minted by the harness).
+    #[serde(default)]
+    pub tls: bool,
+    /// The identity probes of a `tls` run.
+    #[serde(default)]
+    pub security: Option<Security<EmittersView>>,
 }
 
 /// The report's part of `[distributor]`.
@@ -130,6 +136,66 @@ pub struct ChaosView {
 
 fn default_weight() -> f64 {
     1.0
+}
+
+/// `[security]` of a `tls = true` profile: what the run tries that must be refused. `E` is
+/// the load's settings (the harness's `loadgen::Config`, the report's [`EmittersView`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security<E> {
+    /// An analyzer with a valid certificate of its own (identity `impostor`) says HELLO
+    /// with a live analyzer's id: it must get a REJECT.
+    #[serde(default)]
+    pub impostor: Option<Impostor>,
+    /// A second load generator under its own identity, limited by the access file to some
+    /// priorities; what it sends outside them must be dropped and counted `forbidden`.
+    #[serde(default)]
+    pub restricted: Option<Restricted<E>>,
+}
+
+/// `[security.impostor]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impostor {
+    /// Seconds after the load starts (scaled with `--duration`).
+    pub at: f64,
+    /// The live analyzer id it claims.
+    pub claims: String,
+}
+
+/// The certificate identity of the impostor.
+pub const IMPOSTOR: &str = "impostor";
+
+/// `[security.restricted]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restricted<E> {
+    /// Its certificate's identity (the access file's rule names it).
+    pub identity: String,
+    /// The priorities the access file allows it, `"A-B"` or `"N"`.
+    pub priorities: String,
+    /// Its load (emitter ids from [`crate::names::RESTRICTED_ID_BASE`]).
+    pub emitters: E,
+}
+
+/// Parses a priority range, `"A-B"` (inclusive) or `"N"`.
+pub fn parse_priorities(s: &str) -> Result<std::ops::RangeInclusive<u8>, String> {
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u8>()
+            .map_err(|_| format!("{t:?} is not a priority 0-255"))
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => {
+            let n = num(s)?;
+            (n, n)
+        }
+    };
+    if lo > hi {
+        return Err(format!("priorities {s:?}: {lo} is above {hi}"));
+    }
+    Ok(lo..=hi)
 }
 
 /// Thresholds of the report's checks (`[checks]` of a profile).

@@ -1,7 +1,9 @@
 //! One row type per CSV file of a run folder. The field names are the columns; every
 //! column is documented here and in the README.
 
-use crate::enums::{Better, ChaosAction, LogMode, Method, Status, Traffic, Unit, Verdict};
+use crate::enums::{
+    Better, ChaosAction, LogMode, Method, ProbeOutcome, Status, Traffic, Unit, Verdict,
+};
 use crate::table::table;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -261,6 +263,25 @@ table! {
         pub action: ChaosAction,
         /// The analyzer id, or `distributor`.
         pub target: String,
+    }
+}
+
+table! {
+    /// `security.csv` (harness, `tls = true` profiles with an impostor): each attempt of an
+    /// analyzer with a valid certificate of its own to take over another analyzer's id.
+    pub struct Probe {
+        /// When the answer came, ns since the epoch.
+        pub ts_ns: u64,
+        /// Seconds after the load started (the profile's time, scaled).
+        pub at_s: f64,
+        /// The identity its certificate proves.
+        pub identity: String,
+        /// The live analyzer id its HELLO claimed.
+        pub claimed: String,
+        /// What the distributor did.
+        pub outcome: ProbeOutcome,
+        /// The REJECT's reason, or what went wrong.
+        pub detail: String,
     }
 }
 

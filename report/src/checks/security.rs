@@ -1,0 +1,138 @@
+//! What a `tls = true` run tried that had to be refused (`[security]` of the profile):
+//!
+//! - the impostor: an analyzer with a valid certificate of its own said HELLO with a live
+//!   analyzer's id; the distributor must have answered with a REJECT (`security.csv`);
+//! - the restricted emitters: every message they sent outside the priorities the access
+//!   file allows them must be dropped and counted `forbidden`, exactly, and nothing else
+//!   may be counted so. (That none of them arrived follows from the accounting check: a
+//!   message both delivered and counted dropped would leave sent < delivered + dropped.)
+//!
+//! Only runs whose profile has `[security]` get this check.
+
+use super::{Outcome, Row, Status, Unit};
+use crate::model::Run;
+use runfolder::ProbeOutcome;
+
+/// The security check, or `None` for a run without `[security]`.
+pub fn check(run: &Run) -> Option<Outcome> {
+    let security = run.profile.as_ref()?.security.as_ref()?;
+    let mut rows = Vec::new();
+    if let Some(imp) = &security.impostor {
+        rows.push(impostor(run, &imp.claims));
+    }
+    if let Some(r) = &security.restricted {
+        rows.push(forbidden(run, &r.identity, &r.priorities));
+    }
+    let worst = |s: Status| rows.iter().any(|r: &Row| r.status == s);
+    let status = if worst(Status::Fail) {
+        Status::Fail
+    } else if worst(Status::Inconclusive) {
+        Status::Inconclusive
+    } else if rows.is_empty() {
+        return Some(Outcome::not_exercised(
+            "security",
+            "not exercised: [security] names neither an impostor nor restricted emitters",
+        ));
+    } else {
+        Status::Pass
+    };
+    let headline = rows
+        .iter()
+        .map(|r| r.detail.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut all = vec![Row::new("security", status, "", "", headline.clone())];
+    all.extend(rows);
+    Some(Outcome {
+        status,
+        headline,
+        rows: all,
+    })
+}
+
+/// Every impostor attempt got a REJECT.
+fn impostor(run: &Run, claims: &str) -> Row {
+    let probes = run.probes.as_deref().unwrap_or_default();
+    let count = |o: ProbeOutcome| probes.iter().filter(|p| p.outcome == o).count();
+    let (rejected, accepted, failed) = (
+        count(ProbeOutcome::Rejected),
+        count(ProbeOutcome::Accepted),
+        count(ProbeOutcome::Failed),
+    );
+    let (status, detail) = if accepted > 0 {
+        let why: Vec<&str> = probes
+            .iter()
+            .filter(|p| p.outcome == ProbeOutcome::Accepted)
+            .map(|p| p.detail.as_str())
+            .collect();
+        (
+            Status::Fail,
+            format!(
+                "the impostor took over {claims:?}: {}",
+                why.join("; ")
+            ),
+        )
+    } else if rejected == 0 {
+        let why: Vec<&str> = probes.iter().map(|p| p.detail.as_str()).collect();
+        (
+            Status::Inconclusive,
+            format!(
+                "the impostor's attempt on {claims:?} got no answer ({failed} failed: {}); rerun to decide",
+                if why.is_empty() { "no security.csv row".to_owned() } else { why.join("; ") }
+            ),
+        )
+    } else {
+        let reason = probes
+            .iter()
+            .find(|p| p.outcome == ProbeOutcome::Rejected)
+            .map_or("", |p| p.detail.as_str());
+        (
+            Status::Pass,
+            format!("the impostor's claim to {claims:?} was rejected: {reason:?}"),
+        )
+    };
+    Row::new("security:impostor", status, accepted, 0, detail).measured(
+        accepted as f64,
+        Some(0.0),
+        Unit::None,
+    )
+}
+
+/// The distributor counted exactly the restricted emitters' out-of-range messages as
+/// `forbidden`.
+fn forbidden(run: &Run, identity: &str, priorities: &str) -> Row {
+    let sent = run.restricted_sent.unwrap_or_default();
+    let counted = run
+        .distributor
+        .dropped
+        .get("forbidden")
+        .copied()
+        .unwrap_or(0);
+    let (status, detail) = if sent.forbidden == 0 {
+        (
+            Status::Inconclusive,
+            format!("{identity} sent nothing outside {priorities} ({} inside): nothing was forbidden; give it priorities outside the range", sent.allowed),
+        )
+    } else if counted == sent.forbidden {
+        (
+            Status::Pass,
+            format!(
+                "{identity} sent {} messages outside {priorities}: {counted} dropped as forbidden, exactly ({} inside the range)",
+                sent.forbidden, sent.allowed
+            ),
+        )
+    } else {
+        (
+            Status::Fail,
+            format!(
+                "{identity} sent {} messages outside {priorities} but the distributor counted {counted} forbidden",
+                sent.forbidden
+            ),
+        )
+    };
+    Row::new("security:forbidden", status, counted, sent.forbidden, detail).measured(
+        counted as f64,
+        Some(sent.forbidden as f64),
+        Unit::Messages,
+    )
+}
