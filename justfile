@@ -31,6 +31,10 @@ throughput *ARGS: build
 chaos *ARGS: build
     {{target}}/release/harness chaos {{ARGS}}
 
+# The secure profile: basic over mutual TLS, an impostor and a restricted emitter, 60 s.
+secure *ARGS: build
+    {{target}}/release/harness secure {{ARGS}}
+
 # Validate every profile.
 check: build
     {{target}}/release/harness check profiles/*.toml

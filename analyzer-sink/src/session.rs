@@ -10,12 +10,12 @@ use bytes::BytesMut;
 use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
 use runner::backoff::Backoff;
 use runner::framed::FramedRead;
+use runner::net::{Stream, WriteHalf};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use runner::net::{Stream, WriteHalf};
 use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -249,7 +249,7 @@ impl Sink {
         if let Err(e) = hello.encode(&mut out) {
             return End::Fatal(e.into());
         }
-        if let Err(e) = wr.write_all(&out).await {
+        if let Err(e) = write_flushed(&mut wr, &out).await {
             return End::Lost(Lost::SendHello(e));
         }
         self.sessions += 1;
@@ -382,13 +382,19 @@ impl Sink {
         }
         let mut out = BytesMut::with_capacity(13);
         wire::encode_ack(recorded, &mut out);
-        wr.write_all(&out)
+        write_flushed(wr, &out)
             .await
             .map_err(|e| End::Lost(Lost::SendAck(e)))?;
         acks.sent = recorded;
         acks.at = Instant::now();
         Ok(())
     }
+}
+
+/// Writes `bytes` onto the socket (over TLS, out of the session too).
+async fn write_flushed(wr: &mut WriteHalf, bytes: &[u8]) -> std::io::Result<()> {
+    wr.write_all(bytes).await?;
+    wr.flush().await
 }
 
 /// The last ACK of a session.

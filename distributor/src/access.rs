@@ -188,10 +188,7 @@ impl Access {
 
     /// How many rules there are, for the log.
     pub fn rules(&self) -> (usize, Option<usize>) {
-        (
-            self.emitters.len(),
-            self.analyzers.as_ref().map(Vec::len),
-        )
+        (self.emitters.len(), self.analyzers.as_ref().map(Vec::len))
     }
 }
 
@@ -238,7 +235,10 @@ mod tests {
         let cases = [
             ("[emitters.\"a*b\"]\npriorities = \"1\"", "emitters.\"a*b\""),
             ("[emitters.x]\npriorities = \"9-3\"", "9 is above 3"),
-            ("[emitters.x]\npriorities = \"300\"", "\"300\" is not a priority"),
+            (
+                "[emitters.x]\npriorities = \"300\"",
+                "\"300\" is not a priority",
+            ),
             ("[emitters.x]\nprio = \"1\"", "unknown field `prio`"),
             ("[analyzers]\nallow = [\"\"]", "analyzers.allow"),
             ("[analysers]\nallow = []", "unknown field `analysers`"),

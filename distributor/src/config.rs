@@ -334,7 +334,9 @@ impl Config {
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => return invalid("tls-key", "tls-cert is set: give its key too"),
-            (None, Some(_)) => return invalid("tls-cert", "tls-key is set: give its certificate too"),
+            (None, Some(_)) => {
+                return invalid("tls-cert", "tls-key is set: give its certificate too");
+            }
             _ => {}
         }
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {

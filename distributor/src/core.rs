@@ -16,6 +16,7 @@ use crate::frame::{COMPACT_AFTER_NS, Frame};
 use crate::health::{Hang, RetrySchedule};
 use crate::holding::Holding;
 use crate::router::{Router, Routing};
+use crate::secured::Origin;
 use crate::session::{
     AckViolation, Registered, RejectKind, RejectReason, Released, Session, SessionEnd, SessionKey,
     SessionLimits,
@@ -23,7 +24,6 @@ use crate::session::{
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
 use protocol::analyzer::Hello;
 use protocol::log::LogFrame;
-use crate::secured::Origin;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -712,14 +712,20 @@ mod tests {
                 payload: buffer.slice(i * 10..i * 10 + 10),
             })
             .collect();
-        assert_eq!(c.offer(&mut first, at(t0), &Source::default()), Offer::Taken);
+        assert_eq!(
+            c.offer(&mut first, at(t0), &Source::default()),
+            Offer::Taken
+        );
         let mut later: VecDeque<LogFrame> = (200..300)
             .map(|i| LogFrame {
                 priority: (i % 2) as u8,
                 payload: buffer.slice(i * 10..i * 10 + 10),
             })
             .collect();
-        assert_eq!(c.offer(&mut later, at(t0 + COMPACT_AFTER_NS), &Source::default()), Offer::Taken);
+        assert_eq!(
+            c.offer(&mut later, at(t0 + COMPACT_AFTER_NS), &Source::default()),
+            Offer::Taken
+        );
         assert!(
             shared(&c).iter().all(|s| *s),
             "queued frames start zero-copy"
@@ -843,7 +849,10 @@ mod tests {
         };
         // No analyzer: 10 held, the rest wait (backpressure).
         let mut batch = frames(15);
-        assert_eq!(c.offer(&mut batch, at(1), &Source::default()), Offer::Blocked);
+        assert_eq!(
+            c.offer(&mut batch, at(1), &Source::default()),
+            Offer::Blocked
+        );
         assert_eq!(
             (c.totals.received, c.holding.len(), batch.len()),
             (10, 10, 5)

@@ -15,6 +15,7 @@ use runfolder::TableWriter;
 use runfolder::rows::Stats;
 use runner::net::Stream;
 use runner::tls::ServerFiles;
+use runner::tls::TlsAcceptor;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +23,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
-use runner::tls::TlsAcceptor;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -503,7 +503,9 @@ fn warn_plain_non_loopback(
         }
     }
     if config.access.is_some() && config.tls_client_ca.is_none() {
-        tracing::warn!("access rules without --tls-client-ca judge the ids peers claim, which nothing proves");
+        tracing::warn!(
+            "access rules without --tls-client-ca judge the ids peers claim, which nothing proves"
+        );
     }
     Ok(())
 }
@@ -535,7 +537,9 @@ pub(crate) fn reload(shared: &Shared) {
             Ok(()) => {
                 tracing::info!(cert = %tls.files.cert.display(), "SIGHUP: TLS certificate and key reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the ones in force stay"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the ones in force stay")
+            }
         }
     }
     let Some(path) = &shared.access.path else {
@@ -552,7 +556,9 @@ pub(crate) fn reload(shared: &Shared) {
             let revoked = shared.with(|c| c.revoke(|id| allowed.analyzer_allowed(id), Now::read()));
             tracing::info!(file = %path.display(), emitter_rules = emitters, analyzer_patterns = analyzers, ?revoked, "SIGHUP: access rules reloaded");
         }
-        Err(e) => tracing::error!(error = %e, "SIGHUP: access file refused; the rules in force stay"),
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: access file refused; the rules in force stay")
+        }
     }
 }
 

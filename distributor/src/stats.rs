@@ -39,7 +39,6 @@
 //! | `distributor_forgotten_analyzers_total` | ids dropped from the per-analyzer series after `--forget-after` (their counts stay in the totals) |
 
 use crate::session::RejectKind;
-use runner::tls::HandshakeFailure;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -47,6 +46,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use runfolder::rows::{Scope, Stats};
+use runner::tls::HandshakeFailure;
 use std::collections::BTreeMap;
 
 /// Why a frame was given up.

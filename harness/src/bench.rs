@@ -8,7 +8,9 @@
 //!    senders, as real log shipping looks), with the distributor's RSS per connection;
 //! 4. scaling: 10 and 100 analyzers;
 //! 5. a reference: the same byte stream (one connection at `max`) through the distributor
-//!    and through a plain TCP relay (socat), CPU per MiB of each.
+//!    and through a plain TCP relay (socat), CPU per MiB of each;
+//! 6. tls: saturation over plain TCP and over mutual TLS (every connection, certificates
+//!    minted per run), CPU per MiB of each, in the same suite.
 //!
 //! Every figure is the median of `--repeat` runs with its spread (min-max).
 
@@ -33,7 +35,7 @@ pub struct BenchOptions {
     pub repeat: usize,
     /// Seconds of load per run.
     pub seconds: f64,
-    /// Only these groups (`saturation`, `latency`, `reference`, `fan-in`, `scaling`);
+    /// Only these groups (`saturation`, `latency`, `reference`, `fan-in`, `scaling`, `tls`);
     /// every group when empty.
     pub groups: Vec<String>,
     /// An earlier bench folder to compare the new one against (`report compare`).
@@ -52,6 +54,8 @@ struct Scenario {
     /// Per emitter, msg/s, or `max`.
     rate: String,
     sinks: usize,
+    /// Every connection over mutual TLS.
+    tls: bool,
 }
 
 /// One run's figures.
@@ -82,13 +86,26 @@ async fn run_once(
     std::fs::create_dir_all(dir)?;
     let (ep, ap) = (free_port()?, free_port()?);
     let stats_csv = names::STATS.path(dir, 1);
-    let config = distributor::Config {
+    let sink_ids: Vec<String> = (0..s.sinks).map(|i| format!("b{i:03}")).collect();
+    let tls = match s.tls {
+        true => {
+            let mut names: Vec<&str> = sink_ids.iter().map(String::as_str).collect();
+            names.push(crate::profile::LOADGEN_IDENTITY);
+            Some(crate::tls::RunTls::mint_for(dir, &names, None)?)
+        }
+        false => None,
+    };
+    let client = |name: &str| tls.as_ref().map(|t| t.client(name)).unwrap_or_default();
+    let mut config = distributor::Config {
         emitter_listen: local(ep),
         analyzer_listen: local(ap),
         stats_csv: Some(stats_csv.clone()),
         seed: Some(1),
         ..distributor::Config::default()
     };
+    if let Some(t) = &tls {
+        t.configure(&mut config);
+    }
     let config_path = dir.join(names::DISTRIBUTOR_CONFIG);
     std::fs::write(&config_path, config.to_toml()?)?;
     let mut dist = Component::new(
@@ -98,15 +115,18 @@ async fn run_once(
         names::LOG.path(dir, "distributor"),
     );
     dist.start()?;
-    let mut sinks: Vec<Component> = (0..s.sinks)
-        .map(|i| {
+    let mut sinks: Vec<Component> = sink_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
             let sink = analyzer_sink::Config {
                 distributor: local(ap),
                 weight: (1 + i % 3) as f64,
                 log: runfolder::LogMode::Summary,
                 out: dir.to_owned(),
                 delay_us: sink_delay_us,
-                ..analyzer_sink::Config::with_id(&format!("b{i:03}"))
+                tls: client(id),
+                ..analyzer_sink::Config::with_id(id)
             };
             let name = format!("sink-{i}");
             let log = names::LOG.path(dir, &name);
@@ -125,6 +145,7 @@ async fn run_once(
         rate: s.rate.parse().map_err(anyhow::Error::msg)?,
         duration: seconds,
         out: dir.to_owned(),
+        tls: client(crate::profile::LOADGEN_IDENTITY),
         ..loadgen::Config::default()
     };
     let pid = dist.pid().context("distributor not running")?;
@@ -286,6 +307,7 @@ fn scenarios(groups: &[String]) -> Vec<Scenario> {
         emitters,
         rate: rate.to_owned(),
         sinks,
+        tls: false,
     };
     let all = vec![
         sc("saturation", "max, 8 emitters, 3 analyzers", 8, "max", 3),
@@ -300,6 +322,23 @@ fn scenarios(groups: &[String]) -> Vec<Scenario> {
         sc("fan-in", "10000 emitters x 5 msg/s", 10_000, "5", 3),
         sc("scaling", "10 analyzers, 50k msg/s", 20, "2500", 10),
         sc("scaling", "100 analyzers, 50k msg/s", 20, "2500", 100),
+        sc(
+            "tls",
+            "max, 8 emitters, 3 analyzers, plain TCP",
+            8,
+            "max",
+            3,
+        ),
+        Scenario {
+            tls: true,
+            ..sc(
+                "tls",
+                "max, 8 emitters, 3 analyzers, mutual TLS",
+                8,
+                "max",
+                3,
+            )
+        },
     ];
     all.into_iter()
         .filter(|s| groups.is_empty() || groups.iter().any(|g| g == s.group))
@@ -395,6 +434,17 @@ async fn suite(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The `tls` group's CPU per MiB over plain TCP and over TLS, and their ratio.
+fn tls_ratio(rows: &[(Scenario, Vec<Figures>)]) -> Option<(f64, f64, f64)> {
+    let cpu = |tls: bool| {
+        rows.iter()
+            .find(|(s, _)| s.group == "tls" && s.tls == tls)
+            .map(|(_, runs)| stat(runs, |f| f.cpu_us_per_mib).0)
+    };
+    let (plain, tls) = (cpu(false)?, cpu(true)?);
+    (plain > 0.0).then(|| (plain, tls, tls / plain))
+}
+
 fn stat(runs: &[Figures], f: impl Fn(&Figures) -> f64) -> (f64, f64, f64) {
     median_spread(&runs.iter().map(f).collect::<Vec<_>>())
 }
@@ -456,6 +506,13 @@ fn render(
         // The reference group was not run.
         (_, None) => None,
     };
+    let tls_ratio = tls_ratio(rows);
+    if let Some((plain, tls, ratio)) = tls_ratio {
+        let _ = writeln!(
+            md,
+            "\nTLS: saturation over mutual TLS costs {tls:.0} µs of distributor CPU per MiB against {plain:.0} µs over plain TCP in the same suite: **{ratio:.2}x**."
+        );
+    }
     let bench = Bench {
         repeat: opts.repeat,
         seconds: opts.seconds,
@@ -474,6 +531,7 @@ fn render(
             .collect(),
         relay_cpu_us_per_mib: relay.to_vec(),
         distributor_vs_relay_cpu_ratio: ratio,
+        tls_vs_plain_cpu_ratio: tls_ratio.map(|r| r.2),
         sink_delay_us: opts.sink_delay_us,
     };
     (bench, md)

@@ -74,8 +74,8 @@ struct BenchFlags {
     /// Only saturation, latency and the reference (no fan-in and scaling scenarios).
     #[arg(long)]
     quick: bool,
-    /// Only these groups (repeatable): saturation, latency, reference, fan-in, scaling.
-    #[arg(long = "group", value_name = "GROUP", value_parser = ["saturation", "latency", "reference", "fan-in", "scaling"])]
+    /// Only these groups (repeatable): saturation, latency, reference, fan-in, scaling, tls.
+    #[arg(long = "group", value_name = "GROUP", value_parser = ["saturation", "latency", "reference", "fan-in", "scaling", "tls"])]
     groups: Vec<String>,
     /// Folder for the bench folder.
     #[arg(long, value_name = "DIR", default_value = "results")]

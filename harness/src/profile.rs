@@ -293,13 +293,19 @@ impl Profile {
             return Ok(());
         };
         if !self.tls {
-            return bad("security", "needs `tls = true` (identities come from certificates)".into());
+            return bad(
+                "security",
+                "needs `tls = true` (identities come from certificates)".into(),
+            );
         }
         if let Some(imp) = &sec.impostor {
             if !(imp.at.is_finite() && imp.at >= 0.0 && imp.at <= self.duration) {
                 return bad(
                     "security.impostor.at",
-                    format!("{} is not within the run (0 to {} s)", imp.at, self.duration),
+                    format!(
+                        "{} is not within the run (0 to {} s)",
+                        imp.at, self.duration
+                    ),
                 );
             }
             if !self.analyzers.iter().any(|a| a.id == imp.claims) {
@@ -319,17 +325,24 @@ impl Profile {
             if taken || r.identity.is_empty() || r.identity.contains('*') {
                 return bad(
                     "security.restricted.identity",
-                    format!("{:?} must be a name of its own (not an analyzer id, `impostor` or `loadgen`, no `*`)", r.identity),
+                    format!(
+                        "{:?} must be a name of its own (not an analyzer id, `impostor` or `loadgen`, no `*`)",
+                        r.identity
+                    ),
                 );
             }
             if let Err(e) = r.emitters.validate() {
                 return bad("security.restricted.emitters", format!("{e:#}"));
             }
-            let main_end = u64::from(self.emitters.emitter_id_base) + u64::from(self.emitters.emitters);
+            let main_end =
+                u64::from(self.emitters.emitter_id_base) + u64::from(self.emitters.emitters);
             if main_end > u64::from(runfolder::names::RESTRICTED_ID_BASE) {
                 return bad(
                     "emitters.emitter_id_base",
-                    format!("the emitters' ids must stay below {} (the restricted emitters' range)", runfolder::names::RESTRICTED_ID_BASE),
+                    format!(
+                        "the emitters' ids must stay below {} (the restricted emitters' range)",
+                        runfolder::names::RESTRICTED_ID_BASE
+                    ),
                 );
             }
         }
@@ -385,7 +398,7 @@ priority_mode = "single"
     fn an_unknown_profile_lists_the_profiles_and_the_nearest() {
         let err = locate("basci").unwrap_err().to_string();
         assert!(err.contains("did you mean \"basic\"?"), "{err}");
-        assert!(err.contains("basic, chaos, throughput"), "{err}");
+        assert!(err.contains("basic, chaos, secure, throughput"), "{err}");
         let far = locate("zzzzzzzzzz").unwrap_err().to_string();
         assert!(!far.contains("did you mean"), "{far}");
     }
@@ -451,5 +464,33 @@ priority_mode = "single"
         );
         assert!(err(&queue).contains("queue-capacity"));
         assert!(err(&MINIMAL.replace("count = 1", "count = 0")).contains("emitters"));
+    }
+
+    #[test]
+    fn security_needs_tls_and_names_its_bad_fields() {
+        let imp = |claims: &str, tls: bool| {
+            format!("tls = {tls}\n{MINIMAL}\n[security.impostor]\nat = 5\nclaims = {claims:?}\n")
+        };
+        assert!(Profile::parse(&imp("a", true), Path::new("p.toml")).is_ok());
+        assert!(err(&imp("a", false)).contains("needs `tls = true`"));
+        assert!(err(&imp("zz", true)).contains("security.impostor.claims"));
+        let restricted = |identity: &str, priorities: &str| {
+            format!(
+                "tls = true\n{MINIMAL}\n[security.restricted]\nidentity = {identity:?}\npriorities = {priorities:?}\n[security.restricted.emitters]\ncount = 1\n"
+            )
+        };
+        assert!(Profile::parse(&restricted("low", "128-255"), Path::new("p.toml")).is_ok());
+        assert!(err(&restricted("low", "200-100")).contains("security.restricted.priorities"));
+        for taken in ["a", "impostor", "loadgen", "lo*"] {
+            assert!(
+                err(&restricted(taken, "1")).contains("security.restricted.identity"),
+                "{taken}"
+            );
+        }
+        let by_hand = MINIMAL.replace(
+            "duration = 10",
+            "duration = 10\n[distributor]\ntls-cert = \"x.pem\"\ntls-key = \"x.key\"",
+        );
+        assert!(err(&by_hand).contains("the harness's to set"));
     }
 }

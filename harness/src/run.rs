@@ -5,11 +5,11 @@ use crate::procs::{Binary, Component, free_port, git_commit, proc_usage};
 use crate::profile::Profile;
 use crate::progress::Progress;
 use crate::prometheus::Prometheus;
+use crate::tls::RunTls;
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 use runfolder::json::Manifest;
 use runfolder::names::utc_stamp;
-use crate::tls::RunTls;
 use runfolder::rows::{Alert, Event, Probe, Resource, Scope, Stats};
 use runfolder::{ChaosAction, TableReader, TableWriter, names};
 use std::collections::BTreeMap;
@@ -138,7 +138,11 @@ fn loadgens(p: &Profile, s: &Setup) -> Vec<Component> {
         target: std::net::SocketAddr::from(([127, 0, 0, 1], s.emitter_port)),
         duration: s.duration,
         out: s.dir.clone(),
-        tls: s.tls.as_ref().map(|t| t.client(identity)).unwrap_or_default(),
+        tls: s
+            .tls
+            .as_ref()
+            .map(|t| t.client(identity))
+            .unwrap_or_default(),
         ..e.clone()
     };
     let mut all = vec![Component::new(
@@ -317,7 +321,11 @@ pub async fn run(
         let _ = std::os::unix::fs::symlink(name, &latest);
     }
     let probes = outcome?;
-    if profile.security.as_ref().is_some_and(|s| s.impostor.is_some()) {
+    if profile
+        .security
+        .as_ref()
+        .is_some_and(|s| s.impostor.is_some())
+    {
         let mut w = TableWriter::<Probe>::create(&dir.join(names::SECURITY))?;
         for p in probes {
             w.write(&p)?;

@@ -35,12 +35,6 @@ pub struct RunTls {
 impl RunTls {
     /// Mints the CA and every certificate the profile needs into `<run>/tls/`.
     pub fn mint(run: &Path, profile: &Profile) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let dir = run.join(names::TLS_DIR);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let ca = Authority::new("log-distributor run CA")?;
-        let ca_path = ca.write(&dir)?;
-        ca.write_leaf(&dir, &Leaf::new("distributor", Usage::Server))?;
         let mut clients: Vec<&str> = profile.analyzers.iter().map(|a| a.id.as_str()).collect();
         clients.push(LOADGEN_IDENTITY);
         let security = profile.security.as_ref();
@@ -51,18 +45,35 @@ impl RunTls {
         if let Some(r) = restricted {
             clients.push(&r.identity);
         }
+        let access = restricted.map(|r| {
+            format!(
+                "# Written by the harness for [security.restricted].\n[emitters.{:?}]\npriorities = {:?}\n",
+                r.identity, r.priorities
+            )
+        });
+        Self::mint_for(run, &clients, access.as_deref())
+    }
+
+    /// Mints the CA, the distributor's certificate and one client certificate per name into
+    /// `<run>/tls/`, and writes `access` (the access file's text) there when given.
+    pub fn mint_for(run: &Path, clients: &[&str], access: Option<&str>) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let dir = run.join(names::TLS_DIR);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let ca = Authority::new("log-distributor run CA")?;
+        let ca_path = ca.write(&dir)?;
+        ca.write_leaf(&dir, &Leaf::new("distributor", Usage::Server))?;
         for name in clients {
             ca.write_leaf(&dir, &Leaf::new(name, Usage::Client))?;
         }
-        let access = match restricted {
-            Some(r) => {
+        let access = match access {
+            Some(text) => {
                 let path = dir.join("access.toml");
-                let text = format!(
-                    "# Written by the harness for [security.restricted].\n[emitters.{:?}]\npriorities = {:?}\n",
-                    r.identity, r.priorities
-                );
-                std::fs::write(&path, text)
-                    .map_err(|source| MintError::Write { path: path.clone(), source })?;
+                std::fs::write(&path, text).map_err(|source| MintError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
                 Some(path)
             }
             None => None,
@@ -129,7 +140,11 @@ async fn try_takeover(
     .encode(&mut hello)?;
     stream.write_all(&hello).await?;
     let (rd, _wr) = stream.split();
-    let mut framed = FramedRead::new(rd, DownstreamDecoder::new(protocol::log::DEFAULT_MAX_FRAME), 4096);
+    let mut framed = FramedRead::new(
+        rd,
+        DownstreamDecoder::new(protocol::log::DEFAULT_MAX_FRAME),
+        4096,
+    );
     Ok(
         match tokio::time::timeout(ANSWER_WITHIN, framed.next()).await {
             Ok(Ok(Some(Downstream::Reject(reason)))) => (ProbeOutcome::Rejected, reason),
@@ -139,7 +154,10 @@ async fn try_takeover(
             ),
             Err(_) => (
                 ProbeOutcome::Accepted,
-                format!("no REJECT within {} s: the session was accepted", ANSWER_WITHIN.as_secs()),
+                format!(
+                    "no REJECT within {} s: the session was accepted",
+                    ANSWER_WITHIN.as_secs()
+                ),
             ),
             Ok(Ok(None)) => (ProbeOutcome::Failed, "closed without a REJECT".to_owned()),
             Ok(Err(e)) => (ProbeOutcome::Failed, e.to_string()),

@@ -18,12 +18,12 @@ use crate::progress::Counters;
 use anyhow::Context as _;
 use bytes::BytesMut;
 use runner::backoff::Backoff;
+use runner::net::{ReadHalf, Stream, WriteHalf};
+use runner::tls::{Client, TlsError};
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-use runner::net::{ReadHalf, Stream, WriteHalf};
-use runner::tls::{Client, TlsError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
@@ -93,7 +93,12 @@ pub async fn connect_all(config: &Config, counters: &Counters) -> anyhow::Result
         let target = config.target;
         let said = Arc::clone(&said);
         let tls = tls.clone();
-        set.spawn(async move { (i, connect_retrying(target, tls.as_ref(), timeout, &said).await) });
+        set.spawn(async move {
+            (
+                i,
+                connect_retrying(target, tls.as_ref(), timeout, &said).await,
+            )
+        });
     }
     let mut streams: Vec<Option<Stream>> = (0..config.emitters).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
@@ -445,7 +450,11 @@ async fn write_batch(
             "no connection",
         ));
     };
-    let write = c.wr.write_all(bytes);
+    // Flushed: over TLS, bytes may otherwise wait inside the session.
+    let write = async {
+        c.wr.write_all(bytes).await?;
+        c.wr.flush().await
+    };
     tokio::pin!(write);
     tokio::select! {
         r = &mut write => return r,

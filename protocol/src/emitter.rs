@@ -248,7 +248,10 @@ mod tests {
         assert!(matches!(d.decode(&mut buf), Ok(Some(Item::Log(f))) if f.priority == 3));
         // A later "LDE1" is a frame_len like any other.
         buf.extend_from_slice(&MAGIC);
-        assert!(matches!(d.decode(&mut buf), Err(StreamError::Log(LogError::TooLong { offset: 5, .. }))));
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(StreamError::Log(LogError::TooLong { offset: 5, .. }))
+        ));
     }
 
     #[test]

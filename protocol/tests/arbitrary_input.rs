@@ -6,8 +6,8 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use protocol::analyzer::DownstreamDecoder;
-use protocol::log::LogDecoder;
 use protocol::emitter::EmitterDecoder;
+use protocol::log::LogDecoder;
 use protocol::{AckDecoder, Decode, HelloDecoder};
 
 /// What a decoder made of a stream: its frames, then the error that stopped it (if any)

@@ -10,8 +10,8 @@
 //! `resources.csv` and `alerts.csv` (harness), `profile.toml` (the profile copy).
 
 use crate::model::{
-    Analyzer, Restricted, Distributor, Emitter, Event, LiveSample, Overrides, Resource, Run, SecondLatency,
-    Seen, Settings,
+    Analyzer, Distributor, Emitter, Event, LiveSample, Overrides, Resource, Restricted, Run,
+    SecondLatency, Seen, Settings,
 };
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;

@@ -384,6 +384,7 @@ fn write_bench(dir: &Path, scenarios: &[(&str, &str, u32, &[f64])]) {
         relay_cpu_us_per_mib: Vec::new(),
         distributor_vs_relay_cpu_ratio: None,
         sink_delay_us: None,
+        tls_vs_plain_cpu_ratio: None,
     };
     runfolder::table::write_json(&dir.join(names::BENCH), &bench).unwrap();
 }

@@ -75,6 +75,10 @@ pub struct Bench {
     /// absent in a normal bench).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sink_delay_us: Option<u64>,
+    /// The `tls` group's distributor CPU per MiB over mutual TLS over plain TCP (absent
+    /// when the group was not run, or in benches from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_vs_plain_cpu_ratio: Option<f64>,
 }
 
 /// One scenario of the bench suite.

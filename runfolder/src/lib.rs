@@ -44,8 +44,7 @@ pub mod table;
 
 pub use enums::{
     Better, ChaosAction, LogMode, Method, Overflow, PriorityMode, ProbeOutcome, Routing, Status,
-    Traffic, Unit,
-    Verdict, WhenFull,
+    Traffic, Unit, Verdict, WhenFull,
 };
 pub use table::{Error, Table, TableReader, TableWriter};
 

@@ -1,6 +1,9 @@
 //! A connection that is plain TCP or TLS over TCP, one type for both so every component
 //! keeps one code path: the plain case costs one enum match per read or write, nothing
 //! more (its reads keep the readiness-driven buffers of [`crate::framed`]).
+//!
+//! Over TLS a write may leave bytes inside the session when the socket is full: whoever
+//! counts bytes as sent must `flush` first (a no-op over plain TCP).
 
 use crate::tls::{Client, TlsError};
 use std::io;
@@ -81,6 +84,17 @@ impl Stream {
     }
 }
 
+/// A TLS peer that closes its socket without a close_notify reads as a plain EOF. Every
+/// frame on these connections carries its length, so a cut frame is still caught by the
+/// decoder (as over plain TCP); failing the whole read instead would hide the bytes before
+/// it behind an error.
+fn eof_without_close_notify(r: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+    match r {
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+        other => other,
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -89,7 +103,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Tls(s) => eof_without_close_notify(Pin::new(s.as_mut()).poll_read(cx, buf)),
         }
     }
 }
@@ -129,7 +143,7 @@ impl AsyncRead for ReadHalf {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ReadHalf::Plain(r) => Pin::new(r).poll_read(cx, buf),
-            ReadHalf::Tls(r) => Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Tls(r) => eof_without_close_notify(Pin::new(r).poll_read(cx, buf)),
         }
     }
 }

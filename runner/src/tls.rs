@@ -125,15 +125,13 @@ impl ServerFiles {
             .with_safe_default_protocol_versions()?;
         let builder = match &self.client_ca {
             Some(ca) => {
-                let verifier = WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots(ca)?),
-                    provider(),
-                )
-                .build()
-                .map_err(|e| TlsError::ClientCa {
-                    path: ca.clone(),
-                    detail: e.to_string(),
-                })?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+                        .build()
+                        .map_err(|e| TlsError::ClientCa {
+                            path: ca.clone(),
+                            detail: e.to_string(),
+                        })?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
@@ -230,7 +228,9 @@ impl ClientFlags {
 
     /// The command-line flags that give these settings.
     pub fn to_args(&self) -> Vec<String> {
-        let path = |flag: &str, p: &Option<PathBuf>| p.as_ref().map(|p| format!("--{flag}={}", p.display()));
+        let path = |flag: &str, p: &Option<PathBuf>| {
+            p.as_ref().map(|p| format!("--{flag}={}", p.display()))
+        };
         [
             path("tls-ca", &self.tls_ca),
             path("tls-cert", &self.tls_cert),
@@ -341,17 +341,17 @@ impl HandshakeFailure {
     /// The reason behind a failed accept.
     pub fn of(error: &std::io::Error) -> Self {
         use rustls::{CertificateError as C, Error as E};
-        let Some(tls) = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<E>())
-        else {
+        let Some(tls) = error.get_ref().and_then(|inner| inner.downcast_ref::<E>()) else {
             return HandshakeFailure::Other;
         };
         match tls {
             E::NoCertificatesPresented => HandshakeFailure::NoCertificate,
             E::InvalidCertificate(C::UnknownIssuer) => HandshakeFailure::UnknownIssuer,
             E::InvalidCertificate(
-                C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. },
             ) => HandshakeFailure::Expired,
             E::InvalidCertificate(_) => HandshakeFailure::BadCertificate,
             E::InvalidMessage(_) => HandshakeFailure::NotTls,

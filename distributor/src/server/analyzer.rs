@@ -10,10 +10,10 @@ use bytes::BytesMut;
 use protocol::analyzer as wire;
 use protocol::{AckDecoder, HelloDecoder};
 use runner::framed::{FramedRead, ReadError};
+use runner::net::{ReadHalf, Stream, WriteHalf};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use runner::net::{ReadHalf, Stream, WriteHalf};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -144,11 +144,7 @@ fn admit(shared: &Shared, id: &str, identity: Option<String>) -> Result<(), Reje
 
 /// Writes DELIVER batches until the connection fails; returns why (`None`: the session had
 /// already ended).
-async fn write_loop(
-    shared: &Shared,
-    reg: &Registered,
-    mut wr: WriteHalf,
-) -> Option<SessionEnd> {
+async fn write_loop(shared: &Shared, reg: &Registered, mut wr: WriteHalf) -> Option<SessionEnd> {
     let mut frames: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
     let mut out = BytesMut::with_capacity(MAX_BATCH_BYTES + 64 * 1024);
     let mut ends: Vec<usize> = Vec::with_capacity(MAX_BATCH_FRAMES);
@@ -195,6 +191,11 @@ async fn write_loop(
                 Ok(0) => return Some(SessionEnd::ClosedWhileWriting),
                 Ok(n) => off += n,
                 Err(e) => return Some(SessionEnd::Write(e)),
+            }
+            // Over TLS the bytes may still sit in the session: on the socket before they
+            // count as written (over plain TCP this returns at once).
+            if let Err(e) = wr.flush().await {
+                return Some(SessionEnd::Write(e));
             }
             let completed = ends[whole..].iter().take_while(|end| **end <= off).count();
             whole += completed;

@@ -171,7 +171,17 @@ pub(super) async fn connection(
             // A frame completed: what is buffered now (if anything) is a new frame.
             let completed = !batch.is_empty();
             let taken = loop {
-                match offer(&shared, &slot, &mut batch, &mut from, &mut wr, &stop, grace_until).await {
+                match offer(
+                    &shared,
+                    &slot,
+                    &mut batch,
+                    &mut from,
+                    &mut wr,
+                    &stop,
+                    grace_until,
+                )
+                .await
+                {
                     Wait::Taken => break true,
                     Wait::Stopping => grace_until = Some(begin_grace(&mut wr, grace).await),
                     Wait::GraceOver => break false,
@@ -343,7 +353,11 @@ impl Acks {
         }
         self.buf.clear();
         protocol::analyzer::encode_ack(count, &mut self.buf);
-        tokio::time::timeout(ACK_WRITE_TIMEOUT, wr.write_all(&self.buf))
+        let write = async {
+            wr.write_all(&self.buf).await?;
+            wr.flush().await
+        };
+        tokio::time::timeout(ACK_WRITE_TIMEOUT, write)
             .await
             .map_err(|_| {
                 std::io::Error::new(

@@ -10,9 +10,9 @@
 //! stays a page of code.
 
 use super::Shared;
+use runner::net::Stream;
 use std::sync::Arc;
 use std::time::Duration;
-use runner::net::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest request head read; a scrape request is a few hundred bytes.

@@ -6,11 +6,11 @@ use distributor::stats::Snapshot;
 use distributor::{Config, Listeners};
 use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
 use protocol::probe::{self, Probe};
+use runner::net::Stream;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use runner::net::Stream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

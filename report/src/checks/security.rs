@@ -67,10 +67,7 @@ fn impostor(run: &Run, claims: &str) -> Row {
             .collect();
         (
             Status::Fail,
-            format!(
-                "the impostor took over {claims:?}: {}",
-                why.join("; ")
-            ),
+            format!("the impostor took over {claims:?}: {}", why.join("; ")),
         )
     } else if rejected == 0 {
         let why: Vec<&str> = probes.iter().map(|p| p.detail.as_str()).collect();
@@ -78,7 +75,11 @@ fn impostor(run: &Run, claims: &str) -> Row {
             Status::Inconclusive,
             format!(
                 "the impostor's attempt on {claims:?} got no answer ({failed} failed: {}); rerun to decide",
-                if why.is_empty() { "no security.csv row".to_owned() } else { why.join("; ") }
+                if why.is_empty() {
+                    "no security.csv row".to_owned()
+                } else {
+                    why.join("; ")
+                }
             ),
         )
     } else {
@@ -111,7 +112,10 @@ fn forbidden(run: &Run, identity: &str, priorities: &str) -> Row {
     let (status, detail) = if sent.forbidden == 0 {
         (
             Status::Inconclusive,
-            format!("{identity} sent nothing outside {priorities} ({} inside): nothing was forbidden; give it priorities outside the range", sent.allowed),
+            format!(
+                "{identity} sent nothing outside {priorities} ({} inside): nothing was forbidden; give it priorities outside the range",
+                sent.allowed
+            ),
         )
     } else if counted == sent.forbidden {
         (
@@ -130,9 +134,98 @@ fn forbidden(run: &Run, identity: &str, priorities: &str) -> Row {
             ),
         )
     };
-    Row::new("security:forbidden", status, counted, sent.forbidden, detail).measured(
-        counted as f64,
-        Some(sent.forbidden as f64),
-        Unit::Messages,
+    Row::new(
+        "security:forbidden",
+        status,
+        counted,
+        sent.forbidden,
+        detail,
     )
+    .measured(counted as f64, Some(sent.forbidden as f64), Unit::Messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Restricted;
+    use runfolder::profile::ProfileView;
+    use runfolder::rows::Probe;
+
+    fn run(probe: Option<ProbeOutcome>, sent_forbidden: u64, counted: u64) -> Run {
+        let text = r#"
+tls = true
+[security.impostor]
+at = 5
+claims = "a1"
+[security.restricted]
+identity = "low-1"
+priorities = "128-255"
+[security.restricted.emitters]
+count = 1
+"#;
+        let mut run = Run {
+            profile: Some(ProfileView::parse(text, std::path::Path::new("p.toml")).unwrap()),
+            probes: Some(
+                probe
+                    .map(|outcome| Probe {
+                        ts_ns: 1,
+                        at_s: 5.0,
+                        identity: "impostor".into(),
+                        claimed: "a1".into(),
+                        outcome,
+                        detail: "why".into(),
+                    })
+                    .into_iter()
+                    .collect(),
+            ),
+            restricted_sent: Some(Restricted {
+                allowed: 10,
+                forbidden: sent_forbidden,
+            }),
+            ..Run::default()
+        };
+        run.distributor.dropped.insert("forbidden".into(), counted);
+        run
+    }
+
+    fn status(run: &Run) -> (Status, Status, Status) {
+        let o = check(run).unwrap();
+        (o.status, o.rows[1].status, o.rows[2].status)
+    }
+
+    #[test]
+    fn a_rejected_impostor_and_exact_forbidden_counts_pass() {
+        let pass = Status::Pass;
+        assert_eq!(
+            status(&run(Some(ProbeOutcome::Rejected), 7, 7)),
+            (pass, pass, pass)
+        );
+    }
+
+    #[test]
+    fn a_takeover_or_a_miscount_fails_and_silence_is_inconclusive() {
+        let (fail, pass, inc) = (Status::Fail, Status::Pass, Status::Inconclusive);
+        assert_eq!(
+            status(&run(Some(ProbeOutcome::Accepted), 7, 7)),
+            (fail, fail, pass)
+        );
+        assert_eq!(
+            status(&run(Some(ProbeOutcome::Rejected), 7, 6)),
+            (fail, pass, fail)
+        );
+        assert_eq!(
+            status(&run(Some(ProbeOutcome::Rejected), 7, 8)),
+            (fail, pass, fail)
+        );
+        assert_eq!(status(&run(None, 7, 7)), (inc, inc, pass));
+        assert_eq!(
+            status(&run(Some(ProbeOutcome::Failed), 0, 0)),
+            (inc, inc, inc)
+        );
+    }
+
+    #[test]
+    fn runs_without_security_get_no_check() {
+        assert!(check(&Run::default()).is_none());
+    }
 }
