@@ -89,7 +89,7 @@ fn impostor(run: &Run, claims: &str) -> Row {
             .map_or("", |p| p.detail.as_str());
         (
             Status::Pass,
-            format!("the impostor's claim to {claims:?} was rejected: {reason:?}"),
+            format!("the impostor's claim to {claims:?} was rejected (REJECT: {reason})"),
         )
     };
     Row::new("security:impostor", status, accepted, 0, detail).measured(
