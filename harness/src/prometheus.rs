@@ -78,17 +78,30 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 
 impl Prometheus {
     /// Writes `prometheus.yml` and `alerts.yml` into `dir` (created), starts Prometheus
-    /// scraping `target` as job `distributor`, and waits until it is ready.
-    pub async fn start(dir: &Path, target: SocketAddr) -> anyhow::Result<Self> {
+    /// scraping `target` as job `distributor` (over HTTPS, trusting `tls_ca`, when given),
+    /// and waits until it is ready.
+    pub async fn start(
+        dir: &Path,
+        target: SocketAddr,
+        tls_ca: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::write(dir.join("alerts.yml"), ALERT_RULES)
             .with_context(|| format!("cannot write {}", dir.join("alerts.yml").display()))?;
         let every = format!("{}s", INTERVAL.as_secs());
+        let https = match tls_ca {
+            // Prometheus reads a relative path from its config file's folder.
+            Some(ca) => format!(
+                "    scheme: https\n    tls_config:\n      ca_file: \"{}\"\n",
+                std::path::absolute(ca)?.display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
             "# Written by the harness: scrape the run's distributor every {every}, with the alert rules.\n\
 global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\n\
 rule_files:\n  - alerts.yml\n\
-scrape_configs:\n  - job_name: distributor\n    static_configs:\n      - targets: [\"{target}\"]\n"
+scrape_configs:\n  - job_name: distributor\n{https}    static_configs:\n      - targets: [\"{target}\"]\n"
         );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config)

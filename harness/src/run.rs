@@ -229,7 +229,8 @@ pub async fn run(
     let distributor_config = write_distributor_config(&profile, &setup)?;
     let mut prometheus = if opts.prometheus {
         let target = std::net::SocketAddr::from(([127, 0, 0, 1], setup.metrics_port));
-        let p = Prometheus::start(&dir.join("prometheus"), target)
+        let ca = setup.tls.as_ref().map(RunTls::ca);
+        let p = Prometheus::start(&dir.join("prometheus"), target, ca)
             .await
             .context("--prometheus")?;
         println!(

@@ -93,6 +93,11 @@ impl RunTls {
         c.access.clone_from(&self.access);
     }
 
+    /// The CA every certificate of the run chains to.
+    pub fn ca(&self) -> &Path {
+        &self.ca
+    }
+
     /// The flags of the client with identity `name`.
     pub fn client(&self, name: &str) -> ClientFlags {
         ClientFlags::minted(&self.ca, &self.dir, name)

@@ -215,7 +215,7 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let dir = workdir("dashboard");
     let mut load = under_load(&dir, 60.0).await;
     let exported = exported(load.metrics).await;
-    let mut prom = Prometheus::start(&dir.join("prometheus"), load.metrics)
+    let mut prom = Prometheus::start(&dir.join("prometheus"), load.metrics, None)
         .await
         .unwrap();
     let text = std::fs::read_to_string(repo().join("deploy/grafana/distributor.json")).unwrap();

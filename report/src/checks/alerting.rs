@@ -1,7 +1,9 @@
 //! The alerts a run's Prometheus fired (`harness --prometheus`, `alerts.csv`) against what
 //! happened: every analyzer kill of the chaos schedule must be followed by an
 //! `AnalyzerDown` alert for that analyzer within [`WITHIN_S`] seconds; a run without chaos
-//! must fire no alert at all. Only runs with `alerts.csv` get this check.
+//! must fire no alert at all, but for the ones its `[security]` attempts call for (an
+//! impostor: `AnalyzerIdentityRejected`; forbidden frames: `FramesDropped{reason=
+//! "forbidden"}`). Only runs with `alerts.csv` get this check.
 
 use super::{Outcome, Row, Status, Unit};
 use crate::model::Run;
@@ -9,6 +11,87 @@ use runfolder::ChaosAction;
 
 /// Seconds from a kill to its `AnalyzerDown` alert at most.
 pub const WITHIN_S: f64 = 15.0;
+
+/// Alerts a run without chaos must fire, from what its `[security]` tried: the impostor's
+/// rejected HELLO raises `AnalyzerIdentityRejected`, the restricted emitters' forbidden
+/// frames `FramesDropped{reason="forbidden"}`. As (alert, label, value).
+fn expected(run: &Run) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut out = Vec::new();
+    let rejected = run.probes.as_deref().unwrap_or_default().iter();
+    if rejected
+        .into_iter()
+        .any(|p| p.outcome == runfolder::ProbeOutcome::Rejected)
+    {
+        out.push(("AnalyzerIdentityRejected", "reason", "identity"));
+    }
+    if run.restricted_sent.is_some_and(|r| r.forbidden > 0) {
+        out.push(("FramesDropped", "reason", "forbidden"));
+    }
+    out
+}
+
+/// A run without chaos: exactly the alerts its `[security]` attempts call for fire (none
+/// for most runs).
+fn without_chaos(run: &Run, alerts: &[runfolder::rows::Alert], fired: &[String]) -> Outcome {
+    let want = expected(run);
+    let is = |a: &runfolder::rows::Alert, (name, key, value): &(&str, &str, &str)| {
+        a.alert == *name && a.label(key) == Some(*value)
+    };
+    let unexpected: Vec<&runfolder::rows::Alert> = alerts
+        .iter()
+        .filter(|a| !want.iter().any(|w| is(a, w)))
+        .collect();
+    let missing: Vec<String> = want
+        .iter()
+        .filter(|w| !alerts.iter().any(|a| is(a, w)))
+        .map(|(name, key, value)| format!("{name}{{{key}=\"{value}\"}}"))
+        .collect();
+    let status = if unexpected.is_empty() && missing.is_empty() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    let detail = match (want.is_empty(), status) {
+        (true, Status::Pass) => "a run without failures fired no alert".to_owned(),
+        (true, _) => format!("a run without failures fired: {}", fired.join("; ")),
+        (false, Status::Pass) => format!(
+            "a run without failures fired exactly what its security attempts call for: {}",
+            fired.join("; ")
+        ),
+        (false, _) => format!(
+            "expected only {} for the security attempts; missing: {}; unexpected: {}",
+            want.iter()
+                .map(|(n, k, v)| format!("{n}{{{k}=\"{v}\"}}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if missing.is_empty() {
+                "none".to_owned()
+            } else {
+                missing.join(", ")
+            },
+            if unexpected.is_empty() {
+                "none".to_owned()
+            } else {
+                unexpected
+                    .iter()
+                    .map(|a| format!("{} {}", a.alert, a.labels))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        ),
+    };
+    let bad = unexpected.len() + missing.len();
+    let op = if bad == 0 { "<=" } else { ">" };
+    Outcome {
+        status,
+        headline: format!("{bad} unexpected or missing alerts {op} 0: {detail}"),
+        rows: vec![Row::new("alerting", status, bad, 0, detail).measured(
+            bad as f64,
+            Some(0.0),
+            Unit::None,
+        )],
+    }
+}
 
 /// The alerting check, or `None` for a run without Prometheus.
 pub fn check(run: &Run) -> Option<Outcome> {
@@ -24,28 +107,7 @@ pub fn check(run: &Run) -> Option<Outcome> {
         .map(|a| format!("{} {} at {:.0} s", a.alert, a.labels, a.fired_at_s))
         .collect();
     if run.events.is_empty() {
-        let status = if alerts.is_empty() {
-            Status::Pass
-        } else {
-            Status::Fail
-        };
-        let op = if alerts.is_empty() { "<=" } else { ">" };
-        let detail = if alerts.is_empty() {
-            "a run without failures fired no alert".to_owned()
-        } else {
-            format!("a run without failures fired: {}", fired.join("; "))
-        };
-        return Some(Outcome {
-            status,
-            headline: format!("{} alerts fired {op} 0: {detail}", alerts.len()),
-            rows: vec![
-                Row::new("alerting", status, alerts.len(), 0, detail).measured(
-                    alerts.len() as f64,
-                    Some(0.0),
-                    Unit::None,
-                ),
-            ],
-        });
+        return Some(without_chaos(run, alerts, &fired));
     }
     if kills.is_empty() {
         return Some(Outcome::not_exercised(
@@ -145,4 +207,74 @@ pub fn check(run: &Run) -> Option<Outcome> {
         headline,
         rows: all,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Restricted;
+    use runfolder::ProbeOutcome;
+    use runfolder::rows::{Alert, Probe};
+
+    fn alert(name: &str, labels: &str) -> Alert {
+        Alert {
+            alert: name.into(),
+            labels: labels.into(),
+            fired_ns: 1,
+            fired_at_s: 1.0,
+            resolved_ns: None,
+            resolved_at_s: None,
+        }
+    }
+
+    fn secure_run(alerts: Vec<Alert>) -> Run {
+        Run {
+            alerts: Some(alerts),
+            probes: Some(vec![Probe {
+                ts_ns: 1,
+                at_s: 5.0,
+                identity: "impostor".into(),
+                claimed: "a1".into(),
+                outcome: ProbeOutcome::Rejected,
+                detail: String::new(),
+            }]),
+            restricted_sent: Some(Restricted {
+                allowed: 5,
+                forbidden: 5,
+            }),
+            ..Run::default()
+        }
+    }
+
+    #[test]
+    fn security_attempts_must_raise_their_alerts_and_nothing_else() {
+        let identity = alert(
+            "AnalyzerIdentityRejected",
+            "job=distributor reason=identity severity=critical",
+        );
+        let forbidden = alert(
+            "FramesDropped",
+            "job=distributor reason=forbidden severity=warning",
+        );
+        let both = secure_run(vec![identity.clone(), forbidden.clone()]);
+        assert_eq!(check(&both).unwrap().status, Status::Pass);
+        let missing = check(&secure_run(vec![identity.clone()])).unwrap();
+        assert_eq!(missing.status, Status::Fail);
+        assert!(
+            missing.headline.contains("missing: FramesDropped"),
+            "{}",
+            missing.headline
+        );
+        let extra = secure_run(vec![
+            identity,
+            forbidden,
+            alert(
+                "FramesDropped",
+                "job=distributor reason=queue_full severity=warning",
+            ),
+        ]);
+        let o = check(&extra).unwrap();
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.headline.contains("reason=queue_full"), "{}", o.headline);
+    }
 }
