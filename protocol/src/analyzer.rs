@@ -43,7 +43,7 @@ pub const FLAG_ACKS: u8 = 0x01;
 /// The longest HELLO accepted.
 pub const MAX_HELLO_LEN: u32 = 4096;
 /// The longest analyzer id, in bytes.
-pub const MAX_ID_LEN: usize = 64;
+pub const MAX_ID_LEN: usize = crate::MAX_ID_LEN;
 /// Bytes of a HELLO before the id.
 pub const HELLO_HEADER_LEN: usize = 16;
 /// Bytes of a DELIVER before the payload.
@@ -105,25 +105,13 @@ pub enum HelloError {
     /// Flag bits other than bit 0.
     #[error("unknown flag bits 0x{0:02x} (only bit 0, acks, is defined)")]
     Flags(u8),
-    /// An empty id.
-    #[error("analyzer id is empty")]
-    IdEmpty,
-    /// An id longer than 64 bytes.
-    #[error("analyzer id is {0} bytes long, the maximum is 64")]
-    IdTooLong(usize),
-    /// An id that is not UTF-8.
-    #[error("analyzer id is not valid UTF-8 (invalid byte at id offset {0})")]
-    IdNotUtf8(usize),
+    /// An id that is empty, longer than 64 bytes or not UTF-8.
+    #[error("analyzer {0}")]
+    Id(#[from] crate::IdError),
 }
 
 fn check_id(id: &[u8]) -> Result<&str, HelloError> {
-    if id.is_empty() {
-        return Err(HelloError::IdEmpty);
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(HelloError::IdTooLong(id.len()));
-    }
-    std::str::from_utf8(id).map_err(|e| HelloError::IdNotUtf8(e.valid_up_to()))
+    Ok(crate::check_id(id)?)
 }
 
 /// Takes the HELLO out of `buf`; `Ok(None)` while it is incomplete. The length and the kind
@@ -398,14 +386,17 @@ mod tests {
         let case = |mut b: BytesMut| decode_hello(&mut b);
         assert_eq!(case(raw_hello(2, 0, b"x")), Err(HelloError::Version(2)));
         assert_eq!(case(raw_hello(1, 2, b"x")), Err(HelloError::Flags(2)));
-        assert_eq!(case(raw_hello(1, 0, b"")), Err(HelloError::IdEmpty));
+        assert_eq!(
+            case(raw_hello(1, 0, b"")),
+            Err(HelloError::Id(crate::IdError::Empty))
+        );
         assert_eq!(
             case(raw_hello(1, 0, &[b'a'; 65])),
-            Err(HelloError::IdTooLong(65))
+            Err(HelloError::Id(crate::IdError::TooLong(65)))
         );
         assert_eq!(
             case(raw_hello(1, 0, &[b'a', 0xff])),
-            Err(HelloError::IdNotUtf8(1))
+            Err(HelloError::Id(crate::IdError::NotUtf8(1)))
         );
         assert!(case(raw_hello(1, 0, &[b'a'; 64])).unwrap().is_some());
         // Refused on the length alone, before any body.

@@ -31,7 +31,7 @@ pub const FLAG_ACKS: u8 = 0x01;
 /// Bytes of an EMITTER HELLO before the id.
 pub const HELLO_HEADER_LEN: usize = 7;
 /// The longest emitter id, in bytes.
-pub const MAX_ID_LEN: usize = 64;
+pub const MAX_ID_LEN: usize = crate::MAX_ID_LEN;
 
 /// An EMITTER HELLO, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,25 +65,13 @@ pub enum HelloError {
     /// Flag bits other than bit 0.
     #[error("unknown EMITTER HELLO flag bits 0x{0:02x} (only bit 0, acks, is defined)")]
     Flags(u8),
-    /// `id_len` 0.
-    #[error("emitter id is empty (id_len 0)")]
-    IdEmpty,
-    /// `id_len` over 64.
-    #[error("emitter id_len {0} exceeds the maximum of 64")]
-    IdTooLong(usize),
-    /// An id that is not UTF-8.
-    #[error("emitter id is not valid UTF-8 (invalid byte at id offset {0})")]
-    IdNotUtf8(usize),
+    /// `id_len` 0 or over 64, or an id that is not UTF-8.
+    #[error("emitter {0} (id_len {1})")]
+    Id(crate::IdError, usize),
 }
 
 fn check_id(id: &[u8]) -> Result<&str, HelloError> {
-    if id.is_empty() {
-        return Err(HelloError::IdEmpty);
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(HelloError::IdTooLong(id.len()));
-    }
-    std::str::from_utf8(id).map_err(|e| HelloError::IdNotUtf8(e.valid_up_to()))
+    crate::check_id(id).map_err(|e| HelloError::Id(e, id.len()))
 }
 
 /// Takes an EMITTER HELLO (magic included) out of `buf`; `Ok(None)` while it is
@@ -100,10 +88,10 @@ pub fn decode_hello(buf: &mut BytesMut) -> Result<Option<EmitterHello>, HelloErr
     }
     let id_len = usize::from(buf[6]);
     if id_len == 0 {
-        return Err(HelloError::IdEmpty);
+        return Err(HelloError::Id(crate::IdError::Empty, 0));
     }
     if id_len > MAX_ID_LEN {
-        return Err(HelloError::IdTooLong(id_len));
+        return Err(HelloError::Id(crate::IdError::TooLong(id_len), id_len));
     }
     if buf.len() < HELLO_HEADER_LEN + id_len {
         return Ok(None);
@@ -190,6 +178,7 @@ impl crate::Decode for EmitterDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::IdError;
 
     fn hello(acks: bool, id: &str) -> Vec<u8> {
         let mut out = BytesMut::new();
@@ -259,9 +248,15 @@ mod tests {
         let cases: [(&[u8], HelloError); 5] = [
             (b"LDE1\x02", HelloError::Version(2)),
             (b"LDE1\x01\x03", HelloError::Flags(3)),
-            (b"LDE1\x01\x00\x00", HelloError::IdEmpty),
-            (b"LDE1\x01\x00\x41", HelloError::IdTooLong(65)),
-            (b"LDE1\x01\x00\x02a\xff", HelloError::IdNotUtf8(1)),
+            (b"LDE1\x01\x00\x00", HelloError::Id(IdError::Empty, 0)),
+            (
+                b"LDE1\x01\x00\x41",
+                HelloError::Id(IdError::TooLong(65), 65),
+            ),
+            (
+                b"LDE1\x01\x00\x02a\xff",
+                HelloError::Id(IdError::NotUtf8(1), 2),
+            ),
         ];
         for (bytes, want) in cases {
             let mut d = EmitterDecoder::new(100);
@@ -278,7 +273,10 @@ mod tests {
             acks: false,
             id: long,
         };
-        assert_eq!(e.encode(&mut out), Err(HelloError::IdTooLong(65)));
+        assert_eq!(
+            e.encode(&mut out),
+            Err(HelloError::Id(IdError::TooLong(65), 65))
+        );
         assert!(out.is_empty());
     }
 }

@@ -87,6 +87,34 @@ impl Decode for AckDecoder {
     }
 }
 
+/// Why an id (an analyzer's HELLO, an emitter's EMITTER HELLO) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// No bytes.
+    #[error("id is empty")]
+    Empty,
+    /// More than 64 bytes.
+    #[error("id is {0} bytes long, the maximum is 64")]
+    TooLong(usize),
+    /// Not UTF-8.
+    #[error("id is not valid UTF-8 (invalid byte at id offset {0})")]
+    NotUtf8(usize),
+}
+
+/// The longest id, in bytes, of analyzers and emitters.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Checks an id: 1 to 64 bytes of UTF-8.
+pub fn check_id(id: &[u8]) -> Result<&str, IdError> {
+    if id.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong(id.len()));
+    }
+    std::str::from_utf8(id).map_err(|e| IdError::NotUtf8(e.valid_up_to()))
+}
+
 /// Reads a big-endian u32 at `at`; the caller has checked the length.
 fn be_u32(buf: &[u8], at: usize) -> u32 {
     let mut raw = [0u8; 4];

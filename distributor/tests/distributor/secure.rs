@@ -66,6 +66,21 @@ impl Pki {
     fn named(&self, name: &str) -> Client {
         self.client(Some(Leaf::new(name, Usage::Client)))
     }
+
+    /// A distributor with `config`, its /metrics scraped over TLS.
+    async fn start(&self, config: distributor::Config) -> Running {
+        let mut d = Running::start(config).await;
+        d.scrape_tls = Some(self.client(None));
+        d
+    }
+
+    /// An analyzer with a certificate for `identity` saying HELLO with `id`.
+    async fn analyzer(&self, addr: SocketAddr, identity: &str, id: &str) -> Analyzer {
+        let s = Stream::connect(addr, Some(&self.named(identity)))
+            .await
+            .unwrap();
+        Analyzer::over(s, &hello(id, 1.0, false)).await
+    }
 }
 
 /// An EMITTER HELLO.
@@ -239,18 +254,13 @@ async fn a_bad_emitter_hello_is_rejected_and_only_that_connection_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_binds_analyzer_ids_to_certificates() {
     let pki = Pki::new();
-    let mut d = Running::start(pki.config(true)).await;
-    d.scrape_tls = Some(pki.client(None));
+    let d = pki.start(pki.config(true)).await;
     let tls = |name: &str| pki.named(name);
-    let a1 = Stream::connect(d.analyzer, Some(&tls("a1"))).await.unwrap();
-    let mut a1 = Analyzer::over(a1, &hello("a1", 1.0, false)).await;
+    let mut a1 = pki.analyzer(d.analyzer, "a1", "a1").await;
     d.wait_live(1).await;
     // An impostor with a valid certificate of its own claims a1's id: REJECT, and a1's
     // session is untouched.
-    let imp = Stream::connect(d.analyzer, Some(&tls("impostor")))
-        .await
-        .unwrap();
-    let mut imp = Analyzer::over(imp, &hello("a1", 1.0, false)).await;
+    let mut imp = pki.analyzer(d.analyzer, "impostor", "a1").await;
     match imp.next(SECS(5)).await {
         Some(Downstream::Reject(why)) => {
             assert!(
@@ -308,12 +318,8 @@ async fn wait_refused(d: &Running, listener: &str, reason: &str, n: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_handshakes_are_counted_by_reason_and_touch_nothing_else() {
     let pki = Pki::new();
-    let mut d = Running::start(pki.config(true)).await;
-    d.scrape_tls = Some(pki.client(None));
-    let s = Stream::connect(d.analyzer, Some(&pki.named("a")))
-        .await
-        .unwrap();
-    let mut a = Analyzer::over(s, &hello("a", 1.0, false)).await;
+    let d = pki.start(pki.config(true)).await;
+    let mut a = pki.analyzer(d.analyzer, "a", "a").await;
     d.wait_live(1).await;
     let mut good = connect(d.emitter, Some(&pki.named("e")), &log_stream(1, [1; 5], 64)).await;
 
@@ -374,21 +380,15 @@ async fn access_rules_limit_priorities_and_keep_the_connection_open() {
         &access,
         "[emitters.\"low-*\"]\npriorities = \"128-255\"\n[analyzers]\nallow = [\"a*\"]\n",
     );
-    let mut d = Running::start(distributor::Config {
-        access: Some(access),
-        ..pki.config(true)
-    })
-    .await;
-    d.scrape_tls = Some(pki.client(None));
-    let s = Stream::connect(d.analyzer, Some(&pki.named("a1")))
-        .await
-        .unwrap();
-    let mut a = Analyzer::over(s, &hello("a1", 1.0, false)).await;
+    let d = pki
+        .start(distributor::Config {
+            access: Some(access),
+            ..pki.config(true)
+        })
+        .await;
+    let mut a = pki.analyzer(d.analyzer, "a1", "a1").await;
     d.wait_live(1).await;
-    let s = Stream::connect(d.analyzer, Some(&pki.named("b1")))
-        .await
-        .unwrap();
-    let mut b = Analyzer::over(s, &hello("b1", 1.0, false)).await;
+    let mut b = pki.analyzer(d.analyzer, "b1", "b1").await;
     match b.next(SECS(5)).await {
         Some(Downstream::Reject(why)) => assert!(why.contains("may not connect"), "{why}"),
         other => panic!("expected a REJECT, got {other:?}"),
@@ -444,15 +444,9 @@ async fn sighup_reloads_the_access_file_and_the_certificates() {
     let mut d = Process::start(&args, None);
     d.scrape_tls = Some(pki.client(None));
     let live = "distributor_analyzer_live";
-    let s = Stream::connect(d.analyzer, Some(&pki.named("a1")))
-        .await
-        .unwrap();
-    let mut a1 = Analyzer::over(s, &hello("a1", 1.0, false)).await;
+    let mut a1 = pki.analyzer(d.analyzer, "a1", "a1").await;
     d.wait_metric(live, "", |v| v == 1.0).await;
-    let s = Stream::connect(d.analyzer, Some(&pki.named("b1")))
-        .await
-        .unwrap();
-    let mut b1 = Analyzer::over(s, &hello("b1", 1.0, false)).await;
+    let mut b1 = pki.analyzer(d.analyzer, "b1", "b1").await;
     assert!(matches!(
         b1.next(SECS(5)).await,
         Some(Downstream::Reject(_))
@@ -478,10 +472,7 @@ async fn sighup_reloads_the_access_file_and_the_certificates() {
     write(&access, "[analyzers]\nallow = [\"b*\"]\n");
     d.hup();
     assert!(a1.closed_within(SECS(5)).await, "a1 revoked");
-    let s = Stream::connect(d.analyzer, Some(&pki.named("b1")))
-        .await
-        .unwrap();
-    let _b1 = Analyzer::over(s, &hello("b1", 1.0, false)).await;
+    let _b1 = pki.analyzer(d.analyzer, "b1", "b1").await;
     d.wait_metric(live, "analyzer=\"b1\"", |v| v == 1.0).await;
     d.wait_metric(
         "distributor_analyzer_failures_total",
@@ -556,16 +547,13 @@ async fn over_tls_what_counts_as_delivered_reaches_the_analyzer() {
     // An analyzer that does not read fills its socket: bytes then wait inside the TLS
     // session, and must not count as delivered until they are on the socket.
     let pki = Pki::new();
-    let mut d = Running::start(distributor::Config {
-        drain_timeout: Duration::from_millis(500),
-        ..pki.config(true)
-    })
-    .await;
-    d.scrape_tls = Some(pki.client(None));
-    let s = Stream::connect(d.analyzer, Some(&pki.named("a")))
-        .await
-        .unwrap();
-    let mut a = Analyzer::over(s, &hello("a", 1.0, false)).await;
+    let d = pki
+        .start(distributor::Config {
+            drain_timeout: Duration::from_millis(500),
+            ..pki.config(true)
+        })
+        .await;
+    let mut a = pki.analyzer(d.analyzer, "a", "a").await;
     d.wait_live(1).await;
     let mut e = connect(
         d.emitter,
