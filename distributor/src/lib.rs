@@ -32,6 +32,12 @@
 //! batch (most urgent first, FIFO within a level) and writes it with few syscalls, and one
 //! reader for ACKs. A session that closes, errors, breaks the protocol or hangs leaves the
 //! routing set at once and its queued and unacknowledged frames are routed again.
+//!
+//! With TLS configured every accepted connection first runs its handshake in its own task
+//! (a client certificate, under mutual TLS, gives the peer's identity); then the same code
+//! serves it through [`runner::net::Stream`]. An emitter connection may open with an EMITTER
+//! HELLO: its frames then carry [`secured::Ticket`]s and the connection writes ACKs back as
+//! the secured prefix grows; [`access`] rules filter its priorities.
 
 pub mod access;
 pub mod cli;

@@ -646,6 +646,7 @@ fn log_final(s: &Snapshot) {
         dropped_retries_exhausted = t.dropped_by(DropReason::RetriesExhausted),
         dropped_shutdown = t.dropped_by(DropReason::Shutdown),
         dropped_bytes_full = t.dropped_by(DropReason::BytesFull),
+        dropped_forbidden = t.dropped_by(DropReason::Forbidden),
         in_system = s.in_system(),
         protocol_errors = t.protocol_errors,
         truncated = t.truncated,

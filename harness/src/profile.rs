@@ -100,7 +100,7 @@ pub struct ChaosEvent {
     pub at: f64,
     /// What to do.
     pub action: ChaosAction,
-    /// Analyzer ids (none for `restart-distributor`).
+    /// Analyzer ids (none for `restart-distributor` and `kill-distributor`).
     #[serde(default)]
     pub targets: Vec<String>,
 }
@@ -243,7 +243,7 @@ impl Profile {
                     format!("{} is not within the run (0 to {} s)", c.at, self.duration),
                 );
             }
-            let needs_targets = c.action != ChaosAction::RestartDistributor;
+            let needs_targets = !c.action.on_distributor();
             if needs_targets == c.targets.is_empty() {
                 let reason = if needs_targets {
                     "name at least one analyzer"

@@ -465,11 +465,7 @@ async fn run_schedule(
             }
             break;
         }
-        if !procs.distributor.running()
-            && !schedule
-                .peek()
-                .is_some_and(|e| e.1 == ChaosAction::RestartDistributor)
-        {
+        if !procs.distributor.running() && !schedule.peek().is_some_and(|e| e.1.on_distributor()) {
             anyhow::bail!(
                 "the distributor exited unexpectedly; see {}",
                 procs.distributor.log.display()
@@ -527,10 +523,14 @@ async fn apply(
         records.events.flush()?;
         Ok(())
     };
-    if action == ChaosAction::RestartDistributor {
+    if action.on_distributor() {
         record("distributor")?;
-        let grace = profile.distributor.drain_timeout + Duration::from_secs(10);
-        procs.distributor.stop(grace).await?;
+        if action == ChaosAction::KillDistributor {
+            procs.distributor.kill().await?;
+        } else {
+            let grace = profile.distributor.drain_timeout + Duration::from_secs(10);
+            procs.distributor.stop(grace).await?;
+        }
         procs.incarnation += 1;
         let n = procs.incarnation;
         procs.distributor.args = distributor_args(&procs.distributor_config, setup, n);
@@ -550,7 +550,7 @@ async fn apply(
             ChaosAction::Cont => sink.signal(Signal::SIGCONT),
             ChaosAction::Slow => sink.signal(Signal::SIGUSR1),
             ChaosAction::Fast => sink.signal(Signal::SIGUSR2),
-            ChaosAction::RestartDistributor => Ok(()),
+            ChaosAction::RestartDistributor | ChaosAction::KillDistributor => Ok(()),
         };
         result.with_context(|| format!("chaos {action} {t}"))?;
     }

@@ -12,19 +12,22 @@
 //! written, so they stay gap-free.
 
 use crate::Config;
+use crate::acks::Acked;
 use crate::generate::{EmitterGen, PriorityGen, SizeGen};
 use crate::pacing::Schedule;
 use crate::progress::Counters;
 use anyhow::Context as _;
 use bytes::BytesMut;
+use protocol::emitter::{Reply, ReplyDecoder};
 use runner::backoff::Backoff;
+use runner::framed::FramedRead;
 use runner::net::{ReadHalf, Stream, WriteHalf};
 use runner::tls::{Client, TlsError};
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -79,6 +82,8 @@ pub struct Report {
     pub max_lag: Duration,
     /// Per second and priority.
     pub seconds: Vec<SecondRow>,
+    /// With `--acks`: seqs `0..secured` were secured by the distributor.
+    pub secured: Option<u64>,
 }
 
 /// Connects every emitter, retrying each for up to `--connect-timeout`.
@@ -153,15 +158,37 @@ struct Conn {
     wr: WriteHalf,
     /// The first seq written on this connection.
     first_seq: u64,
+    /// With `--acks`: its HELLO (and the window) not written yet.
+    fresh: bool,
 }
 
 /// How an emitter learns that the distributor closed or broke its connection (it sends no
 /// data on a plain emitter connection).
 enum Peer {
-    /// Plain TCP: a non-blocking read of the socket tells.
+    /// Plain TCP without ACKs: a non-blocking read of the socket tells.
     Plain(OwnedReadHalf),
-    /// TLS: a task reads the session (a close_notify, a FIN or an error) and says here.
-    Watched(watch::Receiver<Option<(ErrorKind, String)>>),
+    /// TLS, or ACKs: a task reads the connection (ACKs, a REJECT, a close_notify, a FIN or
+    /// an error) and says here.
+    Watched(watch::Receiver<News>),
+}
+
+/// What the reader of a watched connection has seen.
+#[derive(Debug, Clone, Default)]
+struct News {
+    /// The last ACK count.
+    acked: u64,
+    /// How the connection ended, once it did.
+    end: Option<End>,
+}
+
+#[derive(Debug, Clone)]
+enum End {
+    /// An orderly close.
+    Closed,
+    /// An error.
+    Failed(ErrorKind, String),
+    /// The distributor refused the EMITTER HELLO.
+    Rejected(String),
 }
 
 /// What the distributor's side of a connection says.
@@ -172,19 +199,30 @@ enum PeerState {
     Closed,
     /// A reset or another error: what was written may not have been read.
     Failed(std::io::Error),
+    /// The distributor refused the EMITTER HELLO: retrying will not help.
+    Rejected(String),
 }
 
 impl Conn {
-    fn new(s: Stream, first_seq: u64) -> Self {
+    fn new(s: Stream, first_seq: u64, acks: bool) -> Self {
         let (rd, wr) = s.split();
         let peer = match rd {
-            ReadHalf::Plain(rd) => Peer::Plain(rd),
-            ReadHalf::Tls(rd) => Peer::Watched(watch_peer(ReadHalf::Tls(rd))),
+            ReadHalf::Plain(rd) if !acks => Peer::Plain(rd),
+            rd => Peer::Watched(watch_peer(rd)),
         };
         Self {
             peer,
             wr,
             first_seq,
+            fresh: acks,
+        }
+    }
+
+    /// The last ACK count of this connection.
+    fn acked(&self) -> u64 {
+        match &self.peer {
+            Peer::Plain(_) => 0,
+            Peer::Watched(rx) => rx.borrow().acked,
         }
     }
 
@@ -200,10 +238,13 @@ impl Conn {
                     Err(e) => PeerState::Failed(e),
                 }
             }
-            Peer::Watched(rx) => match &*rx.borrow() {
+            Peer::Watched(rx) => match &rx.borrow().end {
                 None => PeerState::Open,
-                Some((ErrorKind::UnexpectedEof, _)) => PeerState::Closed,
-                Some((kind, what)) => PeerState::Failed(std::io::Error::new(*kind, what.clone())),
+                Some(End::Closed) => PeerState::Closed,
+                Some(End::Failed(kind, what)) => {
+                    PeerState::Failed(std::io::Error::new(*kind, what.clone()))
+                }
+                Some(End::Rejected(why)) => PeerState::Rejected(why.clone()),
             },
         }
     }
@@ -227,23 +268,36 @@ impl Conn {
     }
 }
 
-/// Reads a TLS connection's read half until it ends: `UnexpectedEof` for an orderly close,
-/// another kind for an error.
-fn watch_peer(mut rd: ReadHalf) -> watch::Receiver<Option<(ErrorKind, String)>> {
-    let (tx, rx) = watch::channel(None);
+/// Reads a connection's read half until it ends, publishing the ACK counts it carries.
+fn watch_peer(rd: ReadHalf) -> watch::Receiver<News> {
+    let (tx, rx) = watch::channel(News::default());
     tokio::spawn(async move {
-        let mut buf = [0u8; 256];
+        let mut framed = FramedRead::new(rd, ReplyDecoder, 1024);
         let end = loop {
-            tokio::select! {
-                r = rd.read(&mut buf) => match r {
-                    Ok(0) => break (ErrorKind::UnexpectedEof, "closed".to_owned()),
-                    Ok(_) => {}
-                    Err(e) => break (e.kind(), e.to_string()),
-                },
+            let read = tokio::select! {
+                r = framed.read() => r,
                 () = tx.closed() => return,
+            };
+            match read {
+                Ok(0) => break End::Closed,
+                Ok(_) => {}
+                Err(e) => break End::Failed(e.kind(), e.to_string()),
+            }
+            let end = loop {
+                match framed.decode() {
+                    Ok(Some(Reply::Ack(n))) => {
+                        tx.send_modify(|news| news.acked = n);
+                    }
+                    Ok(Some(Reply::Reject(why))) => break Some(End::Rejected(why)),
+                    Ok(None) => break None,
+                    Err(e) => break Some(End::Failed(ErrorKind::InvalidData, e.to_string())),
+                }
+            };
+            if let Some(end) = end {
+                break end;
             }
         };
-        let _ = tx.send(Some(end));
+        tx.send_modify(|news| news.end = Some(end));
     });
     rx
 }
@@ -278,10 +332,12 @@ impl SecondCounts {
     }
 }
 
-/// Runs emitter `id` on `stream` until `stop`; returns its report.
+/// Runs emitter `id` on `stream` until `stop`; returns its report. `identity` (the client
+/// certificate's, over mutual TLS) is the id of its EMITTER HELLO with `--acks`.
 pub async fn run(
     config: Arc<Config>,
     id: u32,
+    identity: Option<Arc<str>>,
     stream: Stream,
     started: Instant,
     counters: Arc<Counters>,
@@ -318,8 +374,22 @@ pub async fn run(
         counts: Box::new([0; 256]),
         rows: Vec::new(),
     };
-    let mut conn = Some(Conn::new(stream, 0));
+    let mut acked = match config.acks {
+        true => {
+            let name = identity.map_or_else(|| format!("emitter-{id}"), |i| i.to_string());
+            match Acked::new(&name, config.ack_window) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::error!(emitter = id, error = %e, "cannot make the EMITTER HELLO");
+                    return report;
+                }
+            }
+        }
+        false => None,
+    };
+    let mut conn = Some(Conn::new(stream, 0, config.acks));
     let mut handled = 0u64; // messages due so far that were sent or counted unsent
+    let mut bounds: Vec<(u64, usize, usize)> = Vec::new();
     let mut out = BytesMut::with_capacity(BATCH_BYTES + config.size_max + 64);
     let mut frame_priorities: Vec<u8> = Vec::with_capacity(1024);
     loop {
@@ -329,7 +399,7 @@ pub async fn run(
         let Some(c) = conn.as_mut() else {
             conn = reconnect(&config, &mut report, &counters, &stop)
                 .await
-                .map(|s| Conn::new(s, report.sent));
+                .map(|s| Conn::new(s, report.sent, config.acks));
             if let (Some(s), Some(_)) = (schedule, conn.as_ref()) {
                 // What came due while disconnected is not sent late.
                 let due = s.due(started.elapsed());
@@ -340,8 +410,26 @@ pub async fn run(
             }
             continue;
         };
+        if let Some(a) = acked.as_mut() {
+            if std::mem::take(&mut c.fresh)
+                && let Err(e) = a.open(&mut c.wr).await
+            {
+                tracing::warn!(emitter = id, error = %e, "cannot open the acknowledged session; reconnecting");
+                report.errors += 1;
+                counters.errors.fetch_add(1, Relaxed);
+                conn = None;
+                continue;
+            }
+            a.apply(c.acked());
+        }
         match c.peer() {
             PeerState::Open => {}
+            PeerState::Rejected(why) => {
+                tracing::error!(emitter = id, reason = %why, "the distributor refused the EMITTER HELLO; this emitter stops");
+                report.errors += 1;
+                counters.errors.fetch_add(1, Relaxed);
+                break;
+            }
             PeerState::Closed => {
                 tracing::info!(
                     emitter = id,
@@ -354,9 +442,13 @@ pub async fn run(
             }
             PeerState::Failed(e) => {
                 let seqs = c.first_seq..report.sent;
-                tracing::warn!(emitter = id, error = %e, ?seqs, "connection failed; what it carried is in doubt; reconnecting");
-                if !seqs.is_empty() {
-                    report.in_doubt.push((seqs.start, seqs.end));
+                if acked.is_some() {
+                    tracing::warn!(emitter = id, error = %e, "connection failed; what is not secured is sent again; reconnecting");
+                } else {
+                    tracing::warn!(emitter = id, error = %e, ?seqs, "connection failed; what it carried is in doubt; reconnecting");
+                    if !seqs.is_empty() {
+                        report.in_doubt.push((seqs.start, seqs.end));
+                    }
                 }
                 report.errors += 1;
                 counters.errors.fetch_add(1, Relaxed);
@@ -374,6 +466,8 @@ pub async fn run(
             }
             None => u64::MAX,
         };
+        // A full window waits for ACKs: the schedule lags, nothing is dropped.
+        let want = want.min(acked.as_ref().map_or(u64::MAX, Acked::room));
         if want == 0 {
             let next = schedule
                 .map_or(MIN_SLEEP, |s| s.at(handled).saturating_sub(elapsed))
@@ -390,13 +484,25 @@ pub async fn run(
         frame_priorities.clear();
         let sent_ns = protocol::now_ns();
         let first_seq = report.sent;
+        bounds.clear();
         while (frame_priorities.len() as u64) < want && out.len() < BATCH_BYTES {
             let seq = first_seq + frame_priorities.len() as u64;
+            let start = out.len();
             let (p, _) = generator.frame(seq, sent_ns, &mut out);
             frame_priorities.push(p);
+            bounds.push((seq, start, out.len()));
         }
         let n = frame_priorities.len() as u64;
-        let written = write_batch(conn.as_mut(), &out, &stop).await;
+        let len = out.len() as u64;
+        let written = match acked.as_mut() {
+            Some(a) => {
+                // The window keeps slices of this batch until they are secured.
+                let batch = out.split().freeze();
+                a.keep(&batch, bounds.iter().copied());
+                write_batch(conn.as_mut(), &batch, &stop).await
+            }
+            None => write_batch(conn.as_mut(), &out, &stop).await,
+        };
         report.sent += n;
         handled += n;
         if report.first_sent_ns == 0 {
@@ -405,18 +511,29 @@ pub async fn run(
         report.last_sent_ns = sent_ns;
         counters.sent.fetch_add(n, Relaxed);
         if let Err(e) = written {
-            tracing::warn!(emitter = id, error = %e, seqs = ?(first_seq..first_seq + n), "write failed; these frames are in doubt");
             report.errors += 1;
             counters.errors.fetch_add(1, Relaxed);
-            report.in_doubt.push((first_seq, first_seq + n));
+            if acked.is_some() {
+                tracing::warn!(emitter = id, error = %e, "write failed; what is not secured is sent again");
+            } else {
+                tracing::warn!(emitter = id, error = %e, seqs = ?(first_seq..first_seq + n), "write failed; these frames are in doubt");
+                report.in_doubt.push((first_seq, first_seq + n));
+            }
             conn = None;
             continue;
         }
-        report.bytes += out.len() as u64;
-        counters.bytes.fetch_add(out.len() as u64, Relaxed);
+        report.bytes += len;
+        counters.bytes.fetch_add(len, Relaxed);
         let second = sent_ns / 1_000_000_000;
         for p in &frame_priorities {
             seconds.add(second, *p);
+        }
+    }
+    if let Some(a) = acked.as_mut() {
+        settle(a, conn.as_mut(), id).await;
+        report.secured = Some(a.secured());
+        if let Some(range) = a.unsecured() {
+            report.in_doubt.push(range);
         }
     }
     match conn.take() {
@@ -436,6 +553,26 @@ pub async fn run(
     seconds.flush();
     report.seconds = seconds.rows;
     report
+}
+
+/// At the end of a run with `--acks`: waits (at most [`STOP_GRACE`]) for the ACKs of what
+/// is still in the window. What stays unsecured is in doubt.
+async fn settle(a: &mut Acked, conn: Option<&mut Conn>, id: u32) {
+    let Some(c) = conn else { return };
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    loop {
+        a.apply(c.acked());
+        if a.outstanding() == 0 || !matches!(c.peer(), PeerState::Open) {
+            break;
+        }
+        tokio::select! {
+            () = c.readable() => {}
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(emitter = id, unsecured = a.outstanding(), "ACKs still missing at the end of the run; those messages are in doubt");
+                break;
+            }
+        }
+    }
 }
 
 /// Writes one batch whole; a write under way when `stop` comes gets [`STOP_GRACE`] more.

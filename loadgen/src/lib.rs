@@ -12,6 +12,7 @@
 //! [`run`] connects every emitter, starts the clock, lets them send for the duration (or
 //! until the shutdown future completes), and writes the CSVs.
 
+pub mod acks;
 pub mod emitter;
 pub mod generate;
 pub mod output;
@@ -172,6 +173,17 @@ pub struct Config {
     #[arg(long, value_name = "SECS", default_value_t = default_connect_timeout())]
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: f64,
+    /// Open each connection with an EMITTER HELLO asking for ACKs; keep every message until
+    /// the distributor secures it, and after a broken connection send the unsecured ones
+    /// again (PROTOCOL.md §5).
+    #[arg(long)]
+    #[serde(default)]
+    pub acks: bool,
+    /// With --acks: messages per emitter written and not yet secured at most; a full window
+    /// waits for ACKs (the schedule lags), it never drops.
+    #[arg(long, value_name = "N", default_value_t = default_ack_window())]
+    #[serde(default = "default_ack_window")]
+    pub ack_window: usize,
     /// TLS to the distributor (the harness passes the files it minted; not in profiles).
     #[command(flatten)]
     #[serde(skip)]
@@ -214,6 +226,9 @@ fn default_out() -> PathBuf {
 fn default_connect_timeout() -> f64 {
     10.0
 }
+fn default_ack_window() -> usize {
+    65536
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -233,6 +248,8 @@ impl Default for Config {
             emitter_id_base: 0,
             out: default_out(),
             connect_timeout: default_connect_timeout(),
+            acks: false,
+            ack_window: default_ack_window(),
             tls: runner::tls::ClientFlags::default(),
         }
     }
@@ -257,7 +274,11 @@ impl Config {
             format!("--emitter-id-base={}", self.emitter_id_base),
             format!("--out={}", self.out.display()),
             format!("--connect-timeout={}", self.connect_timeout),
+            format!("--ack-window={}", self.ack_window),
         ];
+        if self.acks {
+            args.push("--acks".to_owned());
+        }
         args.extend(self.tls.to_args());
         args
     }
@@ -273,6 +294,7 @@ impl Config {
             self.connect_timeout.is_finite() && self.connect_timeout > 0.0,
             "--connect-timeout must be > 0 seconds"
         );
+        anyhow::ensure!(self.ack_window > 0, "--ack-window must be at least 1");
         anyhow::ensure!(
             self.emitter_id_base
                 .checked_add(self.emitters - 1)
@@ -316,6 +338,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let stop = tokio_util::sync::CancellationToken::new();
     let config = Arc::new(config);
     let connected = emitter::connect_all(&config, &counters).await?;
+    // Over mutual TLS an EMITTER HELLO must carry the certificate's identity.
+    let identity: Option<Arc<str>> = config.tls.identity()?.map(Arc::from);
     let started = std::time::Instant::now();
     let duration = Duration::from_secs_f64(config.duration);
     let mut tasks = Vec::new();
@@ -324,6 +348,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tasks.push(tokio::spawn(emitter::run(
             Arc::clone(&config),
             id,
+            identity.clone(),
             stream,
             started,
             Arc::clone(&counters),

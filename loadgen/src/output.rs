@@ -45,6 +45,7 @@ pub fn write(config: &Config, reports: &[Report]) -> Result<(), runfolder::Error
             first_sent_ns: r.first_sent_ns,
             last_sent_ns: r.last_sent_ns,
             max_lag_us: u64::try_from(r.max_lag.as_micros()).unwrap_or(u64::MAX),
+            secured: r.secured,
         })?;
     }
     totals.flush()

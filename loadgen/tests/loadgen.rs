@@ -243,3 +243,165 @@ fn the_binary_says_it_waits_for_the_distributor() {
     );
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+/// A distributor that speaks PROTOCOL.md §5: reads the EMITTER HELLO and the frames,
+/// acknowledges them. Its first connection acknowledges only `ack_first` frames and then
+/// breaks off (a crash); later ones acknowledge everything as it arrives.
+async fn acking_distributor(
+    ack_first: u64,
+) -> (std::net::SocketAddr, Seen, Arc<Mutex<Vec<String>>>) {
+    use protocol::Decode as _;
+    use protocol::emitter::{EmitterDecoder, Item};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let hellos: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (s2, h2) = (Arc::clone(&seen), Arc::clone(&hellos));
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let crash_after = first.then_some(ack_first);
+            first = false;
+            let (seen, hellos) = (Arc::clone(&s2), Arc::clone(&h2));
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                let mut dec = EmitterDecoder::new(DEFAULT_MAX_FRAME);
+                let mut count = 0u64;
+                loop {
+                    buf.reserve(1 << 16);
+                    if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    while let Some(item) = dec.decode(&mut buf).unwrap() {
+                        match item {
+                            Item::Hello(h) => {
+                                assert!(h.acks);
+                                hellos.lock().unwrap().push(h.id);
+                            }
+                            Item::Log(f) => {
+                                let p = protocol::probe::verify(f.priority, &f.payload).unwrap();
+                                seen.lock()
+                                    .unwrap()
+                                    .entry(p.emitter)
+                                    .or_default()
+                                    .push(p.seq);
+                                count += 1;
+                            }
+                        }
+                    }
+                    let mut ack = BytesMut::new();
+                    match crash_after {
+                        Some(n) if count >= n => {
+                            protocol::analyzer::encode_ack(n, &mut ack);
+                            let _ = s.write_all(&ack).await;
+                            // Let the ACK arrive, then vanish with the rest unacknowledged.
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            let _ = s.set_linger(Some(std::time::Duration::ZERO));
+                            return;
+                        }
+                        Some(_) => {}
+                        None => {
+                            protocol::analyzer::encode_ack(count, &mut ack);
+                            if s.write_all(&ack).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen, hellos)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_acks_what_a_crash_left_unsecured_is_sent_again() {
+    let (addr, seen, hellos) = acking_distributor(300).await;
+    let out = tempdir("acks");
+    let c = config(
+        addr,
+        &out,
+        &[
+            "--acks",
+            "--rate",
+            "1000",
+            "--duration",
+            "2",
+            "--ack-window",
+            "500",
+        ],
+    );
+    let summary = loadgen::run(c, std::future::pending()).await.unwrap();
+    let e = &summary.emitters[0];
+    assert_eq!(
+        e.secured,
+        Some(e.sent),
+        "everything was acknowledged in the end"
+    );
+    assert!(e.in_doubt.is_empty(), "{:?}", e.in_doubt);
+    assert_eq!(
+        hellos.lock().unwrap().as_slice(),
+        ["emitter-0", "emitter-0"]
+    );
+    let seen = seen.lock().unwrap();
+    let seqs = &seen[&0];
+    // Every seq arrived; the ones after the 300 acknowledged before the crash arrived on the
+    // first connection and again, first of all, on the second.
+    let mut unique: Vec<u64> = seqs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique, (0..e.sent).collect::<Vec<_>>());
+    let resent = seqs.len() as u64 - e.sent;
+    assert!(resent > 0, "the unsecured ones came twice");
+    let second: Vec<u64> = seqs[(seqs.len() - (e.sent as usize - 300))..].to_vec();
+    assert_eq!(
+        second,
+        (300..e.sent).collect::<Vec<_>>(),
+        "resent first, in order, then new ones"
+    );
+    let manifest = std::fs::read_to_string(out.join("emitters-0.csv")).unwrap();
+    assert!(
+        manifest.lines().next().unwrap().ends_with(",secured"),
+        "{manifest}"
+    );
+    assert!(
+        manifest
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(&format!(",{}", e.sent)),
+        "{manifest}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_window_waits_for_acks_and_drops_nothing() {
+    // A distributor that acknowledges nothing on its first connection: the window of 50
+    // fills, the emitter waits (lagging), and nothing beyond 50 is written.
+    let (addr, seen, _) = acking_distributor(u64::MAX).await;
+    let out = tempdir("window");
+    let c = config(
+        addr,
+        &out,
+        &[
+            "--acks",
+            "--rate",
+            "1000",
+            "--duration",
+            "1",
+            "--ack-window",
+            "50",
+        ],
+    );
+    let summary = loadgen::run(c, std::future::pending()).await.unwrap();
+    let e = &summary.emitters[0];
+    assert_eq!((e.sent, e.secured, e.unsent), (50, Some(0), 0));
+    assert_eq!(e.in_doubt, [(0, 50)], "unsecured at the end: in doubt");
+    assert!(
+        e.max_lag > std::time::Duration::from_millis(500),
+        "{:?}",
+        e.max_lag
+    );
+    assert_eq!(seen.lock().unwrap()[&0].len(), 50);
+}

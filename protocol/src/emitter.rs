@@ -175,10 +175,84 @@ impl crate::Decode for EmitterDecoder {
     }
 }
 
+/// What the distributor sends an emitter that opened with an EMITTER HELLO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Frames 1..=count of the connection are secured.
+    Ack(u64),
+    /// The EMITTER HELLO was refused; the connection closes next.
+    Reject(String),
+}
+
+/// Why bytes from the distributor on an emitter connection are not a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// A kind other than ACK or REJECT.
+    #[error("frame kind 0x{0:02x} from the distributor, expected ACK (0x41) or REJECT (0x45)")]
+    Kind(u8),
+    /// An ACK whose `frame_len` is not 13, or a REJECT longer than 4096 bytes.
+    #[error("frame_len {0} from the distributor is not an ACK (13) or a REJECT (at most 4096)")]
+    Length(u32),
+}
+
+/// Decodes the distributor's ACKs and REJECT on an emitter connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplyDecoder;
+
+impl crate::Decode for ReplyDecoder {
+    type Frame = Reply;
+    type Error = ReplyError;
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, ReplyError> {
+        if buf.len() < 5 {
+            return Ok(None);
+        }
+        let frame_len = crate::be_u32(buf, 0);
+        let kind = buf[4];
+        match kind {
+            crate::analyzer::KIND_ACK if frame_len != crate::analyzer::ACK_LEN => {
+                Err(ReplyError::Length(frame_len))
+            }
+            crate::analyzer::KIND_REJECT
+                if !(5..=crate::analyzer::MAX_HELLO_LEN).contains(&frame_len) =>
+            {
+                Err(ReplyError::Length(frame_len))
+            }
+            crate::analyzer::KIND_ACK | crate::analyzer::KIND_REJECT => {
+                if buf.len() < frame_len as usize {
+                    return Ok(None);
+                }
+                let frame = buf.split_to(frame_len as usize);
+                Ok(Some(if kind == crate::analyzer::KIND_ACK {
+                    Reply::Ack(crate::be_u64(&frame, 5))
+                } else {
+                    Reply::Reject(String::from_utf8_lossy(&frame[5..]).into_owned())
+                }))
+            }
+            other => Err(ReplyError::Kind(other)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Decode as _;
     use crate::IdError;
+
+    #[test]
+    fn replies_are_acks_and_rejects() {
+        let mut buf = BytesMut::new();
+        crate::analyzer::encode_ack(7, &mut buf);
+        crate::analyzer::encode_reject("no", &mut buf);
+        let mut d = ReplyDecoder;
+        assert_eq!(d.decode(&mut buf), Ok(Some(Reply::Ack(7))));
+        assert_eq!(d.decode(&mut buf), Ok(Some(Reply::Reject("no".into()))));
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        let mut bad = BytesMut::from(&[0u8, 0, 0, 14, 0x41][..]);
+        assert_eq!(d.decode(&mut bad), Err(ReplyError::Length(14)));
+        let mut bad = BytesMut::from(&[0u8, 0, 0, 13, 0x44][..]);
+        assert_eq!(d.decode(&mut bad), Err(ReplyError::Kind(0x44)));
+    }
 
     fn hello(acks: bool, id: &str) -> Vec<u8> {
         let mut out = BytesMut::new();

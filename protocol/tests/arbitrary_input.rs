@@ -90,6 +90,7 @@ proptest! {
         let mut opened = protocol::emitter::MAGIC.to_vec();
         opened.extend_from_slice(&bytes);
         same_whole_or_cut(|| EmitterDecoder::new(max), &opened, cut)?;
+        same_whole_or_cut(|| protocol::emitter::ReplyDecoder, &bytes, cut)?;
         if let Some((p, payload)) = bytes.split_first() {
             let _ = protocol::probe::verify(*p, payload);
         }

@@ -315,6 +315,7 @@ fn loadgen_manifest(dir: &Path, run: &mut Run) -> Result<()> {
                 id: row.emitter,
                 sent: row.sent,
                 in_doubt: row.in_doubt_ranges.0,
+                secured: row.secured,
                 unsent: row.unsent,
             });
         }

@@ -23,6 +23,9 @@ pub struct Emitter {
     pub sent: u64,
     /// Seq ranges `[a, b)` whose write failed: they may or may not have arrived.
     pub in_doubt: Vec<(u64, u64)>,
+    /// With acknowledged emitters: seqs `0..secured` were secured by the distributor, so
+    /// none of them can be in doubt.
+    pub secured: Option<u64>,
     /// Messages that came due while disconnected and were never sent.
     pub unsent: u64,
 }

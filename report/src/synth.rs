@@ -185,6 +185,7 @@ fn emitter_totals(emitter: u32, sent: u64, last_sent_ns: u64) -> EmitterTotals {
         first_sent_ns: BASE_NS,
         last_sent_ns,
         max_lag_us: 0,
+        secured: None,
     }
 }
 

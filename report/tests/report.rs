@@ -450,3 +450,47 @@ fn alerts_are_checked_only_in_runs_with_prometheus() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_secured_seq_is_never_in_doubt() {
+    use runfolder::rows::{EmitterTotals, SeqRanges};
+    use runfolder::{TableWriter, table::read_all};
+    let dir = folder("secured", Tamper::RemoveArrivals);
+    let path = dir.join("emitters-0.csv");
+    let rows: Vec<EmitterTotals> = read_all(&path).unwrap();
+    let rewrite = |secured: bool| {
+        let mut w = TableWriter::<EmitterTotals>::create(&path).unwrap();
+        for r in &rows {
+            w.write(&EmitterTotals {
+                in_doubt: r.sent,
+                in_doubt_ranges: SeqRanges(vec![(0, r.sent)]),
+                secured: secured.then_some(r.sent),
+                ..r.clone()
+            })
+            .unwrap();
+        }
+        w.flush().unwrap();
+    };
+    let accounting = || {
+        report::run(&dir, &Overrides::default())
+            .unwrap()
+            .outcomes
+            .into_iter()
+            .find(|o| o.name() == "accounting")
+            .unwrap()
+    };
+    // Every write in doubt: the 5 missing are explained.
+    rewrite(false);
+    assert_eq!(accounting().status, Status::Pass);
+    // The distributor secured them all: the same 5 are lost.
+    rewrite(true);
+    let o = accounting();
+    assert_eq!(o.status, Status::Fail, "{}", o.headline);
+    let row = o
+        .rows
+        .iter()
+        .find(|r| r.check == "accounting:secured_missing")
+        .unwrap();
+    assert_eq!(row.value_num, Some(5.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -127,6 +127,19 @@ pub enum ChaosAction {
     Fast,
     /// SIGTERM the distributor, let it drain, start it again.
     RestartDistributor,
+    /// SIGKILL the distributor (a crash: what it holds is gone), start it again on the same
+    /// ports.
+    KillDistributor,
+}
+
+impl ChaosAction {
+    /// Whether it acts on the distributor (and takes no targets).
+    pub fn on_distributor(self) -> bool {
+        matches!(
+            self,
+            ChaosAction::RestartDistributor | ChaosAction::KillDistributor
+        )
+    }
 }
 spelled!(ChaosAction {
     Kill => "kill",
@@ -136,6 +149,7 @@ spelled!(ChaosAction {
     Slow => "slow",
     Fast => "fast",
     RestartDistributor => "restart-distributor",
+    KillDistributor => "kill-distributor",
 });
 
 /// How the distributor answered an impostor (`security.csv`).

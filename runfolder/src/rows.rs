@@ -47,7 +47,12 @@ table! {
         pub last_sent_ns: u64,
         /// Largest lag behind the open-loop schedule, µs.
         pub max_lag_us: u64,
+        /// With `--acks`: seqs `0..secured` were acknowledged by the distributor, so each
+        /// must be delivered; empty without `--acks` (a later column).
+        #[serde(default)]
+        pub secured: Option<u64>,
     }
+    added = ["secured"];
 }
 
 table! {
@@ -635,6 +640,7 @@ mod tests {
             reconnects: 1,
             in_doubt: 3,
             in_doubt_ranges: SeqRanges(vec![(2, 4), (7, 8)]),
+            secured: Some(6),
             unsent: 0,
             first_sent_ns: 1,
             last_sent_ns: 2,

@@ -212,6 +212,15 @@ impl ClientFlags {
         }
     }
 
+    /// The identity of `--tls-cert` (its first DNS name, else its CN), if given.
+    pub fn identity(&self) -> Result<Option<String>, TlsError> {
+        let Some(cert) = &self.tls_cert else {
+            return Ok(None);
+        };
+        let certs = read_certs(cert)?;
+        Ok(certs.first().and_then(identity))
+    }
+
     /// The client, or `None` without `--tls-ca` (plain TCP).
     pub fn client(&self) -> Result<Option<Client>, TlsError> {
         let Some(ca) = &self.tls_ca else {

@@ -62,9 +62,9 @@ pub(super) async fn connection(
         grace,
         frame_timeout,
     } = limits;
-    // Emitters send small frames back to back; the distributor never replies on this
-    // socket, so Nagle's algorithm has nothing to delay, but set it off for symmetry with
-    // analyzer sockets. An error here only loses an optimisation.
+    // The distributor writes on this socket only ACKs (13 bytes, to emitters that asked
+    // for them) and a REJECT: each should leave at once, not wait for Nagle. An error here
+    // only loses an optimisation.
     let _ = stream.tcp().set_nodelay(true);
     let slot = shared.conns.open();
     shared.with(|c| c.emitter_connection(true));

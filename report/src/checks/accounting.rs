@@ -2,6 +2,9 @@
 //! (the loadgen manifest) against the seqs delivered over all analyzers. A missing seq is
 //! explained when its write failed (in doubt: the distributor died under it) or by the
 //! distributor's count of dropped frames; anything else is an unexplained loss and FAILs.
+//! With acknowledged emitters (`loadgen --acks`) the seqs the distributor secured are never
+//! in doubt: a secured seq that never arrived is lost unless the distributor counted it
+//! dropped (secured means delivered or counted, without a data directory).
 //! Duplicates are reported; they are expected only after a failure in at-least-once runs.
 
 use super::{Outcome, Row, Status, Unit};
@@ -10,16 +13,29 @@ use crate::model::{Emitter, Run};
 /// How many lost ranges the report lists.
 const LIST: usize = 10;
 
-/// Missing seqs of one emitter: (missing, of which in doubt, the first ranges).
-fn missing(run: &Run, e: &Emitter) -> (u64, u64, Vec<(u64, u64)>) {
-    let (mut total, mut doubt) = (0, 0);
+/// Missing seqs of one emitter.
+struct Missing {
+    total: u64,
+    /// Of which in doubt (their write failed, and they were not secured).
+    doubt: u64,
+    /// Of which secured.
+    secured: u64,
+    /// The first ranges not in doubt.
+    ranges: Vec<(u64, u64)>,
+}
+
+fn missing(run: &Run, e: &Emitter) -> Missing {
+    let (mut total, mut doubt, mut secured) = (0, 0, 0);
     let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let secured_below = e.secured.unwrap_or(0);
     for seq in 0..e.sent {
         if run.seen.has(e.id, seq) {
             continue;
         }
         total += 1;
-        if e.in_doubt.iter().any(|(a, b)| (*a..*b).contains(&seq)) {
+        if seq < secured_below {
+            secured += 1;
+        } else if e.in_doubt.iter().any(|(a, b)| (*a..*b).contains(&seq)) {
             doubt += 1;
             continue;
         }
@@ -32,7 +48,12 @@ fn missing(run: &Run, e: &Emitter) -> (u64, u64, Vec<(u64, u64)>) {
             }
         }
     }
-    (total, doubt, ranges)
+    Missing {
+        total,
+        doubt,
+        secured,
+        ranges,
+    }
 }
 
 /// Accounting of foreign traffic, which names no emitter or seq: by the distributor's
@@ -111,11 +132,17 @@ pub fn check(run: &Run) -> Outcome {
     let unique: u64 = run.emitters.iter().map(|e| run.seen.unique(e.id)).sum();
     let dropped = run.distributor.dropped_total();
     let mut rows = Vec::new();
-    let (mut lost, mut in_doubt) = (0, 0);
+    let (mut lost, mut in_doubt, mut secured_missing) = (0, 0, 0);
     for e in &run.emitters {
-        let (m, d, ranges) = missing(run, e);
+        let Missing {
+            total: m,
+            doubt: d,
+            secured: s,
+            ranges,
+        } = missing(run, e);
         lost += m;
         in_doubt += d;
+        secured_missing += s;
         if m > d {
             let list: Vec<String> = ranges
                 .iter()
@@ -163,6 +190,12 @@ pub fn check(run: &Run) -> Outcome {
     );
     if dup > 0 && !failures {
         detail.push_str("; duplicates without any failure are a bug");
+    }
+    if run.emitters.iter().any(|e| e.secured.is_some()) {
+        let secured: u64 = run.emitters.iter().filter_map(|e| e.secured).sum();
+        detail.push_str(&format!(
+            "; secured by the distributor (acknowledged emitters) {secured}, of which missing {secured_missing}"
+        ));
     }
     if dropped > lost {
         detail.push_str(&format!(
@@ -229,6 +262,14 @@ pub fn check(run: &Run) -> Outcome {
             "missing seqs whose write failed at the emitter",
         )
         .measured(in_doubt as f64, None, Unit::Messages),
+        Row::new(
+            "accounting:secured_missing",
+            status,
+            secured_missing,
+            "",
+            "seqs the distributor secured (acknowledged emitters) that never arrived: never in doubt, lost unless counted dropped",
+        )
+        .measured(secured_missing as f64, None, Unit::Messages),
         Row::new(
             "accounting:unsent",
             status,
