@@ -35,6 +35,11 @@ chaos *ARGS: build
 secure *ARGS: build
     {{target}}/release/harness secure {{ARGS}}
 
+# The crash loop: an acknowledged stream while the distributor is killed with SIGKILL 20
+# times at seeded random moments (CI runs 5); every secured message must arrive.
+crashloop:
+    cargo test --release --workspace --test crashloop -- --nocapture
+
 # Validate every profile.
 check: build
     {{target}}/release/harness check profiles/*.toml
