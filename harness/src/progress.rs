@@ -68,7 +68,8 @@ impl Progress {
         };
         let next = match next {
             Some((at, action, targets)) => {
-                format!("next: {action} {} at {at:.0} s", targets.join(" "))
+                let who: String = targets.iter().map(|t| format!(" {t}")).collect();
+                format!("next: {action}{who} at {at:.0} s")
             }
             None => "no more chaos".to_owned(),
         };

@@ -494,7 +494,8 @@ async fn run_schedule(
             }
             _ = tokio::time::sleep(until_event.unwrap_or(Duration::from_secs(3600))), if until_event.is_some() => {
                 if let Some((at, action, targets)) = schedule.next() {
-                    progress.println(&format!("harness: t={at:.1} s: {action} {}", targets.join(" ")));
+                    let who: String = targets.iter().map(|t| format!(" {t}")).collect();
+                    progress.println(&format!("harness: t={at:.1} s: {action}{who}"));
                     apply(profile, setup, procs, records, action, &targets, at).await?;
                 }
             }
