@@ -2,7 +2,6 @@
 //! with SIGKILL at seeded random moments and started again, 20 times (5 under `CI=true`).
 //! After the last restart every message the distributor secured must have been delivered,
 //! none corrupted: the harness's report must PASS with no secured message missing.
-#![expect(clippy::unwrap_used, reason = "a failed setup fails the test")]
 
 use runfolder::json::Check;
 use runfolder::rows::Event;

@@ -397,6 +397,8 @@ mod tests {
             emitter_id_base: 1000,
             out: PathBuf::from("/tmp/some dir"),
             connect_timeout: 2.0,
+            acks: true,
+            ack_window: 100,
             tls: runner::tls::ClientFlags {
                 tls_server_name: Some("distributor.example".into()),
                 ..runner::tls::ClientFlags::minted(
