@@ -855,7 +855,7 @@ mod tests {
 
         let e = dir.path().join("emitters-0.csv");
         let mut text = header::<EmitterTotals>();
-        text.push_str("\n1,2,3,0,0,1,5-x,0,0,0,0\n");
+        text.push_str("\n1,2,3,0,0,1,5-x,0,0,0,0,\n");
         std::fs::write(&e, text).unwrap();
         let err = read_all::<EmitterTotals>(&e).unwrap_err().to_string();
         assert!(
