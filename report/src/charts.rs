@@ -171,6 +171,16 @@ fn event_marks(run: &Run) -> Vec<(f64, String)> {
             {
                 targets.push(&e.target)
             }
+            // The distributor's own events are named short: the mark says enough.
+            _ if e.action.on_distributor() => marks.push((
+                x,
+                match e.action {
+                    runfolder::ChaosAction::KillDistributor => "crash",
+                    _ => "restart",
+                }
+                .to_owned(),
+                vec!["distributor"],
+            )),
             _ => marks.push((x, e.action.as_str().to_owned(), vec![&e.target])),
         }
     }
@@ -309,17 +319,18 @@ impl TimePanel<'_> {
         } else {
             Vec::new()
         };
-        for (x, label) in marks {
-            if !(0.0..=x_max).contains(&x) {
-                continue;
-            }
+        let visible = marks.into_iter().filter(|(x, _)| (0.0..=x_max).contains(x));
+        for (i, (x, label)) in visible.enumerate() {
             chart
                 .draw_series(LineSeries::new([(x, 0.0), (x, y_max)], RED.mix(0.6)))
                 .map_err(err)?;
+            // Three rows of labels, in turn, so neighbours (a crash 10 s before a
+            // restart, say) do not print over each other.
+            let row = (i % 3) as f64;
             chart
                 .draw_series([Text::new(
                     label,
-                    (x, y_max * 0.97),
+                    (x, y_max * (0.97 - 0.045 * row)),
                     (FONT, 12).into_font().color(&RED),
                 )])
                 .map_err(err)?;
