@@ -345,14 +345,13 @@ async fn with_acks_what_a_crash_left_unsecured_is_sent_again() {
     );
     let seen = seen.lock().unwrap();
     let seqs = &seen[&0];
-    // Every seq arrived; the ones after the 300 acknowledged before the crash arrived on the
-    // first connection and again, first of all, on the second.
+    // Every seq arrived; the ones after the 300 acknowledged before the crash came again,
+    // first of all and in order, on the second connection (some also on the first, when
+    // it read them before it broke off).
     let mut unique: Vec<u64> = seqs.clone();
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique, (0..e.sent).collect::<Vec<_>>());
-    let resent = seqs.len() as u64 - e.sent;
-    assert!(resent > 0, "the unsecured ones came twice");
     let second: Vec<u64> = seqs[(seqs.len() - (e.sent as usize - 300))..].to_vec();
     assert_eq!(
         second,
