@@ -3,6 +3,7 @@
 use crate::config::{Config, parse_secs, parse_weight};
 use crate::core::Overflow;
 use crate::router::Routing;
+use runfolder::Fsync;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -130,6 +131,27 @@ pub struct Cli {
     /// [analyzers] allow = [..]). Re-read on SIGHUP; a bad file keeps the rules in force.
     #[arg(long, value_name = "FILE.toml")]
     access: Option<PathBuf>,
+    /// Journal every frame in this directory before securing it (ACKs to emitters wait for
+    /// it); frames without room wait on disk; a restart delivers what the last run left.
+    /// One distributor per directory (a lock file names the holder's pid).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// When the journal calls fdatasync: interval (group commit every
+    /// --fsync-interval-ms), always (as soon as anything was written), never (secured
+    /// once written: survives the process dying, not the machine). [default: interval]
+    #[arg(long, value_enum)]
+    fsync: Option<Fsync>,
+    /// The group-commit period of --fsync interval, in ms. [default: 10]
+    #[arg(long, value_name = "MS")]
+    fsync_interval_ms: Option<u64>,
+    /// Bytes of journal on disk at most; past it the overflow policy applies (drops
+    /// counted as journal_full). [default: 4294967296]
+    #[arg(long, value_name = "BYTES")]
+    journal_max_bytes: Option<u64>,
+    /// Size of a journal segment file; a segment is deleted once every frame in it is
+    /// delivered. [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    journal_segment_bytes: Option<u64>,
 }
 
 fn parse_secs_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -169,7 +191,11 @@ impl Cli {
             max_weight,
             frame_timeout,
             forget_after,
-            handshake_timeout
+            handshake_timeout,
+            fsync,
+            fsync_interval_ms,
+            journal_max_bytes,
+            journal_segment_bytes
         );
         if self.seed.is_some() {
             c.seed = self.seed;
@@ -183,6 +209,7 @@ impl Cli {
             (self.tls_key, &mut c.tls_key),
             (self.tls_client_ca, &mut c.tls_client_ca),
             (self.access, &mut c.access),
+            (self.data_dir, &mut c.data_dir),
         ] {
             if flag.is_some() {
                 *setting = flag;

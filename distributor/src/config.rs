@@ -3,6 +3,8 @@
 //! bad value fails at once naming the setting.
 
 use crate::core::{CoreConfig, Overflow, WhenFull};
+use crate::journal::JournalConfig;
+use runfolder::Fsync;
 use crate::health::RetrySchedule;
 use crate::router::Routing;
 use serde::{Deserialize, Serialize};
@@ -170,6 +172,26 @@ pub struct Config {
         with = "secs"
     )]
     pub handshake_timeout: Duration,
+    /// The data directory: with it every frame is journaled before it is secured, frames
+    /// without room wait on disk, and a restart delivers what the last run left.
+    #[serde(default, alias = "data_dir")]
+    pub data_dir: Option<PathBuf>,
+    /// `interval` (default), `always` or `never`: when the journal calls fdatasync.
+    #[serde(default)]
+    pub fsync: Fsync,
+    /// The group-commit period of `fsync = "interval"`, in milliseconds.
+    #[serde(default = "default_fsync_interval_ms", alias = "fsync_interval_ms")]
+    pub fsync_interval_ms: u64,
+    /// Bytes of journal on disk at most; past it the overflow policy applies
+    /// (`journal_full`).
+    #[serde(default = "default_journal_max_bytes", alias = "journal_max_bytes")]
+    pub journal_max_bytes: u64,
+    /// A journal segment file is closed and the next begun past this size.
+    #[serde(
+        default = "default_journal_segment_bytes",
+        alias = "journal_segment_bytes"
+    )]
+    pub journal_segment_bytes: u64,
 }
 
 fn default_emitter_listen() -> SocketAddr {
@@ -232,6 +254,20 @@ fn default_forget_after() -> Duration {
 fn default_handshake_timeout() -> Duration {
     Duration::from_secs(10)
 }
+fn default_fsync_interval_ms() -> u64 {
+    10
+}
+fn default_journal_max_bytes() -> u64 {
+    4 << 30
+}
+fn default_journal_segment_bytes() -> u64 {
+    64 << 20
+}
+/// The largest journal segment: offsets inside one are 32 bits (a segment may pass it by
+/// one frame of at most 256 MiB).
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+/// The smallest journal segment.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
 /// Serde for a `Duration` setting written in seconds (`0.5`, `10`).
 mod secs {
@@ -286,6 +322,11 @@ impl Default for Config {
             frame_timeout: default_frame_timeout(),
             forget_after: default_forget_after(),
             handshake_timeout: default_handshake_timeout(),
+            data_dir: None,
+            fsync: Fsync::default(),
+            fsync_interval_ms: default_fsync_interval_ms(),
+            journal_max_bytes: default_journal_max_bytes(),
+            journal_segment_bytes: default_journal_segment_bytes(),
         }
     }
 }
@@ -397,6 +438,28 @@ impl Config {
         if !(self.max_weight.is_finite() && self.max_weight > 0.0) {
             return invalid("max-weight", "must be finite and > 0");
         }
+        if self.fsync_interval_ms == 0 || self.fsync_interval_ms > 10_000 {
+            return invalid("fsync-interval-ms", "must be 1 to 10000 ms");
+        }
+        // A frame larger than a segment gets a segment of its own.
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.journal_segment_bytes) {
+            return invalid(
+                "journal-segment-bytes",
+                &format!(
+                    "{} must be 4 KiB to 1 GiB",
+                    self.journal_segment_bytes
+                ),
+            );
+        }
+        if self.journal_max_bytes < self.journal_segment_bytes {
+            return invalid(
+                "journal-max-bytes",
+                &format!(
+                    "{} is below one segment (--journal-segment-bytes {})",
+                    self.journal_max_bytes, self.journal_segment_bytes
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -410,6 +473,17 @@ impl Config {
             }),
             _ => None,
         }
+    }
+
+    /// The journal's settings, with a data directory.
+    pub fn journal(&self) -> Option<JournalConfig> {
+        self.data_dir.as_ref().map(|dir| JournalConfig {
+            dir: dir.clone(),
+            fsync: self.fsync,
+            fsync_interval: Duration::from_millis(self.fsync_interval_ms),
+            max_bytes: self.journal_max_bytes,
+            segment_bytes: self.journal_segment_bytes,
+        })
     }
 
     /// The part of the settings the core uses.

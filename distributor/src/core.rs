@@ -15,8 +15,10 @@
 use crate::frame::{COMPACT_AFTER_NS, Frame};
 use crate::health::{Hang, RetrySchedule};
 use crate::holding::Holding;
+use crate::journal::{Journal, Loc, Recovered};
 use crate::router::{Router, Routing};
 use crate::secured::Origin;
+use crate::spill::Spill;
 use crate::session::{
     AckViolation, Registered, RejectKind, RejectReason, Released, Session, SessionEnd, SessionKey,
     SessionLimits,
@@ -141,6 +143,9 @@ pub struct Core {
     wakes: Vec<Arc<Notify>>,
     room_freed: bool,
     draining: bool,
+    /// With a data directory: the journal, and the frames waiting in it.
+    journal: Option<Arc<Journal>>,
+    spill: Spill,
 }
 
 impl Core {
@@ -160,7 +165,19 @@ impl Core {
             wakes: Vec::new(),
             room_freed: false,
             draining: false,
+            journal: None,
+            spill: Spill::default(),
         }
+    }
+
+    /// Journals every frame taken from now on, and takes the records the last run left
+    /// (they wait as spilled frames, read back by priority as room frees).
+    pub fn set_journal(&mut self, journal: Arc<Journal>, recovered: Recovered) {
+        self.totals.recovered += recovered.frames.len() as u64;
+        for (at, priority, _) in recovered.frames {
+            self.spill.recovered(priority, at);
+        }
+        self.journal = Some(journal);
     }
 
     /// The wake-ups collected since the last call, and whether room freed for blocked
@@ -231,6 +248,9 @@ impl Core {
         if !self.holding.is_empty() {
             self.drain_holding(now);
         }
+        if let Some(journal) = self.journal.clone() {
+            return self.offer_journaled(&journal, batch, now, source);
+        }
         while let Some(log) = batch.pop_front() {
             let mut frame = Frame::new(log.payload, log.priority);
             frame.ticket = source.origin.as_ref().map(Origin::ticket);
@@ -284,6 +304,153 @@ impl Core {
             }
         }
         Offer::Taken
+    }
+
+    /// [`Core::offer`] with a journal: each frame allowed is appended (its ticket secured by
+    /// the flush that covers it), then queued, or spilled when it finds no room. Only a full
+    /// journal meets the overflow policy (`journal_full`).
+    fn offer_journaled(
+        &mut self,
+        journal: &Journal,
+        batch: &mut VecDeque<LogFrame>,
+        now: Now,
+        source: &Source,
+    ) -> Offer {
+        let mut taken = Vec::with_capacity(batch.len());
+        let mut offer = Offer::Taken;
+        {
+            // No frame may be dropped while the appender holds the journal's lock (a mark
+            // records itself done under that lock): frames taken are handled after.
+            let mut log = journal.appender();
+            while let Some(log_frame) = batch.pop_front() {
+                let ticket = source.origin.as_ref().map(Origin::ticket);
+                let priority = log_frame.priority;
+                if !source.priorities.contains(&priority) {
+                    self.totals.received += 1;
+                    self.totals.drop_frame(DropReason::Forbidden, priority);
+                    continue;
+                }
+                if !log.has_room(log_frame.payload.len()) {
+                    if self.cfg.overflow == Overflow::Backpressure {
+                        if let Some(t) = ticket {
+                            t.revoke();
+                        }
+                        batch.push_front(log_frame);
+                        offer = Offer::Blocked;
+                        break;
+                    }
+                    self.totals.received += 1;
+                    self.totals.drop_frame(DropReason::JournalFull, priority);
+                    continue;
+                }
+                let mut frame = Frame::new(log_frame.payload, priority);
+                frame.mark = Some(log.append(priority, &frame.payload));
+                if let Some(t) = ticket {
+                    log.secure_after_flush(t);
+                }
+                self.totals.received += 1;
+                taken.push(frame);
+            }
+        }
+        for frame in taken {
+            self.admit(frame, now);
+        }
+        offer
+    }
+
+    /// Queues a journaled frame, or spills it: when frames of its priority already wait on
+    /// disk (they go first), when `--max-queued-bytes` is reached, or when no analyzer has
+    /// room.
+    fn admit(&mut self, frame: Frame, now: Now) {
+        let cost = frame.cost();
+        let frame = if !self.spill.has(frame.priority)
+            && self.bytes + cost <= self.cfg.max_queued_bytes
+        {
+            match self.place(frame, now.ns) {
+                Ok(()) => {
+                    self.bytes += cost;
+                    return;
+                }
+                Err(f) => f,
+            }
+        } else {
+            frame
+        };
+        self.spill_frame(frame);
+    }
+
+    /// Lets go of a journaled frame's bytes; its place waits in the spill index.
+    fn spill_frame(&mut self, mut frame: Frame) {
+        match frame.mark.take() {
+            Some(mark) => self.spill.push(frame.priority, mark.keep()),
+            // Only journaled frames spill; a frame without a record is held instead.
+            None => self.holding.push(frame, Instant::now()),
+        }
+    }
+
+    /// Picks spilled frames to read back: of the most urgent priority that some live
+    /// analyzer has room for, as many as there is room (at most `max`), written already.
+    /// They count as spilled until [`Core::unspill`].
+    pub fn plan_unspill(&mut self, max: usize, written: Loc) -> Option<(u8, Vec<Loc>)> {
+        if self.spill.is_empty() || self.bytes >= self.cfg.max_queued_bytes {
+            return None;
+        }
+        for p in self.spill.priorities() {
+            let room: usize = self.live.iter().map(|s| s.queues.room(p)).sum();
+            if room == 0 {
+                continue;
+            }
+            let locs = self.spill.take(p, room.min(max), written);
+            if !locs.is_empty() {
+                return Some((p, locs));
+            }
+        }
+        None
+    }
+
+    /// Places frames read back from the journal (`read[i]` is the record at `locs[i]`);
+    /// those that find no room go back in front. A record that cannot be read is dropped,
+    /// counted (`journal_corrupt`) and logged.
+    pub fn unspill(
+        &mut self,
+        priority: u8,
+        locs: &[Loc],
+        read: Vec<Result<(u8, bytes::Bytes), String>>,
+        now: Now,
+    ) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        self.spill.loaded(priority, locs.len());
+        let mut back = Vec::new();
+        for (&at, got) in locs.iter().zip(read) {
+            match got {
+                Ok((p, payload)) => {
+                    let mut frame = Frame::new(payload, p);
+                    frame.mark = Some(journal.mark(at));
+                    let cost = frame.cost();
+                    let placed = if self.bytes + cost <= self.cfg.max_queued_bytes {
+                        self.place(frame, now.ns)
+                    } else {
+                        Err(frame)
+                    };
+                    match placed {
+                        Ok(()) => self.bytes += cost,
+                        Err(mut f) => back.extend(f.mark.take().map(|m| (f.priority, m.keep()))),
+                    }
+                }
+                Err(error) => {
+                    journal.corrupt();
+                    tracing::error!(%error, priority, "a spilled frame cannot be read back from the journal; dropped (reason journal_corrupt)");
+                    self.totals.drop_frame(DropReason::JournalCorrupt, priority);
+                    drop(journal.mark(at));
+                }
+            }
+        }
+        for (p, at) in back.into_iter().rev() {
+            self.spill.put_back(p, at);
+        }
+        self.room_freed = true;
     }
 
     /// Counts the frames left in a blocked batch as received and dropped (`shutdown`): the
@@ -386,9 +553,21 @@ impl Core {
         if !still_live {
             self.gone_since.insert(s.id.clone(), now.instant);
         }
+        let mut spilled = Vec::new();
         for f in frames {
             if let Err(f) = self.place(f, now.ns) {
-                self.holding.push(f, now.instant);
+                if f.mark.is_some() {
+                    spilled.push(f);
+                } else {
+                    self.holding.push(f, now.instant);
+                }
+            }
+        }
+        // With a journal they wait on disk, in front of the frames that spilled after them.
+        for mut f in spilled.into_iter().rev() {
+            self.bytes -= f.cost();
+            if let Some(m) = f.mark.take() {
+                self.spill.put_back(f.priority, m.keep());
             }
         }
         self.room_freed = true;
@@ -583,24 +762,33 @@ impl Core {
         self.draining = true;
     }
 
-    /// Frames still inside: queued, in flight or held.
+    /// Frames still inside: queued, in flight, held or spilled.
     pub fn in_system(&self) -> usize {
-        self.holding.len() + self.live.iter().map(Session::len).sum::<usize>()
+        self.holding.len() + self.live.iter().map(Session::len).sum::<usize>() + self.spill.len()
     }
 
-    /// At the drain deadline: every frame still inside is counted as dropped (`shutdown`)
-    /// and every session ends. Returns how many frames that was.
-    pub fn abandon(&mut self) -> u64 {
-        let mut left = 0;
+    /// At the drain deadline every session ends. Without a journal every frame still
+    /// inside is counted as dropped (`shutdown`); with one, frames keep their records and
+    /// are delivered after the next start (they stay counted as spilled). Returns how many
+    /// were dropped and how many kept.
+    pub fn abandon(&mut self) -> (u64, u64) {
+        let mut dropped = 0;
         for p in self.holding.take_all() {
             self.totals.drop_frame(DropReason::Shutdown, p);
-            left += 1;
+            dropped += 1;
         }
         for mut s in std::mem::take(&mut self.live) {
             s.cancel.cancel();
-            for f in s.take_all() {
-                self.totals.drop_frame(DropReason::Shutdown, f.priority);
-                left += 1;
+            for mut f in s.take_all() {
+                match f.mark.take() {
+                    Some(m) => {
+                        self.spill.put_back(f.priority, m.keep());
+                    }
+                    None => {
+                        self.totals.drop_frame(DropReason::Shutdown, f.priority);
+                        dropped += 1;
+                    }
+                }
             }
             let a = self.stats_of(&s.id);
             s.add_to(a);
@@ -608,7 +796,7 @@ impl Core {
         }
         self.rebuild_router();
         self.bytes = 0;
-        left
+        (dropped, self.spill.len() as u64)
     }
 
     /// Ends every live session without re-routing (their frames were all released).
@@ -637,6 +825,9 @@ impl Core {
             totals: self.totals.clone(),
             analyzers,
             holding: self.holding.len() as u64,
+            spilled: self.spill.len() as u64,
+            spilled_total: self.spill.total(),
+            journal: self.journal.as_ref().map(|j| j.stats()),
             queued_bytes: self.bytes as u64,
             buffered_bytes: 0,
             forgotten: self.forgotten.0.clone(),
@@ -872,7 +1063,7 @@ mod tests {
         // At the drain deadline, what is still queued for "b" is counted as dropped.
         let left = c.abandon();
         let t = &c.totals;
-        assert_eq!(left, 11);
+        assert_eq!(left, (11, 0));
         assert_eq!(t.received, t.delivered + t.dropped_total());
         assert_eq!((t.delivered, t.dropped_by(DropReason::Shutdown)), (4, 11));
     }

@@ -1,6 +1,7 @@
 //! A LOG frame inside the distributor, and the compaction that keeps waiting frames from
 //! pinning the read buffers they were sliced from.
 
+use crate::journal::Mark;
 use crate::secured::Ticket;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -17,6 +18,8 @@ pub struct Frame {
     pub queued_ns: u64,
     /// From an emitter that asked for ACKs: dropped with the frame, which secures it.
     pub ticket: Option<Ticket>,
+    /// With a journal: its record, marked done when the frame is dropped.
+    pub mark: Option<Mark>,
 }
 
 impl Frame {
@@ -27,6 +30,7 @@ impl Frame {
             priority,
             queued_ns: 0,
             ticket: None,
+            mark: None,
         }
     }
 
@@ -38,6 +42,7 @@ impl Frame {
             priority: self.priority,
             queued_ns: self.queued_ns,
             ticket: None,
+            mark: None,
         }
     }
 

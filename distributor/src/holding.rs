@@ -116,6 +116,7 @@ mod tests {
             priority,
             queued_ns: 0,
             ticket: None,
+            mark: None,
         }
     }
 

@@ -14,6 +14,9 @@
 //!   sessions end and HELLOs are refused.
 //! - [`holding`]: frames no analyzer can take yet.
 //! - [`secured`]: which frames of an acknowledged emitter connection are secured.
+//! - [`journal`]: the disk journal of `--data-dir`: segments, group commit, done marks,
+//!   recovery at start, the lock.
+//! - [`spill`]: frames waiting in the journal instead of memory.
 //! - [`access`]: the access file: priorities per emitter identity, analyzers allowed.
 //! - [`core`]: the state behind one mutex: routing over the sessions, the holding queue,
 //!   accounting. Every method takes the time as a [`core::Now`].
@@ -38,6 +41,14 @@
 //! serves it through [`runner::net::Stream`]. An emitter connection may open with an EMITTER
 //! HELLO: its frames then carry [`secured::Ticket`]s and the connection writes ACKs back as
 //! the secured prefix grows; [`access`] rules filter its priorities.
+//!
+//! With `--data-dir` the core appends every frame it takes to the [`journal`] (a copy into
+//! a buffer) and gives its ACK ticket to the journal's writer thread, which secures it after
+//! the fdatasync that covers it. Frames carry a [`journal::Mark`] that records them done
+//! when they are delivered or dropped. A frame that finds no room leaves memory and waits
+//! in the journal ([`spill`]); a loader task reads such frames back, most urgent first, as
+//! room frees. At start the journal hands back every record not done, which waits the
+//! same way.
 
 pub mod access;
 pub mod cli;
@@ -46,11 +57,13 @@ pub mod core;
 pub mod frame;
 pub mod health;
 pub mod holding;
+pub mod journal;
 pub mod queues;
 pub mod router;
 pub mod secured;
 pub mod server;
 pub mod session;
+pub mod spill;
 pub mod stats;
 pub mod waits;
 

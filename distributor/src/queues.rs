@@ -34,6 +34,12 @@ impl PriorityQueues {
         self.levels[priority as usize].len() < self.capacity
     }
 
+    /// How many more frames the level of `priority` takes.
+    pub fn room(&self, priority: u8) -> usize {
+        self.capacity
+            .saturating_sub(self.levels[priority as usize].len())
+    }
+
     /// Appends `frame` to its level; gives it back when that level is full.
     pub fn push(&mut self, frame: Frame) -> Result<(), Frame> {
         let p = frame.priority as usize;
@@ -118,6 +124,7 @@ mod tests {
             priority,
             queued_ns: 0,
             ticket: None,
+            mark: None,
         }
     }
 

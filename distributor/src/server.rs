@@ -10,6 +10,7 @@ mod nofile;
 use crate::access::Access;
 use crate::config::Config;
 use crate::core::{Core, Now};
+use crate::journal::Journal;
 use crate::stats::{DropReason, Listener, Snapshot};
 use runfolder::TableWriter;
 use runfolder::rows::Stats;
@@ -93,6 +94,8 @@ pub(crate) struct Shared {
     tls: Option<Tls>,
     /// The access rules in force.
     access: Rules,
+    /// The journal, with a data directory.
+    journal: Option<Arc<Journal>>,
 }
 
 /// TLS on the listeners: the files, and the acceptors made from them (made again on
@@ -231,9 +234,19 @@ pub async fn run(
         None => None,
     };
     let access = Rules::new(config.access.clone())?;
+    let mut core = Core::new(config.core());
+    let journal = match config.journal() {
+        Some(cfg) => {
+            let (journal, recovered) = Journal::open(cfg)?;
+            let journal = Arc::new(journal);
+            core.set_journal(Arc::clone(&journal), recovered);
+            Some(journal)
+        }
+        None => None,
+    };
     warn_plain_non_loopback(&config, &listeners, tls.is_some())?;
     let shared = Arc::new(Shared {
-        core: Mutex::new(Core::new(config.core())),
+        core: Mutex::new(core),
         room: Notify::new(),
         conns: Arc::new(conns::Conns::new(
             usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
@@ -241,6 +254,7 @@ pub async fn run(
         waits: crate::waits::QueueWaits::default(),
         tls,
         access,
+        journal: journal.clone(),
     });
     let max_connections = nofile::emitter_cap(config.max_connections, config.max_analyzers);
     let emitters_stop = CancellationToken::new();
@@ -260,6 +274,8 @@ pub async fn run(
         tls = config.tls_cert.is_some(),
         mutual_tls = config.tls_client_ca.is_some(),
         access = config.access.as_ref().map(|p| p.display().to_string()),
+        data_dir = config.data_dir.as_ref().map(|p| p.display().to_string()),
+        fsync = %config.fsync,
         "distributor listening"
     );
     {
@@ -319,6 +335,13 @@ pub async fn run(
         ));
     }
     tasks.spawn(reload_loop(Arc::clone(&shared), everything_stop.clone()));
+    if let Some(j) = &journal {
+        tasks.spawn(unspill_loop(
+            Arc::clone(&shared),
+            Arc::clone(j),
+            everything_stop.clone(),
+        ));
+    }
     tasks.spawn(tick_loop(
         Arc::clone(&shared),
         config.hang_timeout,
@@ -351,12 +374,21 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     if left > 0 {
-        let dropped = shared.with(|c| c.abandon());
-        tracing::error!(
-            dropped,
-            drain_timeout_s = config.drain_timeout.as_secs_f64(),
-            "drain deadline passed: frames still queued, in flight or held are dropped (reason shutdown)"
-        );
+        let (dropped, kept) = shared.with(|c| c.abandon());
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                drain_timeout_s = config.drain_timeout.as_secs_f64(),
+                "drain deadline passed: frames still queued, in flight or held are dropped (reason shutdown)"
+            );
+        }
+        if kept > 0 {
+            tracing::warn!(
+                kept,
+                drain_timeout_s = config.drain_timeout.as_secs_f64(),
+                "drain deadline passed: frames not delivered stay in the journal for the next start"
+            );
+        }
     }
     shared.with(|c| c.close_all());
     everything_stop.cancel();
@@ -373,6 +405,11 @@ pub async fn run(
             Err(e) => tracing::error!(error = %e, "stats task failed"),
             Ok(Ok(())) => {}
         }
+    }
+    if let Some(j) = &journal {
+        // Writes and flushes what is pending and the done marks.
+        let j = Arc::clone(j);
+        let _ = tokio::task::spawn_blocking(move || j.close()).await;
     }
     let snapshot = shared.snapshot();
     log_final(&snapshot);
@@ -607,6 +644,45 @@ async fn tick_loop(shared: Arc<Shared>, hang_timeout: Duration, stop: Cancellati
             _ = stop.cancelled() => return,
         }
         shared.with(|c| c.tick(Now::read()));
+    }
+}
+
+/// Frames read back from the journal per round: enough to refill queues quickly, few
+/// enough that one round's reads take milliseconds.
+const UNSPILL_BATCH: usize = 4096;
+
+/// Reads spilled and recovered frames back from the journal into the queues as room frees,
+/// most urgent priority first. Woken by room freeing; also looks every 20 ms, as a record
+/// becomes readable only once the writer has written it.
+async fn unspill_loop(shared: Arc<Shared>, journal: Arc<Journal>, stop: CancellationToken) {
+    loop {
+        let room = shared.room.notified();
+        tokio::pin!(room);
+        room.as_mut().enable();
+        let written = journal.written();
+        let plan = shared.with(|c| c.plan_unspill(UNSPILL_BATCH, written));
+        let Some((priority, locs)) = plan else {
+            tokio::select! {
+                _ = &mut room => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        };
+        let read = {
+            let (journal, locs) = (Arc::clone(&journal), locs.clone());
+            tokio::task::spawn_blocking(move || journal.read(&locs)).await
+        };
+        let read = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reading spilled frames failed");
+                locs.iter()
+                    .map(|_| Err("the read task failed".to_owned()))
+                    .collect()
+            }
+        };
+        shared.with(|c| c.unspill(priority, &locs, read, Now::read()));
     }
 }
 

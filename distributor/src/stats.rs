@@ -1,6 +1,7 @@
-//! Accounting: every frame received is, at any moment, delivered, dropped (counted by
-//! reason and priority) or still inside the distributor (queued, in flight or held):
-//! `received = delivered + dropped + queued + inflight + holding`.
+//! Accounting: every frame received (or recovered from the journal) is, at any moment,
+//! delivered, dropped (counted by reason and priority) or still inside the distributor
+//! (queued, in flight, held, or waiting in the journal):
+//! `received + recovered = delivered + dropped + queued + inflight + holding + disk_waiting`.
 //!
 //! Rendered two ways from one [`Snapshot`]: OpenMetrics text for Prometheus, encoded by
 //! `prometheus-client` ([`Snapshot::prometheus`]), and the per-second stats CSV
@@ -34,6 +35,13 @@
 //! | `distributor_queued_frames{analyzer}` (gauge) | frames in its priority queues |
 //! | `distributor_inflight_frames{analyzer}` (gauge) | frames written or being written, not yet released |
 //! | `distributor_holding_frames` (gauge) | frames waiting for any analyzer |
+//! | `distributor_recovered_frames_total` | frames the journal held at start, not done, delivered again |
+//! | `distributor_disk_spilled_frames_total` | frames that found no room in memory and waited in the journal |
+//! | `distributor_disk_waiting_frames` (gauge) | frames waiting in the journal now (spilled or recovered) |
+//! | `distributor_journal_bytes`, `distributor_journal_segments` (gauges) | size of the journal on disk (with `--data-dir`) |
+//! | `distributor_journal_fsyncs_total`, `distributor_journal_fsync_seconds_total` | group commits and the time spent in them |
+//! | `distributor_journal_fsync_max_seconds` (gauge) | the longest fdatasync of the last one to two seconds |
+//! | `distributor_journal_torn_tails_total`, `distributor_journal_corrupt_records_total` | bad records met at start (torn tails cut off) or read back |
 //! | `distributor_emitter_connections_open` (gauge) | emitter connections now open |
 //! | `distributor_closed_connections_total{reason}` | connections closed by the distributor: `slow_frame` (an emitter's frame not whole within `--frame-timeout`), `no_hello` (an analyzer without a HELLO for 10 s) |
 //! | `distributor_forgotten_analyzers_total` | ids dropped from the per-analyzer series after `--forget-after` (their counts stay in the totals) |
@@ -65,17 +73,23 @@ pub enum DropReason {
     BytesFull,
     /// A priority the access file does not allow the emitter's identity.
     Forbidden,
+    /// `--overflow drop` and the journal at `--journal-max-bytes`.
+    JournalFull,
+    /// Spilled to the journal, and its record could not be read back.
+    JournalCorrupt,
 }
 
 impl DropReason {
     /// Every reason, in the order of the counters.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::QueueFull,
         DropReason::HoldingFull,
         DropReason::RetriesExhausted,
         DropReason::Shutdown,
         DropReason::BytesFull,
         DropReason::Forbidden,
+        DropReason::JournalFull,
+        DropReason::JournalCorrupt,
     ];
 
     /// The label used in metrics, CSV and logs.
@@ -87,6 +101,8 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::BytesFull => "bytes_full",
             DropReason::Forbidden => "forbidden",
+            DropReason::JournalFull => "journal_full",
+            DropReason::JournalCorrupt => "journal_corrupt",
         }
     }
 }
@@ -223,6 +239,8 @@ impl FailureReason {
 pub struct Totals {
     /// LOG frames accepted.
     pub received: u64,
+    /// Frames the journal held at start, not done: delivered as if received again.
+    pub recovered: u64,
     /// Frames written (best effort) or acknowledged (at least once).
     pub delivered: u64,
     /// Dropped frames by reason (index of [`DropReason::ALL`]) and priority.
@@ -256,6 +274,7 @@ impl Default for Totals {
     fn default() -> Self {
         Self {
             received: 0,
+            recovered: 0,
             delivered: 0,
             dropped: [[0; 256]; DropReason::ALL.len()],
             protocol_errors: 0,
@@ -347,6 +366,12 @@ pub struct Snapshot {
     pub analyzers: BTreeMap<String, AnalyzerStats>,
     /// Frames in the holding queue.
     pub holding: u64,
+    /// Frames waiting in the journal instead of memory (spilled or recovered).
+    pub spilled: u64,
+    /// Frames that ever spilled.
+    pub spilled_total: u64,
+    /// The journal's counters, with a data directory.
+    pub journal: Option<crate::journal::JournalStats>,
     /// [`crate::frame::Frame::cost`] of every frame queued, in flight or held.
     pub queued_bytes: u64,
     /// Bytes of partial frames buffered over every emitter connection.
@@ -377,12 +402,13 @@ impl Snapshot {
 
     /// Frames inside the distributor: queued, in flight or held.
     pub fn in_system(&self) -> u64 {
-        self.queued() + self.inflight() + self.holding
+        self.queued() + self.inflight() + self.holding + self.spilled
     }
 
     /// The stats CSV rows of this instant: one `*` row of totals, then one per analyzer.
     pub fn stats_rows(&self) -> Vec<Stats> {
         let t = &self.totals;
+        let j = self.journal.unwrap_or_default();
         let live = || self.analyzers.values().filter(|a| a.live);
         let sum = |f: fn(&AnalyzerStats) -> u64| {
             self.analyzers.values().map(f).sum::<u64>() + f(&self.forgotten)
@@ -407,6 +433,17 @@ impl Snapshot {
             dropped_shutdown: t.dropped_by(DropReason::Shutdown),
             dropped_bytes_full: t.dropped_by(DropReason::BytesFull),
             dropped_forbidden: t.dropped_by(DropReason::Forbidden),
+            dropped_journal_full: t.dropped_by(DropReason::JournalFull),
+            dropped_journal_corrupt: t.dropped_by(DropReason::JournalCorrupt),
+            recovered: t.recovered,
+            disk_spilled: self.spilled_total,
+            disk_waiting: self.spilled,
+            journal_bytes: j.bytes,
+            journal_segments: j.segments,
+            fsyncs: j.fsyncs,
+            fsync_us: j.fsync_us,
+            fsync_max_us: j.fsync_max_us,
+            emitter_acks: t.emitter_acks,
             protocol_errors: t.protocol_errors,
             truncated: t.truncated,
             emitter_connections_open: t.emitter_connections_open,
@@ -551,6 +588,57 @@ fn gauge(
     ConstGauge::new(value).encode(m)
 }
 
+/// The journal's series (with a data directory only).
+fn encode_journal(
+    enc: &mut DescriptorEncoder,
+    j: &crate::journal::JournalStats,
+) -> Result<(), std::fmt::Error> {
+    gauge(
+        enc,
+        "distributor_journal_bytes",
+        "Bytes of the journal's segment files, against --journal-max-bytes.",
+        j.bytes,
+    )?;
+    gauge(
+        enc,
+        "distributor_journal_segments",
+        "Segment files in the data directory.",
+        j.segments,
+    )?;
+    counter(
+        enc,
+        "distributor_journal_fsyncs",
+        "fdatasync calls of the journal (each a group commit).",
+        j.fsyncs,
+    )?;
+    let m = enc.encode_descriptor(
+        "distributor_journal_fsync_seconds",
+        "Time spent in the journal's fdatasync calls.",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(j.fsync_us as f64 / 1e6).encode(m)?;
+    let m = enc.encode_descriptor(
+        "distributor_journal_fsync_max_seconds",
+        "The longest fdatasync in the last one to two seconds.",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(j.fsync_max_us as f64 / 1e6).encode(m)?;
+    counter(
+        enc,
+        "distributor_journal_torn_tails",
+        "Records cut by a crash, cut off at start.",
+        j.torn,
+    )?;
+    counter(
+        enc,
+        "distributor_journal_corrupt_records",
+        "Journal records whose bytes were wrong (CRC or length), at start or read back.",
+        j.corrupt,
+    )
+}
+
 /// A counter family with one `reason` label, a series per reason.
 fn by_reason<const N: usize>(
     enc: &mut DescriptorEncoder,
@@ -620,6 +708,27 @@ impl Collector for SnapshotCollector {
             "Frames waiting for any analyzer.",
             s.holding,
         )?;
+        counter(
+            &mut enc,
+            "distributor_recovered_frames",
+            "Frames the journal held at start, not done, delivered again.",
+            t.recovered,
+        )?;
+        counter(
+            &mut enc,
+            "distributor_disk_spilled_frames",
+            "Frames that found no room in memory and waited in the journal.",
+            s.spilled_total,
+        )?;
+        gauge(
+            &mut enc,
+            "distributor_disk_waiting_frames",
+            "Frames waiting in the journal for room (spilled or recovered).",
+            s.spilled,
+        )?;
+        if let Some(j) = &s.journal {
+            encode_journal(&mut enc, j)?;
+        }
         gauge(
             &mut enc,
             "distributor_queued_bytes",
@@ -820,6 +929,7 @@ mod tests {
             priority,
             queued_ns,
             ticket: None,
+            mark: None,
         };
         // 200 µs and 30 ms at priority 0, 2 s at priority 200.
         waits.add(
@@ -847,11 +957,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[1],
-            "5,*,1,2.5,10,7,8,3,0,7,0,0,2,1,0,0,0,0,0,0,0,1,0,2,1234,99,0"
+            "5,*,1,2.5,10,7,8,3,0,7,0,0,2,1,0,0,0,0,0,0,0,1,0,2,1234,99,0,0,0,0,0,0,0,0,0,0,0,0"
         );
         assert_eq!(
             lines[2],
-            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,2,0,0,0,0,0,0,0,0,1,0,0,0,0,0"
+            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,2,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0"
         );
         let back = runfolder::table::read_all::<Stats>(&path).unwrap();
         assert_eq!(back, sample().stats_rows());

@@ -191,6 +191,7 @@ mod tests {
             priority,
             queued_ns,
             ticket: None,
+            mark: None,
         }
     }
 

@@ -18,8 +18,9 @@ fn stop_pair() -> (oneshot::Sender<()>, impl Future<Output = ()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_distributor_and_sinks_agree_exactly() {
-    let dir = std::env::temp_dir().join(format!("e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed when the test ends.
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     let listeners = distributor::Listeners {
         emitter: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         analyzer: TcpListener::bind("127.0.0.1:0").await.unwrap(),

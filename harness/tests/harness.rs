@@ -34,12 +34,23 @@ action = "start"
 targets = ["x2"]
 "#;
 
-fn workdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("harness-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("p.toml"), PROFILE).unwrap();
-    d
+/// A scratch folder removed when the test ends (a copy of the binaries is 380 MB).
+struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+fn workdir(name: &str) -> Scratch {
+    let d = tempfile::Builder::new()
+        .prefix(&format!("harness-test-{name}-"))
+        .tempdir()
+        .unwrap();
+    std::fs::write(d.path().join("p.toml"), PROFILE).unwrap();
+    Scratch(d)
 }
 
 fn start(dir: &Path, duration: &str) -> Child {

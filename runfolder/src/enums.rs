@@ -72,6 +72,24 @@ pub enum WhenFull {
 }
 spelled!(WhenFull { Spill => "spill", Strict => "strict" });
 
+/// When the distributor's journal calls fdatasync, which decides what an ACK to an
+/// emitter promises.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fsync {
+    /// Group commit every `--fsync-interval-ms`: ACKs wait for the flush that covers them.
+    #[default]
+    Interval,
+    /// A flush as soon as anything was written: lowest latency per ACK, most flushes.
+    Always,
+    /// Never: secured once written to the file. Survives the process dying, not the
+    /// machine.
+    Never,
+}
+spelled!(Fsync { Interval => "interval", Always => "always", Never => "never" });
+
 /// How an analyzer sink logs arrivals.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
@@ -371,6 +389,7 @@ mod tests {
         same_spelling(Routing::ALL);
         same_spelling(Overflow::ALL);
         same_spelling(WhenFull::ALL);
+        same_spelling(Fsync::ALL);
         same_spelling(LogMode::ALL);
         same_spelling(PriorityMode::ALL);
         same_spelling(ChaosAction::ALL);

@@ -43,7 +43,7 @@ pub mod rows;
 pub mod table;
 
 pub use enums::{
-    Better, ChaosAction, LogMode, Method, Overflow, PriorityMode, ProbeOutcome, Routing, Status,
+    Better, ChaosAction, Fsync, LogMode, Method, Overflow, PriorityMode, ProbeOutcome, Routing, Status,
     Traffic, Unit, Verdict, WhenFull,
 };
 pub use table::{Error, Table, TableReader, TableWriter};

@@ -253,8 +253,55 @@ table! {
         /// 0 when read from a file written before it).
         #[serde(default)]
         pub dropped_forbidden: u64,
+        /// Dropped: the journal at `--journal-max-bytes` under `--overflow drop` (the
+        /// columns from here on are later ones: 0 when read from an older file).
+        #[serde(default)]
+        pub dropped_journal_full: u64,
+        /// Dropped: spilled to the journal and not readable back.
+        #[serde(default)]
+        pub dropped_journal_corrupt: u64,
+        /// Frames the journal held at start, not done (delivered as if received again).
+        #[serde(default)]
+        pub recovered: u64,
+        /// Frames that ever found no room in memory and waited in the journal.
+        #[serde(default)]
+        pub disk_spilled: u64,
+        /// Frames waiting in the journal now (spilled or recovered).
+        #[serde(default)]
+        pub disk_waiting: u64,
+        /// Bytes of the journal's segment files (0 without `--data-dir`).
+        #[serde(default)]
+        pub journal_bytes: u64,
+        /// Segment files in the data directory.
+        #[serde(default)]
+        pub journal_segments: u64,
+        /// fdatasync calls of the journal so far.
+        #[serde(default)]
+        pub fsyncs: u64,
+        /// µs spent in them so far.
+        #[serde(default)]
+        pub fsync_us: u64,
+        /// The longest fdatasync of the last one to two seconds, µs.
+        #[serde(default)]
+        pub fsync_max_us: u64,
+        /// ACK frames sent to emitters so far.
+        #[serde(default)]
+        pub emitter_acks: u64,
     }
-    added = ["dropped_forbidden"];
+    added = [
+        "dropped_forbidden",
+        "dropped_journal_full",
+        "dropped_journal_corrupt",
+        "recovered",
+        "disk_spilled",
+        "disk_waiting",
+        "journal_bytes",
+        "journal_segments",
+        "fsyncs",
+        "fsync_us",
+        "fsync_max_us",
+        "emitter_acks"
+    ];
 }
 
 table! {
@@ -455,6 +502,17 @@ impl Stats {
             queued_bytes: 0,
             buffered_bytes: 0,
             dropped_forbidden: 0,
+            dropped_journal_full: 0,
+            dropped_journal_corrupt: 0,
+            recovered: 0,
+            disk_spilled: 0,
+            disk_waiting: 0,
+            journal_bytes: 0,
+            journal_segments: 0,
+            fsyncs: 0,
+            fsync_us: 0,
+            fsync_max_us: 0,
+            emitter_acks: 0,
         }
     }
 }

@@ -352,11 +352,23 @@ fn bad_ids_are_refused() {
     assert!(c.validate().unwrap_err().to_string().contains("--id"));
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("sink-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder removed when the test ends.
+struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+fn tempdir(name: &str) -> Scratch {
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&format!("sink-test-{name}-"))
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -365,8 +377,7 @@ fn the_binary_warns_once_when_the_distributor_cannot_be_reached() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("sink-unreachable-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempdir("unreachable");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_analyzer-sink"))
         .args(["--id", "u", "--distributor", &closed.to_string(), "--out"])
         .arg(&dir)

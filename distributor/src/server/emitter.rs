@@ -389,6 +389,19 @@ enum Wait {
     GraceOver,
 }
 
+/// Resolves when a full journal may have room again (never without a journal).
+async fn journal_room(shared: &Shared) {
+    match &shared.journal {
+        Some(j) => {
+            tokio::select! {
+                _ = j.room() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Offers `batch` until it is all taken; under backpressure waits for room, until `stop`
 /// (when not stopping yet) or the end of the grace period `grace_until`. Frames taken
 /// leave the batch; the others stay in it.
@@ -417,6 +430,9 @@ async fn offer(
         }
         tokio::select! {
             _ = &mut room => {}
+            // A full journal frees room when the writer deletes a finished segment; its
+            // wake-up is not registered ahead like `room`, so look again every 50 ms too.
+            _ = journal_room(shared) => {}
             _ = from.acks.changed(), if from.acks.wanted() => {
                 // A failed write ends the connection at its next read.
                 let _ = from.acks.send(shared, wr).await;

@@ -1,0 +1,466 @@
+//! The disk journal (`--data-dir`): every frame taken is appended before it is secured, so
+//! a distributor killed at any moment starts again with every frame it acknowledged.
+//!
+//! # Layout on disk
+//!
+//! `DIR/LOCK` holds the pid of the distributor using the directory (an advisory lock the
+//! kernel releases when that process dies, however it dies). Frames go to segment files
+//! `DIR/<id>.log` of about `--journal-segment-bytes` each, ids rising; beside each, a done
+//! file `DIR/<id>.done` lists the records the distributor is done with. A segment whose
+//! records are all done is deleted with its done file. [`record`] has the byte layout.
+//!
+//! # Flow
+//!
+//! Appending is a copy into a buffer under this module's lock, made by the core as it
+//! takes a batch ([`Appender`]). One writer thread writes the buffer to the files, calls
+//! fdatasync by the `--fsync` policy (group commit: one flush covers every frame appended
+//! before it), and only then lets go of the emitters' [`Ticket`]s, which secures their
+//! frames and sends the ACKs. Each frame inside the distributor carries a [`Mark`] whose
+//! drop (the frame delivered, or dropped and counted) records it done; the writer appends
+//! done marks to the done files (without flushing them: a lost done mark delivers a frame
+//! twice, never zero times) and deletes finished segments.
+//!
+//! A frame that finds no room in memory *spills*: the core keeps only its place in the
+//! journal ([`Loc`]) and [`Journal::read`] brings it back when room frees. Recovery at
+//! start ([`Journal::open`]) hands the core the place of every record not done, in journal
+//! order, and the core treats them as spilled.
+//!
+//! Done marks are kept per segment so that any segment can be deleted as soon as it is
+//! finished, whatever the order: no segment refers to another. Appends after a start always
+//! open a new segment, so an offset is never used twice and a stale done mark can never
+//! hide a new record.
+
+mod recovery;
+pub mod record;
+mod writer;
+
+pub use recovery::Recovered;
+
+use crate::secured::Ticket;
+use bytes::Bytes;
+use runfolder::Fsync;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The place of a record: segment id in the high 32 bits, byte offset in the low 32.
+/// Ordered as the journal is.
+pub type Loc = u64;
+
+/// The place of record `offset` in segment `seg`.
+pub fn loc(seg: u32, offset: u32) -> Loc {
+    (u64::from(seg) << 32) | u64::from(offset)
+}
+
+fn seg_of(l: Loc) -> u32 {
+    (l >> 32) as u32
+}
+
+fn offset_of(l: Loc) -> u32 {
+    l as u32
+}
+
+/// The journal's settings.
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// When to call fdatasync.
+    pub fsync: Fsync,
+    /// The group-commit period of [`Fsync::Interval`].
+    pub fsync_interval: Duration,
+    /// Bytes on disk (and about to be) at most; past it the overflow policy applies.
+    pub max_bytes: u64,
+    /// A segment is closed and a new one begun past this size.
+    pub segment_bytes: u64,
+}
+
+/// Why the journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Another process holds the lock.
+    #[error(
+        "data directory {} is in use by another distributor (pid {pid}, lock file {})",
+        dir.display(),
+        dir.join(LOCK_FILE).display()
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// The pid the lock file names.
+        pid: String,
+    },
+    /// A file operation failed.
+    #[error("journal {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl JournalError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| JournalError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The lock file's name inside the data directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Counters of the journal, for the metrics and the stats CSV.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JournalStats {
+    /// Bytes of every segment on disk, and of records about to be written.
+    pub bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// fdatasync calls.
+    pub fsyncs: u64,
+    /// Time spent in them, µs.
+    pub fsync_us: u64,
+    /// The longest of the last one to two seconds, µs.
+    pub fsync_max_us: u64,
+    /// Records found not done at start.
+    pub recovered: u64,
+    /// Torn tails cut off at start.
+    pub torn: u64,
+    /// Corrupt records met (at start or reading a spilled frame back).
+    pub corrupt: u64,
+}
+
+/// The disk journal, shared by the core (appends, marks), the writer thread and the spill
+/// loader.
+#[derive(Debug)]
+pub struct Journal {
+    inner: Arc<Inner>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: JournalConfig,
+    state: Mutex<State>,
+    /// Wakes the writer: records appended (`always`, `never`) or closing.
+    wake: Condvar,
+    /// Every byte before this place is in the files (readable by [`Journal::read`]).
+    written: AtomicU64,
+    /// Wakes emitters waiting for room in a full journal.
+    room: tokio::sync::Notify,
+    /// Held for the process's life: the advisory lock on `DIR/LOCK`.
+    _lock: File,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Records appended, not yet written: `(segment, bytes)` in order.
+    pending: Vec<(u32, Vec<u8>)>,
+    /// Tickets of the frames in `pending`: secured by the flush that covers them.
+    tickets: Vec<Ticket>,
+    /// The segment appends go to, and its size with what is pending.
+    active: u32,
+    active_len: u64,
+    /// Every segment on disk or pending, by id.
+    segments: BTreeMap<u32, Segment>,
+    /// Bytes of every segment, pending included.
+    bytes: u64,
+    stats: JournalStats,
+    fsync_max: FsyncMax,
+    closing: bool,
+}
+
+/// The longest fdatasync over a window of one to two seconds: the current second's and the
+/// previous one's.
+#[derive(Debug, Default)]
+struct FsyncMax {
+    since: Option<std::time::Instant>,
+    current: u64,
+    previous: u64,
+}
+
+impl FsyncMax {
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn roll(&mut self, now: std::time::Instant) {
+        let since = *self.since.get_or_insert(now);
+        let age = now.saturating_duration_since(since);
+        if age >= 2 * Self::SECOND {
+            (self.previous, self.current) = (0, 0);
+            self.since = Some(now);
+        } else if age >= Self::SECOND {
+            (self.previous, self.current) = (self.current, 0);
+            self.since = Some(since + Self::SECOND);
+        }
+    }
+
+    fn record(&mut self, us: u64, now: std::time::Instant) {
+        self.roll(now);
+        self.current = self.current.max(us);
+    }
+
+    fn read(&mut self, now: std::time::Instant) -> u64 {
+        self.roll(now);
+        self.current.max(self.previous)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Segment {
+    /// Records not done.
+    live: u64,
+    /// Done marks not yet written to the done file.
+    done: Vec<u32>,
+    /// Bytes of the segment file, pending included.
+    len: u64,
+}
+
+impl State {
+    fn done(&mut self, l: Loc) {
+        if let Some(s) = self.segments.get_mut(&seg_of(l)) {
+            s.live = s.live.saturating_sub(1);
+            s.done.push(offset_of(l));
+        }
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Each update leaves the state whole; a panic elsewhere must not stop the journal.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn path(&self, seg: u32, ext: &str) -> PathBuf {
+        segment_path(&self.cfg.dir, seg, ext)
+    }
+}
+
+fn segment_path(dir: &Path, seg: u32, ext: &str) -> PathBuf {
+    dir.join(format!("{seg:010}.{ext}"))
+}
+
+impl Journal {
+    /// Opens the journal in `cfg.dir` (made if missing): takes the lock, recovers what the
+    /// last run left (torn tails cut, corrupt records counted and logged), and starts the
+    /// writer thread. Returns the places of the records not done, in journal order.
+    pub fn open(cfg: JournalConfig) -> Result<(Self, Recovered), JournalError> {
+        std::fs::create_dir_all(&cfg.dir).map_err(JournalError::io(&cfg.dir))?;
+        let lock = recovery::lock(&cfg.dir)?;
+        let (state, recovered) = recovery::scan(&cfg.dir)?;
+        let inner = Arc::new(Inner {
+            cfg,
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+            written: AtomicU64::new(0),
+            room: tokio::sync::Notify::new(),
+            _lock: lock,
+        });
+        {
+            let st = inner.state();
+            inner.written.store(loc(st.active, 0), Ordering::Release);
+        }
+        let w = Arc::clone(&inner);
+        let writer = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer::run(&w))
+            .map_err(JournalError::io(&inner.cfg.dir))?;
+        Ok((
+            Self {
+                inner,
+                writer: Mutex::new(Some(writer)),
+            },
+            recovered,
+        ))
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &JournalConfig {
+        &self.inner.cfg
+    }
+
+    /// Appends frames (the core calls this while it takes a batch).
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            inner: &self.inner,
+            state: self.inner.state(),
+            appended: false,
+        }
+    }
+
+    /// Every record before this place can be read back.
+    pub fn written(&self) -> Loc {
+        self.inner.written.load(Ordering::Acquire)
+    }
+
+    /// Resolves when room may have freed in a full journal.
+    pub async fn room(&self) {
+        self.inner.room.notified().await;
+    }
+
+    /// A mark for a record recovered or read back: its drop records the record done.
+    pub fn mark(&self, l: Loc) -> Mark {
+        Mark {
+            inner: Some(Arc::clone(&self.inner)),
+            loc: l,
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> JournalStats {
+        let mut st = self.inner.state();
+        let mut s = st.stats;
+        s.bytes = st.bytes;
+        s.segments = st.segments.len() as u64;
+        s.fsync_max_us = st.fsync_max.read(std::time::Instant::now());
+        s
+    }
+
+    /// Counts a corrupt record met reading a spilled frame back.
+    pub fn corrupt(&self) {
+        self.inner.state().stats.corrupt += 1;
+    }
+
+    /// Reads the records at `locs` (all written: below [`Journal::written`]): the priority
+    /// and payload of each, or why it cannot be read. Blocking file I/O: call it off the
+    /// async threads. Records of one segment that lie close together are read with one
+    /// read.
+    pub fn read(&self, locs: &[Loc]) -> Vec<Result<(u8, Bytes), String>> {
+        recovery::read(&self.inner.cfg.dir, locs)
+    }
+
+    /// Writes and flushes what is pending, writes the done marks, and stops the writer.
+    /// Frames still in the distributor keep their records (see [`Mark::keep`]).
+    pub fn close(&self) {
+        self.inner.state().closing = true;
+        self.inner.wake.notify_all();
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("the journal writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Appends records while holding the journal's lock; the writer is woken when it goes.
+///
+/// A [`Mark`] dropped while an appender is held on the same thread would wait for the
+/// lock forever: the core collects the frames it appends and handles them after.
+pub struct Appender<'a> {
+    inner: &'a Arc<Inner>,
+    state: MutexGuard<'a, State>,
+    appended: bool,
+}
+
+impl std::fmt::Debug for Appender<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("active", &self.state.active)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Appender<'_> {
+    /// Whether a record of this payload fits under `--journal-max-bytes`.
+    pub fn has_room(&self, payload_len: usize) -> bool {
+        self.state.bytes + record::record_len(payload_len) as u64 <= self.inner.cfg.max_bytes
+    }
+
+    /// Appends the record of a frame; its mark records it done when dropped.
+    pub fn append(&mut self, priority: u8, payload: &[u8]) -> Mark {
+        let need = record::record_len(payload.len()) as u64;
+        let st = &mut *self.state;
+        if st.active_len > record::SEGMENT_HEADER_LEN as u64
+            && st.active_len + need > self.inner.cfg.segment_bytes
+        {
+            st.active += 1;
+            st.active_len = 0;
+        }
+        if st.active_len == 0 {
+            let header = record::segment_header();
+            st.pending.push((st.active, header.to_vec()));
+            st.active_len = header.len() as u64;
+            st.bytes += header.len() as u64;
+            st.segments.entry(st.active).or_default().len = header.len() as u64;
+        }
+        let offset = st.active_len as u32;
+        let buf = match st.pending.last_mut() {
+            Some((seg, buf)) if *seg == st.active => buf,
+            _ => {
+                st.pending.push((st.active, Vec::with_capacity(64 * 1024)));
+                let last = st.pending.len() - 1;
+                &mut st.pending[last].1
+            }
+        };
+        record::encode(priority, payload, buf);
+        st.active_len += need;
+        st.bytes += need;
+        let seg = st.segments.entry(st.active).or_default();
+        seg.live += 1;
+        seg.len += need;
+        self.appended = true;
+        Mark {
+            inner: Some(Arc::clone(self.inner)),
+            loc: loc(st.active, offset),
+        }
+    }
+
+    /// Secures `ticket` when the records appended so far are flushed.
+    pub fn secure_after_flush(&mut self, ticket: Ticket) {
+        self.state.tickets.push(ticket);
+    }
+}
+
+impl Drop for Appender<'_> {
+    fn drop(&mut self) {
+        if self.appended && self.inner.cfg.fsync != Fsync::Interval {
+            self.inner.wake.notify_one();
+        }
+    }
+}
+
+/// The claim of one frame on its journal record: dropped when the distributor is done
+/// with the frame (delivered, or dropped and counted), which records the record done.
+#[derive(Debug)]
+pub struct Mark {
+    inner: Option<Arc<Inner>>,
+    loc: Loc,
+}
+
+impl Mark {
+    /// Where the record is.
+    pub fn loc(&self) -> Loc {
+        self.loc
+    }
+
+    /// Lets go of the frame without recording it done: its record stays for the spill
+    /// loader or the next start.
+    pub fn keep(mut self) -> Loc {
+        self.inner = None;
+        self.loc
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.state().done(self.loc);
+        }
+    }
+}
