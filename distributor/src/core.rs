@@ -330,15 +330,17 @@ impl Core {
                     self.totals.drop_frame(DropReason::Forbidden, priority);
                     continue;
                 }
-                if !log.has_room(log_frame.payload.len()) {
-                    if self.cfg.overflow == Overflow::Backpressure {
-                        if let Some(t) = ticket {
-                            t.revoke();
-                        }
-                        batch.push_front(log_frame);
-                        offer = Offer::Blocked;
-                        break;
+                // A writer behind catches up within one cycle: wait, whatever the policy.
+                let full = !log.has_room(log_frame.payload.len());
+                if log.behind() || (full && self.cfg.overflow == Overflow::Backpressure) {
+                    if let Some(t) = ticket {
+                        t.revoke();
                     }
+                    batch.push_front(log_frame);
+                    offer = Offer::Blocked;
+                    break;
+                }
+                if full {
                     self.totals.received += 1;
                     self.totals.drop_frame(DropReason::JournalFull, priority);
                     continue;

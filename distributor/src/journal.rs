@@ -112,6 +112,11 @@ impl JournalError {
     }
 }
 
+/// Bytes appended and not yet written at most: past it emitters wait for the writer
+/// (backpressure, whatever the overflow policy: the writer is behind, not the disk full).
+/// Bounds the memory the journal takes when the disk is slower than the emitters.
+pub const MAX_PENDING_BYTES: usize = 8 << 20;
+
 /// The lock file's name inside the data directory.
 pub const LOCK_FILE: &str = "LOCK";
 
@@ -162,6 +167,8 @@ struct Inner {
 struct State {
     /// Records appended, not yet written: `(segment, bytes)` in order.
     pending: Vec<(u32, Vec<u8>)>,
+    /// Bytes in `pending`.
+    pending_bytes: usize,
     /// Tickets of the frames in `pending`: secured by the flush that covers them.
     tickets: Vec<Ticket>,
     /// The segment appends go to, and its size with what is pending.
@@ -382,6 +389,11 @@ impl Appender<'_> {
         self.state.bytes + record::record_len(payload_len) as u64 <= self.inner.cfg.max_bytes
     }
 
+    /// Whether the writer is so far behind that appends must wait ([`MAX_PENDING_BYTES`]).
+    pub fn behind(&self) -> bool {
+        self.state.pending_bytes >= MAX_PENDING_BYTES
+    }
+
     /// Appends the record of a frame; its mark records it done when dropped.
     pub fn append(&mut self, priority: u8, payload: &[u8]) -> Mark {
         let need = record::record_len(payload.len()) as u64;
@@ -395,6 +407,7 @@ impl Appender<'_> {
         if st.active_len == 0 {
             let header = record::segment_header();
             st.pending.push((st.active, header.to_vec()));
+            st.pending_bytes += header.len();
             st.active_len = header.len() as u64;
             st.bytes += header.len() as u64;
             st.segments.entry(st.active).or_default().len = header.len() as u64;
@@ -409,6 +422,7 @@ impl Appender<'_> {
             }
         };
         record::encode(priority, payload, buf);
+        st.pending_bytes += need as usize;
         st.active_len += need;
         st.bytes += need;
         let seg = st.segments.entry(st.active).or_default();

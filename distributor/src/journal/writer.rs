@@ -87,16 +87,24 @@ fn wait(inner: &Inner, next_sync: Instant) -> Work {
             break;
         }
     }
-    Work {
+    let was_behind = st.pending_bytes >= super::MAX_PENDING_BYTES;
+    st.pending_bytes = 0;
+    let work = Work {
         pending: std::mem::take(&mut st.pending),
         tickets: std::mem::take(&mut st.tickets),
         closing: st.closing,
+    };
+    drop(st);
+    if was_behind {
+        inner.room.notify_waiters();
     }
+    work
 }
 
 /// Puts records that could not be written back in front of the ones appended since.
 fn give_back(inner: &Inner, mut pending: Vec<(u32, Vec<u8>)>, mut tickets: Vec<Ticket>) {
     let mut st = inner.state();
+    st.pending_bytes += pending.iter().map(|(_, b)| b.len()).sum::<usize>();
     pending.append(&mut st.pending);
     st.pending = pending;
     tickets.append(&mut st.tickets);

@@ -6,6 +6,7 @@
     reason = "test helpers fail the test on any setup error"
 )]
 
+mod journal;
 mod limits;
 mod secure;
 mod support;

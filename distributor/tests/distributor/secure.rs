@@ -2,10 +2,8 @@
 //! minted here (rcgen), identities, the access file and its reload, over real sockets.
 
 use crate::support::*;
-use bytes::BytesMut;
 use distributor::stats::DropReason;
 use protocol::analyzer::Downstream;
-use protocol::emitter::EmitterHello;
 use runner::net::Stream;
 use runner::tls::mint::{Authority, Leaf, Usage};
 use runner::tls::{Client, ClientFiles};
@@ -84,83 +82,6 @@ impl Pki {
 }
 
 /// An EMITTER HELLO.
-fn emitter_hello(id: &str, acks: bool) -> BytesMut {
-    let mut b = BytesMut::new();
-    EmitterHello {
-        acks,
-        id: id.to_owned(),
-    }
-    .encode(&mut b)
-    .unwrap();
-    b
-}
-
-/// Reads frames the distributor sends an emitter: ACK counts, or the REJECT reason.
-struct Replies {
-    buf: BytesMut,
-}
-
-#[derive(Debug, PartialEq)]
-enum Reply {
-    Ack(u64),
-    Reject(String),
-    Closed,
-}
-
-impl Replies {
-    fn new() -> Self {
-        Self {
-            buf: BytesMut::new(),
-        }
-    }
-
-    async fn next(&mut self, s: &mut Stream, timeout: Duration) -> Option<Reply> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.buf.len() >= 5 {
-                let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
-                if self.buf.len() >= len {
-                    let f = self.buf.split_to(len);
-                    return Some(match f[4] {
-                        0x41 => Reply::Ack(u64::from_be_bytes(f[5..13].try_into().unwrap())),
-                        0x45 => Reply::Reject(String::from_utf8_lossy(&f[5..]).into_owned()),
-                        k => panic!("unexpected kind 0x{k:02x}"),
-                    });
-                }
-            }
-            match tokio::time::timeout_at(deadline, s.read_buf(&mut self.buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return Some(Reply::Closed),
-                Ok(Ok(_)) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Reads ACKs until one says `count`; false if the connection ends or time runs out.
-    async fn until(&mut self, s: &mut Stream, count: u64, timeout: Duration) -> bool {
-        let mut last = 0;
-        loop {
-            match self.next(s, timeout).await {
-                Some(Reply::Ack(n)) => {
-                    assert!(n >= last, "ACK counts never decrease: {n} after {last}");
-                    assert!(n <= count, "ACK {n} beyond the {count} frames sent");
-                    last = n;
-                    if n == count {
-                        return true;
-                    }
-                }
-                _ => return false,
-            }
-        }
-    }
-}
-
-async fn connect(addr: SocketAddr, tls: Option<&Client>, first: &[u8]) -> Stream {
-    let mut s = Stream::connect(addr, tls).await.unwrap();
-    s.write_all(first).await.unwrap();
-    s
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acked_emitter_learns_what_was_delivered_and_dropped() {
     let d = Running::start(config()).await;

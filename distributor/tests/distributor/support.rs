@@ -5,6 +5,7 @@ use bytes::{BufMut, BytesMut};
 use distributor::stats::Snapshot;
 use distributor::{Config, Listeners};
 use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
+use protocol::emitter::EmitterHello;
 use protocol::probe::{self, Probe};
 use runner::net::Stream;
 use std::net::SocketAddr;
@@ -276,6 +277,89 @@ pub fn hello(id: &str, weight: f64, acks: bool) -> BytesMut {
     b
 }
 
+/// An EMITTER HELLO.
+pub fn emitter_hello(id: &str, acks: bool) -> BytesMut {
+    let mut b = BytesMut::new();
+    EmitterHello {
+        acks,
+        id: id.to_owned(),
+    }
+    .encode(&mut b)
+    .unwrap();
+    b
+}
+
+/// Reads frames the distributor sends an emitter: ACK counts, or the REJECT reason.
+pub struct Replies {
+    buf: BytesMut,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    Ack(u64),
+    Reject(String),
+    Closed,
+}
+
+impl Replies {
+    pub fn new() -> Self {
+        Self {
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn next(&mut self, s: &mut Stream, timeout: Duration) -> Option<Reply> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.buf.len() >= 5 {
+                let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+                if self.buf.len() >= len {
+                    let f = self.buf.split_to(len);
+                    return Some(match f[4] {
+                        0x41 => Reply::Ack(u64::from_be_bytes(f[5..13].try_into().unwrap())),
+                        0x45 => Reply::Reject(String::from_utf8_lossy(&f[5..]).into_owned()),
+                        k => panic!("unexpected kind 0x{k:02x}"),
+                    });
+                }
+            }
+            match tokio::time::timeout_at(deadline, s.read_buf(&mut self.buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(Reply::Closed),
+                Ok(Ok(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads ACKs until one says `count`; false if the connection ends or time runs out.
+    pub async fn until(&mut self, s: &mut Stream, count: u64, timeout: Duration) -> bool {
+        let mut last = 0;
+        loop {
+            match self.next(s, timeout).await {
+                Some(Reply::Ack(n)) => {
+                    assert!(n >= last, "ACK counts never decrease: {n} after {last}");
+                    assert!(n <= count, "ACK {n} beyond the {count} frames sent");
+                    last = n;
+                    if n == count {
+                        return true;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// Connects (over TLS with `tls`) and sends `first`.
+pub async fn connect(
+    addr: SocketAddr,
+    tls: Option<&runner::tls::Client>,
+    first: &[u8],
+) -> Stream {
+    let mut s = Stream::connect(addr, tls).await.unwrap();
+    s.write_all(first).await.unwrap();
+    s
+}
+
 /// A config for tests: fast hang detection, short drain.
 pub fn config() -> Config {
     Config {
@@ -433,6 +517,22 @@ impl Process {
             r.join().unwrap();
         }
         self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, as a crash: nothing runs on the way out. The log.
+    pub fn kill(mut self) -> Vec<String> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The log so far.
