@@ -84,6 +84,10 @@ pub struct Profile {
     /// component into `<run>/tls/`.
     #[serde(default)]
     pub tls: bool,
+    /// Run the distributor with a disk journal in `<run>/journal/`, kept across its
+    /// restarts and crashes (`--data-dir`; `[distributor]` may set `fsync` and the rest).
+    #[serde(default)]
+    pub journal: bool,
     /// What a `tls` run tries that must be refused (an impostor, a restricted emitter).
     #[serde(default)]
     pub security: Option<Security<loadgen::Config>>,
@@ -283,6 +287,13 @@ impl Profile {
             })
         };
         let d = &self.distributor;
+        if d.data_dir.is_some() {
+            return bad(
+                "distributor",
+                "data-dir is the harness's to set (a folder of the run): say `journal = true`"
+                    .into(),
+            );
+        }
         if d.tls_cert.is_some() || d.tls_client_ca.is_some() || d.access.is_some() {
             return bad(
                 "distributor",

@@ -97,6 +97,9 @@ fn write_distributor_config(p: &Profile, s: &Setup) -> anyhow::Result<PathBuf> {
     c.analyzer_listen = local(s.analyzer_port);
     c.metrics_listen = Some(local(s.metrics_port));
     c.stats_csv = None;
+    if p.journal {
+        c.data_dir = Some(s.dir.join(names::JOURNAL_DIR));
+    }
     if let Some(tls) = &s.tls {
         tls.configure(&mut c);
     }

@@ -1,7 +1,8 @@
 //! A crash loop, Jepsen style: a steady acknowledged stream while the distributor is killed
 //! with SIGKILL at seeded random moments and started again, 20 times (5 under `CI=true`).
-//! After the last restart every message the distributor secured must have been delivered,
-//! none corrupted: the harness's report must PASS with no secured message missing.
+//! It runs on a data directory (`journal = true`), restarted on it after each kill. After
+//! the last restart every message the distributor secured must have been delivered, none
+//! corrupted: the harness's report must PASS with no secured message missing.
 
 use runfolder::json::Check;
 use runfolder::rows::Event;
@@ -26,6 +27,7 @@ fn profile(kills: usize, seed: u64) -> String {
     let mut text = format!(
         r#"description = "crash loop: {kills} kill -9 of the distributor"
 duration = {duration}
+journal = true
 [distributor]
 seed = 1
 hang_timeout = 2
@@ -65,9 +67,9 @@ fn every_secured_message_survives_a_crash_loop() {
     } else {
         20
     };
-    let dir = std::env::temp_dir().join(format!("crashloop-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the test ends.
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
     let file = dir.join("crashloop.toml");
     std::fs::write(&file, profile(kills, 42)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
@@ -106,5 +108,4 @@ fn every_secured_message_survives_a_crash_loop() {
     assert_eq!(figure("accounting"), 0.0, "no unexplained loss: {stdout}");
     assert!(figure("accounting:sent") > 0.0);
     println!("{kills} crashes survived:\n{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

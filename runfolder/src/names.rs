@@ -19,6 +19,8 @@ pub const TLS_DIR: &str = "tls";
 /// The first emitter id of a profile's restricted emitters (`[security.restricted]`):
 /// their own id range, so the report can tell their messages apart.
 pub const RESTRICTED_ID_BASE: u32 = 1_000_000;
+/// The distributor's data directory in a `journal = true` run, kept across its restarts.
+pub const JOURNAL_DIR: &str = "journal";
 /// The distributor's CPU and RSS over time ([`crate::rows::Resource`]).
 pub const RESOURCES: &str = "resources.csv";
 /// The distributor's settings as the harness handed them over (`--config`).
