@@ -17,7 +17,6 @@
 use crate::verify::{Arrival, Counts, Tracker};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use runfolder::rows::{self, LatencyClass, SeqRange, SinkTotals, SummarySecond};
 use runfolder::{TableWriter, names};
 use std::collections::BTreeMap;
@@ -207,11 +206,7 @@ struct Bucket {
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
-    // 3 significant digits, auto-resizing: exact enough for percentiles, mergeable.
-    let mut h = Histogram::new(3)
-        .map_err(|e| anyhow::anyhow!("cannot create a latency histogram: {e:?}"))?;
-    h.auto(true);
-    Ok(h)
+    Ok(runfolder::latency::histogram()?)
 }
 
 /// `summary` mode.
@@ -337,30 +332,7 @@ impl SummaryLog {
 }
 
 fn latency_row(class: LatencyClass, h: &Histogram<u64>) -> anyhow::Result<rows::Latency> {
-    let mut raw = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut raw)
-        .map_err(|e| anyhow::anyhow!("cannot serialize a latency histogram: {e:?}"))?;
-    Ok(rows::Latency {
-        priority: class,
-        count: h.len(),
-        p50_us: h.value_at_quantile(0.5),
-        p90_us: h.value_at_quantile(0.9),
-        p99_us: h.value_at_quantile(0.99),
-        p999_us: h.value_at_quantile(0.999),
-        max_us: h.max(),
-        histogram: hex(&raw),
-    })
-}
-
-/// Lower-case hex, the encoding of the `histogram` column.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    Ok(runfolder::latency::row(class, h)?)
 }
 
 /// The one-row `totals-<id>.csv`.

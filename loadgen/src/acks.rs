@@ -8,9 +8,11 @@
 //! of the seqs (messages go out, and are sent again, in seq order), recorded as `secured`.
 
 use bytes::{Bytes, BytesMut};
+use hdrhistogram::Histogram;
 use protocol::emitter::EmitterHello;
 use runner::net::WriteHalf;
 use std::collections::VecDeque;
+use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 
 /// Bytes per write when sending the window again.
@@ -21,17 +23,20 @@ const RESEND_BATCH: usize = 64 * 1024;
 pub struct Acked {
     hello: Bytes,
     window: usize,
-    /// Written, not secured, in seq order: (seq, the LOG frame's bytes).
-    pending: VecDeque<(u64, Bytes)>,
+    /// Written, not secured, in seq order: (seq, the LOG frame's bytes, when it was first
+    /// written).
+    pending: VecDeque<(u64, Bytes, Instant)>,
     /// The ACK count applied on the current connection.
     acked: u64,
     /// Seqs `0..secured` are secured.
     secured: u64,
+    /// From first written to secured (the ACK applied), µs.
+    latency: Histogram<u64>,
 }
 
 impl Acked {
     /// A window of `window` messages for an emitter that says `id` in its HELLO.
-    pub fn new(id: &str, window: usize) -> Result<Self, protocol::emitter::HelloError> {
+    pub fn new(id: &str, window: usize) -> anyhow::Result<Self> {
         let mut hello = BytesMut::new();
         EmitterHello {
             acks: true,
@@ -44,6 +49,7 @@ impl Acked {
             pending: VecDeque::new(),
             acked: 0,
             secured: 0,
+            latency: runfolder::latency::histogram()?,
         })
     }
 
@@ -65,9 +71,15 @@ impl Acked {
     /// Keeps the frames of a batch just written: `frames` holds `(seq, start, end)` within
     /// `batch`.
     pub fn keep(&mut self, batch: &Bytes, frames: impl Iterator<Item = (u64, usize, usize)>) {
+        let now = Instant::now();
         for (seq, start, end) in frames {
-            self.pending.push_back((seq, batch.slice(start..end)));
+            self.pending.push_back((seq, batch.slice(start..end), now));
         }
+    }
+
+    /// How long messages took from first written to secured, µs.
+    pub fn latency(&self) -> &Histogram<u64> {
+        &self.latency
     }
 
     /// Applies the connection's cumulative ACK `count`: the messages it covers leave the
@@ -76,7 +88,12 @@ impl Acked {
         let n = count
             .saturating_sub(self.acked)
             .min(self.pending.len() as u64);
-        self.pending.drain(..n as usize);
+        let now = Instant::now();
+        for (_, _, written) in self.pending.drain(..n as usize) {
+            let us = now.saturating_duration_since(written).as_micros() as u64;
+            // The histogram grows to fit (auto-resize), so this cannot fail.
+            let _ = self.latency.record(us.max(1));
+        }
         self.acked = count.max(self.acked);
         self.secured += n;
         n
@@ -88,7 +105,7 @@ impl Acked {
         self.acked = 0;
         let mut out = BytesMut::with_capacity(RESEND_BATCH + 1024);
         out.extend_from_slice(&self.hello);
-        for (_, frame) in &self.pending {
+        for (_, frame, _) in &self.pending {
             if out.len() + frame.len() > RESEND_BATCH && !out.is_empty() {
                 wr.write_all(&out).await?;
                 out.clear();

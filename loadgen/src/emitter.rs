@@ -84,6 +84,8 @@ pub struct Report {
     pub seconds: Vec<SecondRow>,
     /// With `--acks`: seqs `0..secured` were secured by the distributor.
     pub secured: Option<u64>,
+    /// With `--acks`: from first written to secured, µs.
+    pub secured_latency: Option<hdrhistogram::Histogram<u64>>,
 }
 
 /// Connects every emitter, retrying each for up to `--connect-timeout`.
@@ -380,7 +382,7 @@ pub async fn run(
             match Acked::new(&name, config.ack_window) {
                 Ok(a) => Some(a),
                 Err(e) => {
-                    tracing::error!(emitter = id, error = %e, "cannot make the EMITTER HELLO");
+                    tracing::error!(emitter = id, error = %e, "cannot set up the acknowledged session");
                     return report;
                 }
             }
@@ -532,6 +534,7 @@ pub async fn run(
     if let Some(a) = acked.as_mut() {
         settle(a, conn.as_mut(), id).await;
         report.secured = Some(a.secured());
+        report.secured_latency = Some(a.latency().clone());
         if let Some(range) = a.unsecured() {
             report.in_doubt.push(range);
         }

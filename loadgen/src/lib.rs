@@ -367,6 +367,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let elapsed = started.elapsed();
     bar.finish(elapsed);
+    if let Some(h) = output::secured_latency(&reports) {
+        println!(
+            "loadgen: secured: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms from first write to ACK ({} messages)",
+            h.value_at_quantile(0.5) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3,
+            h.max() as f64 / 1e3,
+            h.len()
+        );
+    }
     reports.sort_by_key(|r| r.emitter);
     output::write(&config, &reports)?;
     Ok(Summary {

@@ -6,15 +6,19 @@
 //!   `sent` is the next seq: seqs `0..sent` were written. `in_doubt_ranges` lists the
 //!   `start-end` (end exclusive) seq ranges, `;`-separated, of batches whose write failed.
 //!
+//! - `secured-<base>.csv` ([`runfolder::rows::Latency`], with `--acks`): one `all` row,
+//!   the time from a message's first write to its ACK over every emitter (µs percentiles
+//!   and the histogram).
+//!
 //! `<base>` is `--emitter-id-base`, so several loadgen processes can share a folder.
 
 use crate::Config;
 use crate::emitter::Report;
 use runfolder::TableWriter;
 use runfolder::names;
-use runfolder::rows::{EmitterTotals, Sent, SeqRanges};
+use runfolder::rows::{EmitterTotals, LatencyClass, Sent, SeqRanges};
 
-/// Writes both files.
+/// Writes the files.
 pub fn write(config: &Config, reports: &[Report]) -> Result<(), runfolder::Error> {
     let base = config.emitter_id_base;
     let mut sent = TableWriter::<Sent>::create(&names::SENT.path(&config.out, base))?;
@@ -48,5 +52,31 @@ pub fn write(config: &Config, reports: &[Report]) -> Result<(), runfolder::Error
             secured: r.secured,
         })?;
     }
-    totals.flush()
+    totals.flush()?;
+    if let Some(h) = secured_latency(reports) {
+        let row = runfolder::latency::row(LatencyClass::All, &h).map_err(|e| {
+            runfolder::Error::Io {
+                path: names::SECURED.path(&config.out, base),
+                error: std::io::Error::other(e),
+            }
+        })?;
+        let mut out = TableWriter::create(&names::SECURED.path(&config.out, base))?;
+        out.write(&row)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// The emitters' write-to-secured latencies merged (with `--acks`).
+pub fn secured_latency(reports: &[Report]) -> Option<hdrhistogram::Histogram<u64>> {
+    let mut all: Option<hdrhistogram::Histogram<u64>> = None;
+    for h in reports.iter().filter_map(|r| r.secured_latency.as_ref()) {
+        match &mut all {
+            Some(a) => {
+                let _ = a.add(h);
+            }
+            None => all = Some(h.clone()),
+        }
+    }
+    all
 }

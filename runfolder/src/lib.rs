@@ -37,6 +37,7 @@
 
 pub mod enums;
 pub mod json;
+pub mod latency;
 pub mod names;
 pub mod profile;
 pub mod rows;

@@ -59,6 +59,9 @@ pub struct Family {
 /// Messages sent per second, emitter and priority, per loadgen process (key: emitter id
 /// base).
 pub const SENT: Family = Family::csv("sent-");
+/// With `--acks`: the loadgen's time from first write to secured ([`crate::rows::Latency`],
+/// key: emitter id base).
+pub const SECURED: Family = Family::csv("secured-");
 /// The loadgen's per-emitter manifest (key: emitter id base).
 pub const EMITTERS: Family = Family::csv("emitters-");
 /// A `full` sink's row per arrival (key: analyzer id).
