@@ -17,6 +17,8 @@
 use crate::procs::{Binary, Component, free_port, git_commit, proc_usage};
 use crate::run::{latest_totals, wait_ready};
 use anyhow::Context as _;
+use nix::sys::signal::Signal;
+use runfolder::Fsync;
 use runfolder::json::{Bench, BenchRun, BenchScenario};
 use runfolder::names;
 use runfolder::names::utc_stamp;
@@ -35,7 +37,8 @@ pub struct BenchOptions {
     pub repeat: usize,
     /// Seconds of load per run.
     pub seconds: f64,
-    /// Only these groups (`saturation`, `latency`, `reference`, `fan-in`, `scaling`, `tls`);
+    /// Only these groups (`saturation`, `latency`, `reference`, `fan-in`, `scaling`, `tls`,
+    /// `durable`);
     /// every group when empty.
     pub groups: Vec<String>,
     /// An earlier bench folder to compare the new one against (`report compare`).
@@ -56,6 +59,17 @@ struct Scenario {
     sinks: usize,
     /// Every connection over mutual TLS.
     tls: bool,
+    /// Acknowledged emitters (`loadgen --acks`).
+    acks: bool,
+    /// A data directory with this fsync policy.
+    journal: Option<Fsync>,
+    /// The sinks are stopped (SIGSTOP) while the load runs and resumed after: the backlog
+    /// waits in the distributor.
+    pause_sinks: bool,
+    /// Payload bytes per message (mean), when not the loadgen's default.
+    size_mean: Option<f64>,
+    /// Seconds of load at least, whatever `--seconds` says.
+    min_seconds: f64,
 }
 
 /// One run's figures.
@@ -96,11 +110,14 @@ async fn run_once(
         false => None,
     };
     let client = |name: &str| tls.as_ref().map(|t| t.client(name)).unwrap_or_default();
+    let seconds = seconds.max(s.min_seconds);
     let mut config = distributor::Config {
         emitter_listen: local(ep),
         analyzer_listen: local(ap),
         stats_csv: Some(stats_csv.clone()),
         seed: Some(1),
+        data_dir: s.journal.map(|_| dir.join(names::JOURNAL_DIR)),
+        fsync: s.journal.unwrap_or_default(),
         ..distributor::Config::default()
     };
     if let Some(t) = &tls {
@@ -139,6 +156,7 @@ async fn run_once(
     wait_ready(&stats_csv, s.sinks, Duration::from_secs(30))
         .await
         .with_context(|| format!("{}: analyzers did not connect", s.name))?;
+    let defaults = loadgen::Config::default();
     let load = loadgen::Config {
         target: local(ep),
         emitters: s.emitters,
@@ -146,8 +164,15 @@ async fn run_once(
         duration: seconds,
         out: dir.to_owned(),
         tls: client(crate::profile::LOADGEN_IDENTITY),
-        ..loadgen::Config::default()
+        acks: s.acks,
+        size_mean: s.size_mean.unwrap_or(defaults.size_mean),
+        ..defaults
     };
+    if s.pause_sinks {
+        for k in &sinks {
+            k.signal(Signal::SIGSTOP)?;
+        }
+    }
     let pid = dist.pid().context("distributor not running")?;
     let (cpu0, rss0) = proc_usage(pid).context("cannot read the distributor's /proc")?;
     let d0 = latest_totals(&stats_csv).map_or(0, |t| t.delivered);
@@ -156,13 +181,21 @@ async fn run_once(
         .await
         .with_context(|| s.name.clone())?;
     let mut peak_rss = watched.peak_rss;
+    if s.pause_sinks {
+        for k in &sinks {
+            k.signal(Signal::SIGCONT)?;
+        }
+    }
     // Let the distributor finish what it holds (a stats row taken after the load ended
-    // shows it empty; rows come once a second), then read the figures.
+    // shows it empty; rows come once a second), then read the figures. A backlog on disk
+    // takes longer.
     let ended_ns = protocol::now_ns();
-    let drain_deadline = Instant::now() + Duration::from_secs(20);
+    let drain = if s.pause_sinks { 300 } else { 20 };
+    let drain_deadline = Instant::now() + Duration::from_secs(drain);
     while Instant::now() < drain_deadline {
-        let empty = latest_totals(&stats_csv)
-            .is_some_and(|t| t.ts_ns >= ended_ns && t.queued + t.inflight + t.holding == 0);
+        let empty = latest_totals(&stats_csv).is_some_and(|t| {
+            t.ts_ns >= ended_ns && t.queued + t.inflight + t.holding + t.disk_waiting == 0
+        });
         if empty {
             break;
         }
@@ -188,6 +221,22 @@ async fn run_once(
         lat.as_ref()
             .map_or(0.0, |h| h.value_at_quantile(p) as f64 / 1000.0)
     };
+    let secured = match s.acks {
+        true => runfolder::table::read_all::<runfolder::rows::Latency>(&names::SECURED.path(dir, 0))?
+            .into_iter()
+            .next(),
+        false => None,
+    };
+    let peak_journal = s.journal.map(|_| {
+        runfolder::table::read_all::<runfolder::rows::Stats>(&stats_csv)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.journal_bytes)
+            .max()
+            .unwrap_or(0) as f64
+            / (1 << 20) as f64
+    });
+    // With the sinks paused, delivery happens after the load: throughput is not the point.
     let n = delivered.saturating_sub(d0) as f64;
     let cpu = cpu1 - cpu0;
     let mib = bytes as f64 / (1 << 20) as f64;
@@ -205,6 +254,9 @@ async fn run_once(
         p50_ms: q(0.5),
         p99_ms: q(0.99),
         p999_ms: q(0.999),
+        secured_p50_ms: secured.as_ref().map(|l| l.p50_us as f64 / 1000.0),
+        secured_p99_ms: secured.as_ref().map(|l| l.p99_us as f64 / 1000.0),
+        peak_journal_mib: peak_journal,
     })
 }
 
@@ -308,6 +360,16 @@ fn scenarios(groups: &[String]) -> Vec<Scenario> {
         rate: rate.to_owned(),
         sinks,
         tls: false,
+        acks: false,
+        journal: None,
+        pause_sinks: false,
+        size_mean: None,
+        min_seconds: 0.0,
+    };
+    let durable = |name: &str, emitters, rate: &str, journal| Scenario {
+        acks: true,
+        journal,
+        ..sc("durable", name, emitters, rate, 3)
     };
     let all = vec![
         sc("saturation", "max, 8 emitters, 3 analyzers", 8, "max", 3),
@@ -337,6 +399,44 @@ fn scenarios(groups: &[String]) -> Vec<Scenario> {
                 8,
                 "max",
                 3,
+            )
+        },
+        durable("max, 8 acked emitters, in memory", 8, "max", None),
+        durable(
+            "max, 8 acked emitters, journal (fsync interval)",
+            8,
+            "max",
+            Some(Fsync::Interval),
+        ),
+        durable(
+            "80k msg/s acked, in memory",
+            20,
+            "4000",
+            None,
+        ),
+        durable(
+            "80k msg/s acked, journal (fsync interval)",
+            20,
+            "4000",
+            Some(Fsync::Interval),
+        ),
+        durable(
+            "80k msg/s acked, journal (fsync always)",
+            20,
+            "4000",
+            Some(Fsync::Always),
+        ),
+        // 50k msg/s of 1 KiB for 22 s: more than 1 GB waits on disk while the sinks are
+        // stopped; memory must stay bounded.
+        Scenario {
+            pause_sinks: true,
+            size_mean: Some(1024.0),
+            min_seconds: 22.0,
+            ..durable(
+                "50k msg/s of 1 KiB, sinks paused, journal",
+                10,
+                "5000",
+                Some(Fsync::Interval),
             )
         },
     ];
@@ -506,6 +606,23 @@ fn render(
         // The reference group was not run.
         (_, None) => None,
     };
+    for (s, runs) in rows.iter().filter(|(s, _)| s.group == "durable") {
+        let ms = |f: fn(&Figures) -> Option<f64>| stat(runs, |r| f(r).unwrap_or(0.0)).0;
+        let _ = writeln!(
+            md,
+            "\nDurable, {}: {:.0} msg/s, {:.2} µs CPU per message, secured p50 {:.2} ms, p99 {:.2} ms (first write to ACK){}, peak RSS {:.1} MiB.",
+            s.name,
+            stat(runs, |f| f.delivered_per_s).0,
+            stat(runs, |f| f.cpu_s_per_million).0,
+            ms(|r| r.secured_p50_ms),
+            ms(|r| r.secured_p99_ms),
+            match s.journal {
+                Some(_) => format!(", journal peak {:.0} MiB", ms(|r| r.peak_journal_mib)),
+                None => String::new(),
+            },
+            stat(runs, |f| f.peak_rss_mib).0,
+        );
+    }
     let tls_ratio = tls_ratio(rows);
     if let Some((plain, tls, ratio)) = tls_ratio {
         let _ = writeln!(

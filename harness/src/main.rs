@@ -75,7 +75,7 @@ struct BenchFlags {
     #[arg(long)]
     quick: bool,
     /// Only these groups (repeatable): saturation, latency, reference, fan-in, scaling, tls.
-    #[arg(long = "group", value_name = "GROUP", value_parser = ["saturation", "latency", "reference", "fan-in", "scaling", "tls"])]
+    #[arg(long = "group", value_name = "GROUP", value_parser = ["saturation", "latency", "reference", "fan-in", "scaling", "tls", "durable"])]
     groups: Vec<String>,
     /// Folder for the bench folder.
     #[arg(long, value_name = "DIR", default_value = "results")]

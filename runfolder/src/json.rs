@@ -125,6 +125,16 @@ pub struct BenchRun {
     pub p999_ms: f64,
     /// Messages sent but never delivered.
     pub lost: u64,
+    /// With acknowledged emitters: from a message's first write to its ACK, p50, ms
+    /// (absent otherwise, and in benches from before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secured_p50_ms: Option<f64>,
+    /// p99 of the same, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secured_p99_ms: Option<f64>,
+    /// With a journal: the most bytes it held on disk during the run, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_journal_mib: Option<f64>,
 }
 
 /// `compare.json` (`report compare`): what was compared, how, and every metric's verdict.
