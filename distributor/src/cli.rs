@@ -225,7 +225,9 @@ impl Cli {
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let config = cli.into_config().context("invalid settings")?;
+    // Before anything says the distributor is ready.
+    let stop = runner::stop_signal();
     let listeners = crate::Listeners::bind(&config).await?;
-    crate::run(config, listeners, runner::stop_signal()).await?;
+    crate::run(config, listeners, stop).await?;
     Ok(())
 }

@@ -43,43 +43,61 @@ pub fn init_tracing() {
 }
 
 /// Completes on SIGTERM or SIGINT, or (under the harness) when stdin reaches EOF.
-pub async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    let parent = async {
-        if std::env::var_os(WATCH_STDIN).is_none() {
-            return std::future::pending::<()>().await;
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        // A blocking read on its own thread: it ends when the parent's end of the pipe
-        // closes.
-        std::thread::spawn(move || {
-            let mut sink = [0u8; 64];
-            while let Ok(n) = std::io::stdin().read(&mut sink) {
-                if n == 0 {
-                    break;
+///
+/// The handlers are installed when this is called, not when the future is first polled: a
+/// process that says it is ready and then sets up more (the distributor logs that it
+/// listens before it waits) must not die of a SIGTERM that arrives in between. Call it
+/// within the runtime, before announcing readiness.
+pub fn stop_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let term = async {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
                 }
             }
-            let _ = tx.send(());
-        });
-        let _ = rx.await;
-    };
-    tokio::select! {
-        _ = term => tracing::info!("SIGTERM received"),
-        _ = parent => tracing::warn!("the harness went away; stopping"),
-        r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => tracing::info!("SIGINT received"),
-            Err(e) => tracing::error!(error = %e, "cannot listen for SIGINT"),
-        },
+        };
+        let int = async {
+            match int {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGINT");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let parent = async {
+            if std::env::var_os(WATCH_STDIN).is_none() {
+                return std::future::pending::<()>().await;
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            // A blocking read on its own thread: it ends when the parent's end of the pipe
+            // closes.
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 64];
+                while let Ok(n) = std::io::stdin().read(&mut sink) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = tx.send(());
+            });
+            let _ = rx.await;
+        };
+        tokio::select! {
+            _ = term => tracing::info!("SIGTERM received"),
+            _ = parent => tracing::warn!("the harness went away; stopping"),
+            _ = int => tracing::info!("SIGINT received"),
+        }
     }
 }
 
