@@ -3,8 +3,8 @@
 use crate::config::{Config, parse_secs, parse_weight};
 use crate::core::Overflow;
 use crate::router::Routing;
-use runfolder::Fsync;
 use clap::Parser;
+use runfolder::Fsync;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -3,10 +3,10 @@
 //! bad value fails at once naming the setting.
 
 use crate::core::{CoreConfig, Overflow, WhenFull};
-use crate::journal::JournalConfig;
-use runfolder::Fsync;
 use crate::health::RetrySchedule;
+use crate::journal::JournalConfig;
 use crate::router::Routing;
+use runfolder::Fsync;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -445,10 +445,7 @@ impl Config {
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.journal_segment_bytes) {
             return invalid(
                 "journal-segment-bytes",
-                &format!(
-                    "{} must be 4 KiB to 1 GiB",
-                    self.journal_segment_bytes
-                ),
+                &format!("{} must be 4 KiB to 1 GiB", self.journal_segment_bytes),
             );
         }
         if self.journal_max_bytes < self.journal_segment_bytes {
@@ -542,11 +539,16 @@ mod tests {
         let cfg = Config::from_file(&path).unwrap();
         assert_eq!(cfg.emitter_listen.port(), 8080);
         assert_eq!(cfg.metrics_listen.map(|a| a.port()), Some(9100));
+        assert_eq!(
+            cfg.data_dir.as_deref(),
+            Some(Path::new("/var/lib/log-distributor/journal"))
+        );
         // Every other setting it writes out is the default, as its comment says.
         let defaults = Config {
             emitter_listen: cfg.emitter_listen,
             analyzer_listen: cfg.analyzer_listen,
             metrics_listen: cfg.metrics_listen,
+            data_dir: cfg.data_dir.clone(),
             ..Config::default()
         };
         assert_eq!(cfg.to_toml().unwrap(), defaults.to_toml().unwrap());

@@ -18,11 +18,11 @@ use crate::holding::Holding;
 use crate::journal::{Journal, Loc, Recovered};
 use crate::router::{Router, Routing};
 use crate::secured::Origin;
-use crate::spill::Spill;
 use crate::session::{
     AckViolation, Registered, RejectKind, RejectReason, Released, Session, SessionEnd, SessionKey,
     SessionLimits,
 };
+use crate::spill::Spill;
 use crate::stats::{AnalyzerStats, DropReason, Snapshot, Totals};
 use protocol::analyzer::Hello;
 use protocol::log::LogFrame;
@@ -365,19 +365,18 @@ impl Core {
     /// room.
     fn admit(&mut self, frame: Frame, now: Now) {
         let cost = frame.cost();
-        let frame = if !self.spill.has(frame.priority)
-            && self.bytes + cost <= self.cfg.max_queued_bytes
-        {
-            match self.place(frame, now.ns) {
-                Ok(()) => {
-                    self.bytes += cost;
-                    return;
+        let frame =
+            if !self.spill.has(frame.priority) && self.bytes + cost <= self.cfg.max_queued_bytes {
+                match self.place(frame, now.ns) {
+                    Ok(()) => {
+                        self.bytes += cost;
+                        return;
+                    }
+                    Err(f) => f,
                 }
-                Err(f) => f,
-            }
-        } else {
-            frame
-        };
+            } else {
+                frame
+            };
         self.spill_frame(frame);
     }
 
@@ -412,17 +411,18 @@ impl Core {
 
     /// Places frames read back from the journal (`read[i]` is the record at `locs[i]`);
     /// those that find no room go back in front. A record that cannot be read is dropped,
-    /// counted (`journal_corrupt`) and logged.
+    /// counted (`journal_corrupt`) and logged. Returns how many were placed.
     pub fn unspill(
         &mut self,
         priority: u8,
         locs: &[Loc],
         read: Vec<Result<(u8, bytes::Bytes), String>>,
         now: Now,
-    ) {
+    ) -> usize {
         let Some(journal) = self.journal.clone() else {
-            return;
+            return 0;
         };
+        let mut placed_n = 0;
         self.spill.loaded(priority, locs.len());
         let mut back = Vec::new();
         for (&at, got) in locs.iter().zip(read) {
@@ -437,7 +437,10 @@ impl Core {
                         Err(frame)
                     };
                     match placed {
-                        Ok(()) => self.bytes += cost,
+                        Ok(()) => {
+                            self.bytes += cost;
+                            placed_n += 1;
+                        }
                         Err(mut f) => back.extend(f.mark.take().map(|m| (f.priority, m.keep()))),
                     }
                 }
@@ -452,7 +455,7 @@ impl Core {
         for (p, at) in back.into_iter().rev() {
             self.spill.put_back(p, at);
         }
-        self.room_freed = true;
+        placed_n
     }
 
     /// Counts the frames left in a blocked batch as received and dropped (`shutdown`): the

@@ -20,6 +20,12 @@
 //! done marks to the done files (without flushing them: a lost done mark delivers a frame
 //! twice, never zero times) and deletes finished segments.
 //!
+//! Each record's place is fixed when it is appended, and the writer writes every chunk at
+//! its offset (pwrite), so a write that failed halfway is simply written again. The writer
+//! falling [`MAX_PENDING_BYTES`] behind makes emitters wait. A failed fdatasync stops the
+//! process: the kernel may have dropped the pages it could not write, so nothing since the
+//! last good flush can be trusted, and no ACK was sent for it.
+//!
 //! A frame that finds no room in memory *spills*: the core keeps only its place in the
 //! journal ([`Loc`]) and [`Journal::read`] brings it back when room frees. Recovery at
 //! start ([`Journal::open`]) hands the core the place of every record not done, in journal
@@ -30,8 +36,8 @@
 //! open a new segment, so an offset is never used twice and a stale done mark can never
 //! hide a new record.
 
-mod recovery;
 pub mod record;
+mod recovery;
 mod writer;
 
 pub use recovery::Recovered;
@@ -127,6 +133,8 @@ pub struct JournalStats {
     pub bytes: u64,
     /// Segment files.
     pub segments: u64,
+    /// `--journal-max-bytes`.
+    pub max_bytes: u64,
     /// fdatasync calls.
     pub fsyncs: u64,
     /// Time spent in them, µs.
@@ -165,8 +173,8 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Records appended, not yet written: `(segment, bytes)` in order.
-    pending: Vec<(u32, Vec<u8>)>,
+    /// Records appended, not yet written, in order.
+    pending: Vec<Chunk>,
     /// Bytes in `pending`.
     pending_bytes: usize,
     /// Tickets of the frames in `pending`: secured by the flush that covers them.
@@ -216,6 +224,16 @@ impl FsyncMax {
         self.roll(now);
         self.current.max(self.previous)
     }
+}
+
+/// Bytes appended to one segment, not yet written, and where they go in its file.
+#[derive(Debug)]
+struct Chunk {
+    seg: u32,
+    /// Offset in the segment file: a write of the chunk lands there, so writing it again
+    /// after a failure puts every record where its [`Loc`] says.
+    start: u64,
+    bytes: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -324,6 +342,7 @@ impl Journal {
         let mut s = st.stats;
         s.bytes = st.bytes;
         s.segments = st.segments.len() as u64;
+        s.max_bytes = self.inner.cfg.max_bytes;
         s.fsync_max_us = st.fsync_max.read(std::time::Instant::now());
         s
     }
@@ -346,11 +365,7 @@ impl Journal {
     pub fn close(&self) {
         self.inner.state().closing = true;
         self.inner.wake.notify_all();
-        let handle = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle
             && h.join().is_err()
         {
@@ -406,7 +421,11 @@ impl Appender<'_> {
         }
         if st.active_len == 0 {
             let header = record::segment_header();
-            st.pending.push((st.active, header.to_vec()));
+            st.pending.push(Chunk {
+                seg: st.active,
+                start: 0,
+                bytes: header.to_vec(),
+            });
             st.pending_bytes += header.len();
             st.active_len = header.len() as u64;
             st.bytes += header.len() as u64;
@@ -414,11 +433,15 @@ impl Appender<'_> {
         }
         let offset = st.active_len as u32;
         let buf = match st.pending.last_mut() {
-            Some((seg, buf)) if *seg == st.active => buf,
+            Some(c) if c.seg == st.active => &mut c.bytes,
             _ => {
-                st.pending.push((st.active, Vec::with_capacity(64 * 1024)));
+                st.pending.push(Chunk {
+                    seg: st.active,
+                    start: st.active_len,
+                    bytes: Vec::with_capacity(64 * 1024),
+                });
                 let last = st.pending.len() - 1;
-                &mut st.pending[last].1
+                &mut st.pending[last].bytes
             }
         };
         record::encode(priority, payload, buf);

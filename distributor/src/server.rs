@@ -662,10 +662,8 @@ async fn unspill_loop(shared: Arc<Shared>, journal: Arc<Journal>, stop: Cancella
         let written = journal.written();
         let plan = shared.with(|c| c.plan_unspill(UNSPILL_BATCH, written));
         let Some((priority, locs)) = plan else {
-            tokio::select! {
-                _ = &mut room => {}
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                _ = stop.cancelled() => return,
+            if !wait_for_room(room, &stop).await {
+                return;
             }
             continue;
         };
@@ -682,7 +680,24 @@ async fn unspill_loop(shared: Arc<Shared>, journal: Arc<Journal>, stop: Cancella
                     .collect()
             }
         };
-        shared.with(|c| c.unspill(priority, &locs, read, Now::read()));
+        let placed = shared.with(|c| c.unspill(priority, &locs, read, Now::read()));
+        // Room by count is not room for the router's choice (`--when-full strict`): when
+        // nothing found a place, wait instead of reading the same frames again at once.
+        if placed == 0 && !wait_for_room(room, &stop).await {
+            return;
+        }
+    }
+}
+
+/// Waits for room to free (or 20 ms); false when stopping.
+async fn wait_for_room(
+    room: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    stop: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        _ = room => true,
+        _ = tokio::time::sleep(Duration::from_millis(20)) => true,
+        _ = stop.cancelled() => false,
     }
 }
 

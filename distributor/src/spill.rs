@@ -128,7 +128,11 @@ mod tests {
         assert_eq!(s.priorities(), [0, 5]);
         assert!(s.has(5) && !s.has(1));
         let got = s.take(5, 10, loc(1, 28));
-        assert_eq!(got, [loc(1, 8), loc(1, 18)], "stops at the first unwritten record");
+        assert_eq!(
+            got,
+            [loc(1, 8), loc(1, 18)],
+            "stops at the first unwritten record"
+        );
         assert_eq!(s.len(), 5, "loading frames still count");
         s.put_back(5, got[1]);
         s.loaded(5, 2);

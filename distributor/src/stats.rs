@@ -38,7 +38,7 @@
 //! | `distributor_recovered_frames_total` | frames the journal held at start, not done, delivered again |
 //! | `distributor_disk_spilled_frames_total` | frames that found no room in memory and waited in the journal |
 //! | `distributor_disk_waiting_frames` (gauge) | frames waiting in the journal now (spilled or recovered) |
-//! | `distributor_journal_bytes`, `distributor_journal_segments` (gauges) | size of the journal on disk (with `--data-dir`) |
+//! | `distributor_journal_bytes`, `distributor_journal_segments`, `distributor_journal_max_bytes` (gauges) | size of the journal on disk (with `--data-dir`), and its limit |
 //! | `distributor_journal_fsyncs_total`, `distributor_journal_fsync_seconds_total` | group commits and the time spent in them |
 //! | `distributor_journal_fsync_max_seconds` (gauge) | the longest fdatasync of the last one to two seconds |
 //! | `distributor_journal_torn_tails_total`, `distributor_journal_corrupt_records_total` | bad records met at start (torn tails cut off) or read back |
@@ -598,6 +598,12 @@ fn encode_journal(
         "distributor_journal_bytes",
         "Bytes of the journal's segment files, against --journal-max-bytes.",
         j.bytes,
+    )?;
+    gauge(
+        enc,
+        "distributor_journal_max_bytes",
+        "--journal-max-bytes: distributor_journal_bytes at most.",
+        j.max_bytes,
     )?;
     gauge(
         enc,

@@ -222,9 +222,11 @@ async fn run_once(
             .map_or(0.0, |h| h.value_at_quantile(p) as f64 / 1000.0)
     };
     let secured = match s.acks {
-        true => runfolder::table::read_all::<runfolder::rows::Latency>(&names::SECURED.path(dir, 0))?
-            .into_iter()
-            .next(),
+        true => {
+            runfolder::table::read_all::<runfolder::rows::Latency>(&names::SECURED.path(dir, 0))?
+                .into_iter()
+                .next()
+        }
         false => None,
     };
     let peak_journal = s.journal.map(|_| {
@@ -408,12 +410,7 @@ fn scenarios(groups: &[String]) -> Vec<Scenario> {
             "max",
             Some(Fsync::Interval),
         ),
-        durable(
-            "80k msg/s acked, in memory",
-            20,
-            "4000",
-            None,
-        ),
+        durable("80k msg/s acked, in memory", 20, "4000", None),
         durable(
             "80k msg/s acked, journal (fsync interval)",
             20,

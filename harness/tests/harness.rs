@@ -383,5 +383,4 @@ fn a_bench_is_compared_with_an_earlier_one() {
     for f in ["compare.csv", "compare.json", "compare.html"] {
         assert!(compare.join(f).is_file(), "{f}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

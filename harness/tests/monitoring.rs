@@ -140,6 +140,8 @@ async fn under_load(dir: &Path, seconds: f64) -> Loaded {
         analyzer_listen: local(ap),
         metrics_listen: Some(local(mp)),
         seed: Some(1),
+        // The journal's series exist only with a data directory.
+        data_dir: Some(dir.join("journal")),
         ..distributor::Config::default()
     };
     let config_path = dir.join("distributor.toml");

@@ -54,12 +54,11 @@ pub fn write(config: &Config, reports: &[Report]) -> Result<(), runfolder::Error
     }
     totals.flush()?;
     if let Some(h) = secured_latency(reports) {
-        let row = runfolder::latency::row(LatencyClass::All, &h).map_err(|e| {
-            runfolder::Error::Io {
+        let row =
+            runfolder::latency::row(LatencyClass::All, &h).map_err(|e| runfolder::Error::Io {
                 path: names::SECURED.path(&config.out, base),
                 error: std::io::Error::other(e),
-            }
-        })?;
+            })?;
         let mut out = TableWriter::create(&names::SECURED.path(&config.out, base))?;
         out.write(&row)?;
         out.flush()?;

@@ -380,7 +380,7 @@ fn the_binary_warns_once_when_the_distributor_cannot_be_reached() {
     let dir = tempdir("unreachable");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_analyzer-sink"))
         .args(["--id", "u", "--distributor", &closed.to_string(), "--out"])
-        .arg(&dir)
+        .arg(&*dir)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

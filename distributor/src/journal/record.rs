@@ -231,12 +231,18 @@ mod tests {
         encode(2, b"second", &mut out);
         for cut in second + 1..out.len() {
             let e = decode(&out[..cut], second).unwrap_err();
-            assert!(matches!(e, Bad::Torn { offset, .. } if offset == second as u64), "{e}");
+            assert!(
+                matches!(e, Bad::Torn { offset, .. } if offset == second as u64),
+                "{e}"
+            );
         }
         let mut flipped = out.clone();
         *flipped.last_mut().unwrap() ^= 1;
         let e = decode(&flipped, second).unwrap_err();
-        assert!(matches!(e, Bad::Corrupt { offset, .. } if offset == second as u64), "{e}");
+        assert!(
+            matches!(e, Bad::Corrupt { offset, .. } if offset == second as u64),
+            "{e}"
+        );
         assert!(e.to_string().contains("CRC"), "{e}");
         let zero = [0u8; 16];
         assert!(matches!(decode(&zero, 0), Err(Bad::Corrupt { .. })));
@@ -246,7 +252,10 @@ mod tests {
     fn segment_header_is_checked() {
         assert_eq!(check_header(&segment_header()), Ok(()));
         assert!(matches!(check_header(b"LDJ"), Err(Bad::Torn { .. })));
-        assert!(matches!(check_header(b"XXXX0000"), Err(Bad::Corrupt { .. })));
+        assert!(matches!(
+            check_header(b"XXXX0000"),
+            Err(Bad::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -259,7 +268,10 @@ mod tests {
         assert_eq!(marks, [8, 20, 40]);
         marks.clear();
         let torn = decode_done(&out[..out.len() - 1], &mut marks);
-        assert!(matches!(torn, Some(Bad::Torn { offset: 16, .. })), "{torn:?}");
+        assert!(
+            matches!(torn, Some(Bad::Torn { offset: 16, .. })),
+            "{torn:?}"
+        );
         assert_eq!(marks, [8, 20]);
         let mut bad = out.clone();
         bad[9] ^= 1;

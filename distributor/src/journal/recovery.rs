@@ -53,20 +53,28 @@ pub(super) fn lock(dir: &Path) -> Result<File, JournalError> {
     Ok(file)
 }
 
-/// The segment ids in `dir`, ascending.
+/// The segment ids in `dir`, ascending. Done files whose segment is gone (a deletion cut
+/// short by a crash) are removed.
 fn segment_ids(dir: &Path) -> Result<Vec<u32>, JournalError> {
     let mut ids = Vec::new();
+    let mut done = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(JournalError::io(dir))? {
         let entry = entry.map_err(JournalError::io(dir))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
-            continue;
+        let Some(name) = name.to_str() else { continue };
+        let (stem, list) = match (name.strip_suffix(".log"), name.strip_suffix(".done")) {
+            (Some(stem), _) => (stem, &mut ids),
+            (_, Some(stem)) => (stem, &mut done),
+            _ => continue,
         };
         if let Ok(id) = stem.parse::<u32>() {
-            ids.push(id);
+            list.push(id);
         }
     }
     ids.sort_unstable();
+    for id in done.into_iter().filter(|id| ids.binary_search(id).is_err()) {
+        let _ = std::fs::remove_file(segment_path(dir, id, "done"));
+    }
     Ok(ids)
 }
 

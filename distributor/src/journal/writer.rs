@@ -4,12 +4,13 @@
 //! A thread of its own, not a task: it spends its life in blocking `write` and
 //! `fdatasync` calls, which would hold up a runtime worker on a two-core machine.
 
-use super::{Inner, State, loc, segment_path};
+use super::{Chunk, Inner, State, loc, segment_path};
 use crate::secured::Ticket;
 use runfolder::Fsync;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,12 @@ const IDLE_PERIOD: Duration = Duration::from_millis(10);
 /// After a failed write or flush, the wait before the next try.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
+/// While writes keep failing, how often that is logged again.
+const ERROR_EVERY: Duration = Duration::from_secs(10);
+
 /// What one cycle takes from the state.
 struct Work {
-    pending: Vec<(u32, Vec<u8>)>,
+    pending: Vec<Chunk>,
     tickets: Vec<Ticket>,
     closing: bool,
 }
@@ -31,33 +35,41 @@ struct Work {
 pub(super) fn run(inner: &Inner) {
     let mut files = Files::default();
     let mut next_sync = Instant::now() + inner.cfg.fsync_interval;
+    let mut last_error: Option<Instant> = None;
     loop {
         let work = wait(inner, next_sync);
         if inner.cfg.fsync == Fsync::Interval && Instant::now() >= next_sync {
             next_sync = Instant::now() + inner.cfg.fsync_interval;
         }
         let wrote = !work.pending.is_empty();
-        let synced = match files.write(inner, &work.pending) {
-            Ok(()) => {
-                if wrote && inner.cfg.fsync != Fsync::Never {
-                    files.sync(inner)
-                } else {
-                    Ok(())
-                }
+        if let Err((first_unwritten, e)) = files.write(inner, &work.pending) {
+            // A full or failing disk: said at once, then every 10 s while it lasts.
+            if last_error.is_none_or(|t: Instant| t.elapsed() >= ERROR_EVERY) {
+                last_error = Some(Instant::now());
+                tracing::error!(dir = %inner.cfg.dir.display(), error = %e, "journal write failed; the frames stay unsecured (no ACKs) and are tried again every 100 ms");
             }
-            Err(e) => Err(e),
-        };
-        match synced {
-            // The flush covers every ticket taken with these records: secured, ACKs follow.
-            Ok(()) => drop(work.tickets),
-            Err(e) => {
-                tracing::error!(dir = %inner.cfg.dir.display(), error = %e, "journal write or flush failed; the frames stay unsecured and are tried again");
-                give_back(inner, work.pending, work.tickets);
-                std::thread::sleep(RETRY_AFTER);
-                continue;
-            }
+            let mut pending = work.pending;
+            give_back(inner, pending.split_off(first_unwritten), work.tickets);
+            std::thread::sleep(RETRY_AFTER);
+            continue;
         }
-        finish_segments(inner, &mut files);
+        if wrote
+            && inner.cfg.fsync != Fsync::Never
+            && let Err(e) = files.sync(inner)
+        {
+            // After a failed fdatasync the kernel may have dropped the dirty pages and a
+            // second call may still succeed: nothing written since the last good flush can
+            // be trusted to be on disk. Stop as a crash would: no ACK is sent for those
+            // frames, the emitters send them again, and a restart recovers what is on disk.
+            tracing::error!(dir = %inner.cfg.dir.display(), error = %e, "journal fdatasync failed: the distributor stops (no ACK was sent for what it did not flush); check the disk, then start it again");
+            std::process::exit(74);
+        }
+        // The flush covers every ticket taken with these records: secured, ACKs follow.
+        drop(work.tickets);
+        if last_error.take().is_some() {
+            tracing::info!(dir = %inner.cfg.dir.display(), "journal writes succeed again");
+        }
+        finish_segments(inner, &mut files, work.closing);
         if work.closing {
             return;
         }
@@ -102,9 +114,9 @@ fn wait(inner: &Inner, next_sync: Instant) -> Work {
 }
 
 /// Puts records that could not be written back in front of the ones appended since.
-fn give_back(inner: &Inner, mut pending: Vec<(u32, Vec<u8>)>, mut tickets: Vec<Ticket>) {
+fn give_back(inner: &Inner, mut pending: Vec<Chunk>, mut tickets: Vec<Ticket>) {
     let mut st = inner.state();
-    st.pending_bytes += pending.iter().map(|(_, b)| b.len()).sum::<usize>();
+    st.pending_bytes += pending.iter().map(|c| c.bytes.len()).sum::<usize>();
     pending.append(&mut st.pending);
     st.pending = pending;
     tickets.append(&mut st.tickets);
@@ -122,24 +134,38 @@ struct Files {
 }
 
 impl Files {
-    fn write(&mut self, inner: &Inner, pending: &[(u32, Vec<u8>)]) -> std::io::Result<()> {
-        for (seg, bytes) in pending {
-            let file = match self.open.entry(*seg) {
-                std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    let path = inner.path(*seg, "log");
-                    let f = OpenOptions::new().create(true).append(true).open(&path)?;
-                    self.made = true;
-                    v.insert(f)
-                }
-            };
-            file.write_all(bytes)?;
-            if !self.dirty.contains(seg) {
-                self.dirty.push(*seg);
-            }
-            let end = file.metadata()?.len();
-            inner.written.store(loc(*seg, end as u32), Ordering::Release);
+    /// Writes each chunk at its offset, in order. On an error returns the index of the
+    /// first chunk not (wholly) written: writing it again later puts the same bytes in the
+    /// same place, so a partial write cannot shift a record.
+    fn write(&mut self, inner: &Inner, pending: &[Chunk]) -> Result<(), (usize, std::io::Error)> {
+        for (i, c) in pending.iter().enumerate() {
+            self.write_one(inner, c).map_err(|e| (i, e))?;
         }
+        Ok(())
+    }
+
+    fn write_one(&mut self, inner: &Inner, c: &Chunk) -> std::io::Result<()> {
+        let file = match self.open.entry(c.seg) {
+            std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let path = inner.path(c.seg, "log");
+                let f = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)?;
+                self.made = true;
+                v.insert(f)
+            }
+        };
+        file.write_all_at(&c.bytes, c.start)?;
+        if !self.dirty.contains(&c.seg) {
+            self.dirty.push(c.seg);
+        }
+        let end = c.start + c.bytes.len() as u64;
+        inner
+            .written
+            .store(loc(c.seg, end as u32), Ordering::Release);
         Ok(())
     }
 
@@ -167,11 +193,12 @@ impl Files {
 }
 
 /// Writes the done marks gathered since the last cycle and deletes the segments whose
-/// records are all done (never the active one, nor one with records still pending).
-fn finish_segments(inner: &Inner, files: &mut Files) {
+/// records are all done (not one with records still pending, nor the active one until the
+/// journal closes).
+fn finish_segments(inner: &Inner, files: &mut Files, closing: bool) {
     let (marks, finished) = {
         let mut st = inner.state();
-        let finished = finished(&mut st);
+        let finished = finished(&mut st, closing);
         let marks: Vec<(u32, Vec<u32>)> = st
             .segments
             .iter_mut()
@@ -179,7 +206,9 @@ fn finish_segments(inner: &Inner, files: &mut Files) {
             .map(|(id, s)| (*id, std::mem::take(&mut s.done)))
             .collect();
         let active = st.active;
-        files.open.retain(|id, _| *id == active || files.dirty.contains(id));
+        files
+            .open
+            .retain(|id, _| *id == active || files.dirty.contains(id));
         (marks, finished)
     };
     let mut buf = Vec::new();
@@ -215,14 +244,16 @@ fn finish_segments(inner: &Inner, files: &mut Files) {
     }
 }
 
-/// Takes the finished segments out of the state: every record done, not the active
-/// segment, nothing pending.
-fn finished(st: &mut State) -> Vec<u32> {
+/// Takes the finished segments out of the state: every record done, nothing pending, and
+/// not the active segment unless the journal is closing.
+fn finished(st: &mut State, closing: bool) -> Vec<u32> {
     let ids: Vec<u32> = st
         .segments
         .iter()
         .filter(|(id, s)| {
-            s.live == 0 && **id != st.active && !st.pending.iter().any(|(p, _)| p == *id)
+            s.live == 0
+                && (closing || **id != st.active)
+                && !st.pending.iter().any(|c| c.seg == **id)
         })
         .map(|(id, _)| *id)
         .collect();

@@ -54,7 +54,10 @@ async fn secured_frames_survive_sigkill_and_come_back_by_priority() {
     p.kill();
 
     let p = Process::start(&args, None);
-    assert_eq!(p.metric("distributor_recovered_frames_total", "").await, 400.0);
+    assert_eq!(
+        p.metric("distributor_recovered_frames_total", "").await,
+        400.0
+    );
     assert_eq!(p.metric("distributor_disk_waiting_frames", "").await, 400.0);
     let mut a = Analyzer::connect(p.analyzer, "a", 1.0, true).await;
     assert!(a.recv_until(400, SECS(10)).await, "got {}", a.got.len());
@@ -63,7 +66,10 @@ async fn secured_frames_survive_sigkill_and_come_back_by_priority() {
     let order: Vec<(u8, u64)> = a.got.iter().map(|g| (g.priority, g.seq)).collect();
     let mut sorted = order.clone();
     sorted.sort_unstable();
-    assert_eq!(order, sorted, "recovered frames delivered by priority, then seq");
+    assert_eq!(
+        order, sorted,
+        "recovered frames delivered by priority, then seq"
+    );
     assert_eq!(sorted.len(), 400);
     assert!(sorted.windows(2).all(|w| w[0].1 != w[1].1), "no seq twice");
     p.wait_metric("distributor_disk_waiting_frames", "", |v| v == 0.0)
@@ -80,7 +86,12 @@ async fn a_torn_tail_is_cut_and_a_corrupt_record_ends_its_segment() {
     let tmp = tempfile::tempdir().unwrap();
     let data = data_dir(tmp.path());
     // Small segments: the 300 frames span several.
-    let args = ["--data-dir", data.as_str(), "--journal-segment-bytes", "4096"];
+    let args = [
+        "--data-dir",
+        data.as_str(),
+        "--journal-segment-bytes",
+        "4096",
+    ];
     let p = Process::start(&args, None);
     send_secured(&p, 1, &[7; 300]).await;
     p.kill();
@@ -108,8 +119,15 @@ async fn a_torn_tail_is_cut_and_a_corrupt_record_ends_its_segment() {
         p.metric("distributor_recovered_frames_total", "").await,
         expected as f64
     );
-    assert_eq!(p.metric("distributor_journal_corrupt_records_total", "").await, 1.0);
-    assert_eq!(p.metric("distributor_journal_torn_tails_total", "").await, 1.0);
+    assert_eq!(
+        p.metric("distributor_journal_corrupt_records_total", "")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        p.metric("distributor_journal_torn_tails_total", "").await,
+        1.0
+    );
     assert_eq!(
         std::fs::metadata(last).unwrap().len(),
         len - RECORD,
@@ -127,10 +145,11 @@ async fn a_torn_tail_is_cut_and_a_corrupt_record_ends_its_segment() {
     assert!(a.recv_until(expected as usize, SECS(10)).await);
     a.recv_quiet(Duration::from_millis(300)).await;
     let seqs: Vec<u64> = a.got.iter().map(|g| g.seq).collect();
-    let want: Vec<u64> = (0..10)
-        .chain(per_segment..299)
-        .collect();
-    assert_eq!(seqs, want, "the records before the corrupt one and after its segment");
+    let want: Vec<u64> = (0..10).chain(per_segment..299).collect();
+    assert_eq!(
+        seqs, want,
+        "the records before the corrupt one and after its segment"
+    );
     p.stop();
 }
 
@@ -140,7 +159,12 @@ async fn a_second_distributor_on_the_same_data_dir_refuses_naming_the_holder() {
     let data = data_dir(tmp.path());
     let p = Process::start(&["--data-dir", data.as_str()], None);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_distributor"))
-        .args(["--emitter-listen", "127.0.0.1:0", "--analyzer-listen", "127.0.0.1:0"])
+        .args([
+            "--emitter-listen",
+            "127.0.0.1:0",
+            "--analyzer-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--data-dir", data.as_str()])
         .output()
         .unwrap();
@@ -216,6 +240,8 @@ async fn frames_without_room_wait_on_disk_and_memory_stays_small() {
     assert!(spilled >= (n - 400) as f64, "{spilled} frames spilled");
     drop(e);
     p.stop();
+    // Everything delivered: a clean stop leaves no segment behind, the active one included.
+    assert_eq!(segments(&tmp.path().join("data")), Vec::<PathBuf>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +265,10 @@ async fn a_full_journal_drops_and_counts_under_overflow_drop() {
     // Dropped and counted is secured: every frame gets its ACK.
     send_secured(&p, 1, &[4; 1000]).await;
     let dropped = p
-        .metric("distributor_dropped_frames_total", "reason=\"journal_full\"")
+        .metric(
+            "distributor_dropped_frames_total",
+            "reason=\"journal_full\"",
+        )
         .await;
     let waiting = p.metric("distributor_disk_waiting_frames", "").await;
     assert!(dropped > 700.0, "{dropped}");
@@ -283,7 +312,10 @@ async fn a_spilled_record_that_went_bad_is_dropped_and_counted_the_rest_delivere
     assert_eq!(files.len(), 1);
     // Record 42's payload changes under the running distributor.
     let at = 8 + 42 * RECORD + 8 + 1 + 30;
-    let f = std::fs::OpenOptions::new().write(true).open(&files[0]).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap();
     std::os::unix::fs::FileExt::write_at(&f, &[0xAA], at).unwrap();
     drop(f);
     let mut a = Analyzer::connect(p.analyzer, "a", 1.0, false).await;
@@ -293,13 +325,22 @@ async fn a_spilled_record_that_went_bad_is_dropped_and_counted_the_rest_delivere
     let want: Vec<u64> = (0..100).filter(|s| *s != 42).collect();
     assert_eq!(seqs, want);
     assert_eq!(
-        p.metric("distributor_dropped_frames_total", "reason=\"journal_corrupt\"")
+        p.metric(
+            "distributor_dropped_frames_total",
+            "reason=\"journal_corrupt\""
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        p.metric("distributor_journal_corrupt_records_total", "")
             .await,
         1.0
     );
-    assert_eq!(p.metric("distributor_journal_corrupt_records_total", "").await, 1.0);
     assert!(
-        p.log().iter().any(|l| l.contains("cannot be read back") && l.contains("CRC")),
+        p.log()
+            .iter()
+            .any(|l| l.contains("cannot be read back") && l.contains("CRC")),
         "{:#?}",
         p.log()
     );

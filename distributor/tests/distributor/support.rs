@@ -350,11 +350,7 @@ impl Replies {
 }
 
 /// Connects (over TLS with `tls`) and sends `first`.
-pub async fn connect(
-    addr: SocketAddr,
-    tls: Option<&runner::tls::Client>,
-    first: &[u8],
-) -> Stream {
+pub async fn connect(addr: SocketAddr, tls: Option<&runner::tls::Client>, first: &[u8]) -> Stream {
     let mut s = Stream::connect(addr, tls).await.unwrap();
     s.write_all(first).await.unwrap();
     s
