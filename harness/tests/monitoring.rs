@@ -273,6 +273,8 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// At-least-once analyzers: a best-effort one killed loses what sat unread in its socket,
+/// which the accounting check would rightly call a loss; this test is about the alerts.
 const PROFILE: &str = r#"
 description = "monitoring test"
 duration = 30
@@ -282,9 +284,11 @@ routing = "smooth"
 [[analyzers]]
 id = "w1"
 weight = 2
+acks = true
 [[analyzers]]
 id = "w2"
 weight = 1
+acks = true
 [emitters]
 count = 2
 rate = 200
