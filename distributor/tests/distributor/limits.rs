@@ -340,7 +340,13 @@ async fn when_full_spill_routes_away_and_counts_strict_holds_the_weights() {
     // 1000 queued, a few hundred in its socket buffers: the rest of its half spilled.
     assert!(stuck.spilled_out > 200, "{stuck:?}");
     assert_eq!(stuck.spilled_out, fast.spilled_in);
-    assert_eq!(fast.routed, 2000 + fast.spilled_in);
+    // Its half and what spilled to it; give or take a frame that found both queues full at
+    // once (a busy machine): offered again under backpressure, it meets a smooth router
+    // that moved on.
+    assert!(
+        fast.routed.abs_diff(2000 + fast.spilled_in) <= 2,
+        "{fast:?}"
+    );
     assert_eq!(fast.routed + stuck.routed, 4000);
 
     let strict = one_stuck_analyzer(WhenFull::Strict, Overflow::Drop).await;
