@@ -568,12 +568,15 @@ fn stats(path: &Path, d: &mut Distributor) -> Result<()> {
             ("shutdown", t.dropped_shutdown),
             ("bytes_full", t.dropped_bytes_full),
             ("forbidden", t.dropped_forbidden),
+            ("journal_full", t.dropped_journal_full),
+            ("journal_corrupt", t.dropped_journal_corrupt),
         ] {
             *d.dropped.entry(reason.to_owned()).or_default() += n;
         }
         d.failures += t.failures;
         d.received += t.received;
         d.delivered += t.delivered;
+        d.recovered += t.recovered;
     }
     d.files += 1;
     Ok(())
@@ -629,5 +632,30 @@ mod tests {
         merged.add(decode_histogram(&hex(&big)).unwrap()).unwrap();
         assert_eq!(merged.len(), 2);
         assert!(decode_histogram("abc").is_err());
+    }
+
+    #[test]
+    fn journal_drops_and_recovered_frames_are_summed_over_incarnations() {
+        let dir = std::env::temp_dir().join(format!("report-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Distributor::default();
+        for (n, (full, recovered)) in [(3, 0), (4, 25)].into_iter().enumerate() {
+            let path = names::STATS.path(&dir, n as u32 + 1);
+            let mut w = runfolder::TableWriter::<rows::Stats>::create(&path).unwrap();
+            w.write(&rows::Stats {
+                received: 100,
+                dropped_journal_full: full,
+                dropped_journal_corrupt: 1,
+                recovered,
+                ..rows::Stats::zeroed(1_000_000_000, rows::Scope::Total)
+            })
+            .unwrap();
+            w.flush().unwrap();
+            stats(&path, &mut d).unwrap();
+        }
+        assert_eq!(d.dropped["journal_full"], 7);
+        assert_eq!(d.dropped["journal_corrupt"], 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((d.recovered, d.received, d.dropped_total()), (25, 200, 9));
     }
 }

@@ -210,6 +210,8 @@ pub struct Distributor {
     pub received: u64,
     /// Frames delivered (written, or acknowledged with ACKs), at each incarnation's end.
     pub delivered: u64,
+    /// Frames each incarnation took back from the journal at start, summed.
+    pub recovered: u64,
     /// Stats files read.
     pub files: usize,
 }

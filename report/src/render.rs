@@ -217,9 +217,13 @@ fn header(out: &mut String, run: &Run) {
             m.git_commit.clone()
         };
         rows.push(("version", format!("{}, commit {commit}", m.version)));
+        let recovered = match run.distributor.recovered {
+            0 => String::new(),
+            n => format!("; {n} frames recovered from its journal after restarts"),
+        };
         rows.push((
             "distributor",
-            format!("{} incarnation(s)", m.distributor_incarnations),
+            format!("{} incarnation(s){recovered}", m.distributor_incarnations),
         ));
     }
     if let Some(p) = p {

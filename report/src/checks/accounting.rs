@@ -271,6 +271,14 @@ pub fn check(run: &Run) -> Outcome {
         )
         .measured(secured_missing as f64, None, Unit::Messages),
         Row::new(
+            "accounting:recovered",
+            status,
+            run.distributor.recovered,
+            "",
+            "frames the distributor took back from its journal after a restart or crash (not lost: delivered again)",
+        )
+        .measured(run.distributor.recovered as f64, None, Unit::Messages),
+        Row::new(
             "accounting:unsent",
             status,
             run.emitters.iter().map(|e| e.unsent).sum::<u64>(),
