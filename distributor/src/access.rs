@@ -23,20 +23,20 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     /// The file could not be read.
-    #[error("cannot read access file {}: {source}", path.display())]
+    #[error("cannot read access file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML for these rules.
-    #[error("access file {}: {source}", path.display())]
+    #[error("access file {}: {error}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
         /// What is wrong, with where.
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
     /// A rule that cannot be used.
     #[error("access file {}: {rule}: {reason}", path.display())]
@@ -128,18 +128,18 @@ pub use runfolder::profile::parse_priorities;
 impl Access {
     /// Reads and checks a file.
     pub fn load(path: &Path) -> Result<Self, AccessError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| AccessError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
 
     /// Checks the text of a file (`path` names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self, AccessError> {
-        let file: File = toml::from_str(text).map_err(|source| AccessError::Parse {
+        let file: File = toml::from_str(text).map_err(|error| AccessError::Parse {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let rule_err = |rule: String, reason: String| AccessError::Rule {
             path: path.to_owned(),

@@ -100,20 +100,20 @@ pub enum JournalError {
         pid: String,
     },
     /// A file operation failed.
-    #[error("journal {}: {source}", path.display())]
+    #[error("journal {}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl JournalError {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
-        move |source| JournalError::Io {
+        move |error| JournalError::Io {
             path: path.to_owned(),
-            source,
+            error,
         }
     }
 }
@@ -499,5 +499,34 @@ impl Drop for Mark {
         if let Some(inner) = self.inner.take() {
             inner.state().done(self.loc);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_longest_fsync_is_kept_for_one_to_two_seconds() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut m = FsyncMax::default();
+        m.record(500, at(0));
+        m.record(200, at(300));
+        assert_eq!(m.read(at(900)), 500);
+        // The next second keeps the previous one's longest beside its own.
+        m.record(100, at(1_200));
+        assert_eq!(m.read(at(1_500)), 500);
+        // Past the second after it, only the newer second counts.
+        assert_eq!(m.read(at(2_100)), 100);
+        // Quiet for two seconds: nothing.
+        assert_eq!(m.read(at(5_000)), 0);
+    }
+
+    #[test]
+    fn places_order_as_the_journal_does() {
+        assert!(loc(1, u32::MAX) < loc(2, 0));
+        assert_eq!((seg_of(loc(7, 42)), offset_of(loc(7, 42))), (7, 42));
     }
 }

@@ -70,9 +70,9 @@ impl RunTls {
         let access = match access {
             Some(text) => {
                 let path = dir.join("access.toml");
-                std::fs::write(&path, text).map_err(|source| MintError::Write {
+                std::fs::write(&path, text).map_err(|error| MintError::Write {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 Some(path)
             }

@@ -53,28 +53,8 @@ pub fn stop_signal() -> impl Future<Output = ()> {
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
     async move {
-        let term = async {
-            match term {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        let int = async {
-            match int {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGINT");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
+        let term = received(term, "SIGTERM");
+        let int = received(int, "SIGINT");
         let parent = async {
             if std::env::var_os(WATCH_STDIN).is_none() {
                 return std::future::pending::<()>().await;
@@ -97,6 +77,20 @@ pub fn stop_signal() -> impl Future<Output = ()> {
             _ = term => tracing::info!("SIGTERM received"),
             _ = parent => tracing::warn!("the harness went away; stopping"),
             _ = int => tracing::info!("SIGINT received"),
+        }
+    }
+}
+
+/// Resolves when `signal` arrives; never, when its handler could not be installed (said
+/// once, naming it).
+async fn received(signal: std::io::Result<tokio::signal::unix::Signal>, name: &str) {
+    match signal {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for {name}");
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -47,7 +47,7 @@ impl Stream {
     pub async fn connect(addr: SocketAddr, tls: Option<&Client>) -> Result<Self, TlsError> {
         let tcp = TcpStream::connect(addr)
             .await
-            .map_err(|source| TlsError::Connect { addr, source })?;
+            .map_err(|error| TlsError::Connect { addr, error })?;
         // Frames are written whole; a partial last segment should leave at once.
         let _ = tcp.set_nodelay(true);
         match tls {

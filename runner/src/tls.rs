@@ -49,20 +49,20 @@ pub enum TlsError {
     #[error("invalid TLS server name {0:?}")]
     ServerName(String),
     /// The TCP connection failed.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         /// Where to.
         addr: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TLS handshake failed.
-    #[error("TLS handshake with {addr} failed: {source}")]
+    #[error("TLS handshake with {addr} failed: {error}")]
     Handshake {
         /// With whom.
         addr: SocketAddr,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -280,7 +280,7 @@ impl Client {
             .connector
             .connect(name, tcp)
             .await
-            .map_err(|source| TlsError::Handshake { addr, source })?;
+            .map_err(|error| TlsError::Handshake { addr, error })?;
         Ok(Stream::Tls(Box::new(tls.into())))
     }
 }

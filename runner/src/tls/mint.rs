@@ -12,20 +12,20 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
     /// rcgen refused.
-    #[error("cannot make a certificate for {name:?}: {source}")]
+    #[error("cannot make a certificate for {name:?}: {error}")]
     Rcgen {
         /// The certificate's name.
         name: String,
         /// Why.
-        source: rcgen::Error,
+        error: rcgen::Error,
     },
     /// A file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {error}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -80,9 +80,9 @@ pub struct Pair {
 }
 
 fn rcgen_err(name: &str) -> impl FnOnce(rcgen::Error) -> MintError + '_ {
-    move |source| MintError::Rcgen {
+    move |error| MintError::Rcgen {
         name: name.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -165,9 +165,9 @@ impl Authority {
 }
 
 fn write(path: &Path, text: &str) -> Result<PathBuf, MintError> {
-    std::fs::write(path, text).map_err(|source| MintError::Write {
+    std::fs::write(path, text).map_err(|error| MintError::Write {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     Ok(path.to_owned())
 }
