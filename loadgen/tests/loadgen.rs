@@ -71,10 +71,34 @@ fn config(target: std::net::SocketAddr, out: &std::path::Path, extra: &[&str]) -
     loadgen::Config::parse_from(args)
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("loadgen-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// One acknowledged emitter at 1000 msg/s for `duration` s with an ACK window of `window`.
+fn acked(
+    target: std::net::SocketAddr,
+    out: &std::path::Path,
+    duration: &str,
+    window: &str,
+) -> loadgen::Config {
+    config(
+        target,
+        out,
+        &[
+            "--acks",
+            "--rate",
+            "1000",
+            "--duration",
+            duration,
+            "--ack-window",
+            window,
+        ],
+    )
+}
+
+/// A scratch folder, removed when the returned value is dropped.
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("loadgen-test-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn assert_gap_free(seen: &Seen, summary: &loadgen::Summary) {
@@ -93,7 +117,8 @@ fn assert_gap_free(seen: &Seen, summary: &loadgen::Summary) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meets_the_rate_and_writes_its_csvs() {
     let (addr, seen) = sink(None).await;
-    let out = tempdir("rate");
+    let scratch = tempdir("rate");
+    let out = scratch.path();
     let c = config(
         addr,
         &out,
@@ -161,7 +186,7 @@ async fn max_rate_saturates() {
     let summary = loadgen::run(
         config(
             addr,
-            &tempdir("max"),
+            tempdir("max").path(),
             &["--rate", "max", "--duration", "0.5"],
         ),
         std::future::pending(),
@@ -176,9 +201,10 @@ async fn max_rate_saturates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_when_the_distributor_closes_and_loses_nothing() {
     let (addr, seen) = sink(Some(200)).await;
+    let scratch = tempdir("reconnect");
     let c = config(
         addr,
-        &tempdir("reconnect"),
+        scratch.path(),
         &["--emitters", "1", "--rate", "1000", "--duration", "1.5"],
     );
     let summary = loadgen::run(c, std::future::pending()).await.unwrap();
@@ -197,7 +223,8 @@ async fn fails_clearly_when_nothing_listens() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let c = config(closed, &tempdir("closed"), &["--connect-timeout", "0.3"]);
+    let scratch = tempdir("closed");
+    let c = config(closed, scratch.path(), &["--connect-timeout", "0.3"]);
     let err = format!(
         "{:#}",
         loadgen::run(c, std::future::pending()).await.unwrap_err()
@@ -211,7 +238,8 @@ async fn fails_clearly_when_nothing_listens() {
 #[test]
 fn bad_flags_are_named() {
     let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-    let c = config(addr, &tempdir("flags"), &["--size-min", "10"]);
+    let scratch = tempdir("flags");
+    let c = config(addr, scratch.path(), &["--size-min", "10"]);
     assert!(format!("{:#}", c.validate().unwrap_err()).contains("--size"));
     assert!(loadgen::Config::try_parse_from(["loadgen", "--rate", "fast"]).is_err());
     assert!(loadgen::Config::try_parse_from(["loadgen", "--priority-range", "9-3"]).is_err());
@@ -231,7 +259,7 @@ fn the_binary_says_it_waits_for_the_distributor() {
             "0.5",
             "--out",
         ])
-        .arg(tempdir("waits"))
+        .arg(tempdir("waits").path())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -317,20 +345,9 @@ async fn acking_distributor(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_acks_what_a_crash_left_unsecured_is_sent_again() {
     let (addr, seen, hellos) = acking_distributor(300).await;
-    let out = tempdir("acks");
-    let c = config(
-        addr,
-        &out,
-        &[
-            "--acks",
-            "--rate",
-            "1000",
-            "--duration",
-            "2",
-            "--ack-window",
-            "500",
-        ],
-    );
+    let scratch = tempdir("acks");
+    let out = scratch.path();
+    let c = acked(addr, out, "2", "500");
     let summary = loadgen::run(c, std::future::pending()).await.unwrap();
     let e = &summary.emitters[0];
     assert_eq!(
@@ -378,20 +395,9 @@ async fn a_full_window_waits_for_acks_and_drops_nothing() {
     // A distributor that acknowledges nothing on its first connection: the window of 50
     // fills, the emitter waits (lagging), and nothing beyond 50 is written.
     let (addr, seen, _) = acking_distributor(u64::MAX).await;
-    let out = tempdir("window");
-    let c = config(
-        addr,
-        &out,
-        &[
-            "--acks",
-            "--rate",
-            "1000",
-            "--duration",
-            "1",
-            "--ack-window",
-            "50",
-        ],
-    );
+    let scratch = tempdir("window");
+    let out = scratch.path();
+    let c = acked(addr, out, "1", "50");
     let summary = loadgen::run(c, std::future::pending()).await.unwrap();
     let e = &summary.emitters[0];
     assert_eq!((e.sent, e.secured, e.unsent), (50, Some(0), 0));
