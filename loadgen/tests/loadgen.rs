@@ -121,7 +121,7 @@ async fn meets_the_rate_and_writes_its_csvs() {
     let out = scratch.path();
     let c = config(
         addr,
-        &out,
+        out,
         &[
             "--emitters",
             "3",
