@@ -1,233 +1,220 @@
-//! The command line: every setting as a flag, over an optional `--config` file.
+//! The command line: every setting of [`Config`] as a flag, over an optional `--config`
+//! file; and the README's table of flags, rendered from the same definitions.
 
-use crate::config::{Config, parse_secs, parse_weight};
-use crate::core::Overflow;
-use crate::router::Routing;
-use clap::Parser;
-use runfolder::Fsync;
-use std::net::SocketAddr;
+use crate::config::{Config, ConfigError};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser};
 use std::path::PathBuf;
 
 /// High-throughput log distributor: routes LOG frames from emitters to weighted analyzers
 /// with 256 strict priority levels (wire protocol: PROTOCOL.md).
 ///
 /// Settings come from the flags, then `--config FILE.toml` (same names), then defaults.
-/// Logging: RUST_LOG (default info), to stderr.
+/// Logging: RUST_LOG (default info), to stderr. Exit codes: 0 after a clean stop, 1 when it
+/// cannot run (a port in use, a journal locked by another distributor), 2 for bad usage
+/// or settings, 74 when the journal's fdatasync failed.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "distributor", version)]
 pub struct Cli {
-    /// TOML file with any of these settings (flags win).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Address for emitters (LOG frames), HOST:PORT. [default: 127.0.0.1:8080]
-    #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
-    emitter_listen: Option<SocketAddr>,
-    /// Address for analyzers (HELLO/DELIVER/ACK), HOST:PORT. [default: 127.0.0.1:8081]
-    #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
-    analyzer_listen: Option<SocketAddr>,
-    /// Pin analyzer ID's weight to W, whatever its HELLO says (repeatable).
-    #[arg(long = "weight", value_name = "ID=W", value_parser = parse_weight)]
-    weights: Vec<(String, f64)>,
-    /// How to choose an analyzer: random in proportion to weight, or smooth (deterministic,
-    /// exact proportions). [default: random]
-    #[arg(long, value_enum)]
-    routing: Option<Routing>,
-    /// Seed of the random router, for reproducible runs. [default: from the clock]
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Frames per priority level per analyzer. [default: 1000]
-    #[arg(long, value_name = "N")]
-    queue_capacity: Option<usize>,
-    /// When every live analyzer's queue for a frame's priority is full: stop reading that
-    /// emitter until room frees (backpressure), or drop and count. [default: backpressure]
-    #[arg(long, value_enum)]
-    overflow: Option<Overflow>,
-    /// When the analyzer chosen by weight has no room at a frame's priority: route the frame
-    /// to another analyzer with room (spill: nothing waits while an analyzer could take
-    /// it, shares drift while one falls behind; counted per analyzer), or never route away
-    /// from the weighted choice (strict: shares hold, the overflow policy applies).
-    /// [default: spill]
-    #[arg(long, value_enum)]
-    when_full: Option<crate::core::WhenFull>,
-    /// Bytes of frames queued, in flight or held at most, counting each frame's payload
-    /// plus 64 bytes; new frames past it meet the overflow policy (drops counted as
-    /// bytes_full). [default: 1073741824, 1 GiB]
-    #[arg(long, value_name = "BYTES")]
-    max_queued_bytes: Option<u64>,
-    /// Bytes of partial frames buffered over every emitter connection at most; past it the
-    /// connections holding the largest stalled partial frames are closed (counted as
-    /// buffer_budget). [default: 268435456, 256 MiB]
-    #[arg(long, value_name = "BYTES")]
-    max_buffered_bytes: Option<u64>,
-    /// Unacknowledged frames per at-least-once analyzer before it is sent nothing more.
-    /// [default: 16384]
-    #[arg(long, value_name = "N")]
-    ack_window: Option<usize>,
-    /// Seconds without write progress (or, with ACKs, ACK progress while frames are
-    /// outstanding) after which an analyzer is treated as failed. [default: 5]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
-    hang_timeout: Option<std::time::Duration>,
-    /// Largest LOG frame_len accepted (at most 256 MiB); a larger one is a protocol error.
-    /// [default: 1048576]
-    #[arg(long, value_name = "BYTES")]
-    max_frame: Option<u32>,
-    /// How long a frame may wait in the holding queue (no analyzer can take it): as long as
-    /// N retries on a 10 ms doubling to 2 s backoff take, then it is dropped and counted
-    /// (retries_exhausted). Held frames are offered again whenever room may have freed, and
-    /// at least every 100 ms. [default: 20, about 26.5 s]
-    #[arg(long, value_name = "N")]
-    max_attempts: Option<u32>,
-    /// Frames the holding queue keeps while no analyzer is live, before the overflow
-    /// policy applies. [default: 100000]
-    #[arg(long, value_name = "N")]
-    holding_capacity: Option<usize>,
-    /// Seconds to drain queues to live analyzers at shutdown. [default: 10]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
-    drain_timeout: Option<std::time::Duration>,
-    /// Emitter connections open at once (at most the file-descriptor limit less a reserve
-    /// for analyzers and /metrics); at the cap, the connection idle longest (at least 1 s)
-    /// is closed to admit a new one (counted as max_connections). [default: 10000]
-    #[arg(long, value_name = "N")]
-    max_connections: Option<usize>,
-    /// Live analyzer sessions at most; a HELLO with another id gets a REJECT naming the
-    /// limit. [default: 1024]
-    #[arg(long, value_name = "N")]
-    max_analyzers: Option<usize>,
-    /// The largest weight a HELLO may claim; above it, a REJECT naming the limit (weights
-    /// pinned with --weight are not limited). [default: 1000000]
-    #[arg(long, value_name = "W")]
-    max_weight: Option<f64>,
-    /// Seconds an emitter's frame may take to arrive whole once it began (our own
-    /// backpressure waits not counted); past it the connection ends, counted as
-    /// slow_frame. [default: 30]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
-    frame_timeout: Option<std::time::Duration>,
-    /// Seconds an analyzer id may be without a session before its per-id statistics are
-    /// folded into one total and leave /metrics and the stats CSV. [default: 600]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
-    forget_after: Option<std::time::Duration>,
-    /// Seconds a client has to finish its TLS handshake; past it the connection is closed,
-    /// counted as `timeout`. [default: 10]
-    #[arg(long, value_name = "SECS", value_parser = parse_secs_arg)]
-    handshake_timeout: Option<std::time::Duration>,
-    /// Serve OpenMetrics text (what Prometheus scrapes) at http://HOST:PORT/metrics.
-    #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
-    metrics_listen: Option<SocketAddr>,
-    /// Write per-second stats to this CSV file.
-    #[arg(long, value_name = "PATH")]
-    stats_csv: Option<PathBuf>,
-    /// Serve every listener (emitters, analyzers, /metrics) over TLS with this certificate
-    /// chain (PEM); needs --tls-key. Re-read on SIGHUP.
-    #[arg(long, value_name = "PEM")]
-    tls_cert: Option<PathBuf>,
-    /// The private key of --tls-cert (PEM).
-    #[arg(long, value_name = "PEM")]
-    tls_key: Option<PathBuf>,
-    /// Require emitters and analyzers to present a client certificate signed by this CA
-    /// (mutual TLS); its first DNS name (else its CN) is the peer's identity.
-    #[arg(long, value_name = "PEM")]
-    tls_client_ca: Option<PathBuf>,
-    /// Access rules by identity (TOML: [emitters."pattern"] priorities = "A-B";
-    /// [analyzers] allow = [..]). Re-read on SIGHUP; a bad file keeps the rules in force.
+    /// A TOML file with any of these settings (keys as the flags, with `-` or `_`); flags
+    /// given on the command line win over it.
     #[arg(long, value_name = "FILE.toml")]
-    access: Option<PathBuf>,
-    /// Journal every frame in this directory before securing it (ACKs to emitters wait for
-    /// it); frames without room wait on disk; a restart delivers what the last run left.
-    /// One distributor per directory (a lock file names the holder's pid).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// When the journal calls fdatasync: interval (group commit every
-    /// --fsync-interval-ms), always (as soon as anything was written), never (secured
-    /// once written: survives the process dying, not the machine). [default: interval]
-    #[arg(long, value_enum)]
-    fsync: Option<Fsync>,
-    /// The group-commit period of --fsync interval, in ms. [default: 10]
-    #[arg(long, value_name = "MS")]
-    fsync_interval_ms: Option<u64>,
-    /// Bytes of journal on disk at most; past it the overflow policy applies (drops
-    /// counted as journal_full). [default: 4294967296]
-    #[arg(long, value_name = "BYTES")]
-    journal_max_bytes: Option<u64>,
-    /// Size of a journal segment file; a segment is deleted once every frame in it is
-    /// delivered. [default: 67108864]
-    #[arg(long, value_name = "BYTES")]
-    journal_segment_bytes: Option<u64>,
-}
-
-fn parse_secs_arg(s: &str) -> Result<std::time::Duration, String> {
-    parse_secs(
-        s.parse::<f64>()
-            .map_err(|_| format!("{s:?} is not a number of seconds"))?,
-    )
+    pub config: Option<PathBuf>,
+    /// Pin an analyzer's weight; wins over its HELLO (repeatable; in a file, a `[weights]`
+    /// table of id = weight).
+    #[arg(long = "weight", value_name = "ID=W", value_parser = crate::config::parse_weight)]
+    pub weights: Vec<(String, f64)>,
+    /// The settings.
+    #[command(flatten)]
+    pub settings: Config,
 }
 
 impl Cli {
-    /// The file's settings (or the defaults) with every given flag on top.
-    pub fn into_config(self) -> anyhow::Result<Config> {
-        let mut c = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
+    /// Parses a command line (the program name first) into the flags and the matches that
+    /// say which were given.
+    pub fn parse_from_args<I, T>(args: I) -> Result<(Self, ArgMatches), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let cli = Self::from_arg_matches(&matches)?;
+        Ok((cli, matches))
+    }
+
+    /// The settings: the file's (or the defaults) with every flag given on the command
+    /// line on top, checked.
+    pub fn into_config(self, matches: &ArgMatches) -> Result<Config, ConfigError> {
+        let mut cfg = match &self.config {
+            Some(path) => overlay(Config::from_file(path)?, &self.settings, matches)?,
+            None => self.settings,
         };
-        macro_rules! flag {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
-        }
-        flag!(
-            emitter_listen,
-            analyzer_listen,
-            routing,
-            queue_capacity,
-            overflow,
-            when_full,
-            max_queued_bytes,
-            max_buffered_bytes,
-            ack_window,
-            hang_timeout,
-            max_frame,
-            max_attempts,
-            holding_capacity,
-            drain_timeout,
-            max_connections,
-            max_analyzers,
-            max_weight,
-            frame_timeout,
-            forget_after,
-            handshake_timeout,
-            fsync,
-            fsync_interval_ms,
-            journal_max_bytes,
-            journal_segment_bytes
-        );
-        if self.seed.is_some() {
-            c.seed = self.seed;
-        }
-        if self.metrics_listen.is_some() {
-            c.metrics_listen = self.metrics_listen;
-        }
-        for (flag, setting) in [
-            (self.stats_csv, &mut c.stats_csv),
-            (self.tls_cert, &mut c.tls_cert),
-            (self.tls_key, &mut c.tls_key),
-            (self.tls_client_ca, &mut c.tls_client_ca),
-            (self.access, &mut c.access),
-            (self.data_dir, &mut c.data_dir),
-        ] {
-            if flag.is_some() {
-                *setting = flag;
-            }
-        }
-        c.weights.extend(self.weights);
-        c.validate()?;
-        Ok(c)
+        cfg.weights.extend(self.weights);
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 
+/// `file` with the settings given on the command line (`matches` says which) taken from
+/// `flags`.
+fn overlay(file: Config, flags: &Config, matches: &ArgMatches) -> Result<Config, ConfigError> {
+    let table = |c: &Config| {
+        toml::Table::try_from(c).map_err(|e| ConfigError::Invalid {
+            field: "config",
+            reason: e.to_string(),
+        })
+    };
+    let (mut out, given) = (table(&file)?, table(flags)?);
+    for id in matches.ids() {
+        if matches.value_source(id.as_str()) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let key = id.as_str().replace('_', "-");
+        let Some(value) = given.get(&key) else {
+            continue;
+        };
+        out.insert(key, value.clone());
+    }
+    out.try_into().map_err(|error| ConfigError::Parse {
+        path: PathBuf::new(),
+        error,
+    })
+}
+
+/// The README's table of flags: one row per flag, its values and default, and its help
+/// text (the doc comment of its setting).
+pub fn flags_table() -> String {
+    let cmd = Cli::command();
+    let mut out = String::from("| flag | default | meaning |\n|---|---|---|\n");
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let values: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        let shown = if values.is_empty() {
+            arg.get_value_names()
+                .map(|n| n.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        } else {
+            values.join("\\|")
+        };
+        let flag = if shown.is_empty() {
+            format!("`--{long}`")
+        } else {
+            format!("`--{long} {shown}`")
+        };
+        let default = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!(
+            "| {flag} | {default} | {} |\n",
+            help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 /// Binds, runs until SIGTERM or SIGINT (or the harness going away), drains.
-pub async fn main(cli: Cli) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let config = cli.into_config().context("invalid settings")?;
+pub async fn main(config: Config) -> Result<(), crate::RunError> {
     // Before anything says the distributor is ready.
     let stop = runner::stop_signal();
     let listeners = crate::Listeners::bind(&config).await?;
     crate::run(config, listeners, stop).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEGIN: &str = "<!-- distributor flags: generated from --help by `BLESS=1 cargo test -p distributor flags_table` -->\n";
+    const END: &str = "<!-- end of distributor flags -->\n";
+
+    #[test]
+    fn the_readme_flags_table_is_the_help() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let start = readme
+            .find(BEGIN)
+            .expect("the README has the flags table's markers")
+            + BEGIN.len();
+        let end = start + readme[start..].find(END).expect("the table's end marker");
+        let table = flags_table();
+        if std::env::var_os("BLESS").is_some() {
+            let updated = format!("{}{table}{}", &readme[..start], &readme[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        let differs = readme[start..end]
+            .lines()
+            .zip(table.lines())
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("README: {a}\n --help: {b}"));
+        assert!(
+            readme[start..end] == table,
+            "the README's distributor flags differ from --help (run `BLESS=1 cargo test --release -p distributor flags_table`):\n{}",
+            differs.unwrap_or_else(|| "a row more or less".to_owned())
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_weights_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("d.toml");
+        std::fs::write(
+            &file,
+            "queue-capacity = 7\nrouting = \"smooth\"\nhang_timeout = 2.5\n[weights]\na = 1.0\n",
+        )
+        .unwrap();
+        let (cli, m) = Cli::parse_from_args([
+            "distributor",
+            "--config",
+            file.to_str().unwrap(),
+            "--queue-capacity",
+            "9",
+            "--weight",
+            "b=2",
+        ])
+        .unwrap();
+        let cfg = cli.into_config(&m).unwrap();
+        assert_eq!(cfg.queue_capacity, 9, "the flag wins");
+        assert_eq!(
+            cfg.routing,
+            runfolder::Routing::Smooth,
+            "the file over the default"
+        );
+        assert_eq!(cfg.hang_timeout, std::time::Duration::from_millis(2500));
+        let ids: Vec<&str> = cfg.weights.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["a", "b"]);
+        // Without a file, the defaults are the declared ones.
+        let (cli, m) = Cli::parse_from_args(["distributor"]).unwrap();
+        assert_eq!(cli.into_config(&m).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_once_with_the_nearest_one() {
+        let err = Config::from_toml("queue_capacty = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown setting `queue_capacty` (did you mean `queue-capacity`?)"
+        );
+        let err = Config::from_toml("colour = 3\n").unwrap_err().to_string();
+        assert!(err.ends_with("unknown setting `colour`"), "{err}");
+    }
 }

@@ -1,12 +1,15 @@
-//! Settings: a TOML file (`--config`) and command-line flags with the same names; a flag
-//! wins over the file, the file over the defaults. Everything is checked at load time, so a
-//! bad value fails at once naming the setting.
+//! Every setting of the distributor, declared once: each field of [`Config`] carries its
+//! flag (clap), its key in a config file (serde, `-` or `_` spellings), its default (one
+//! named function serving both) and the doc comment that is both its `--help` text and its
+//! row in the README's table (a test holds the README to `--help`). A flag wins over the
+//! file, the file over the defaults ([`crate::cli`]). Ranges the types cannot express are
+//! checked at load time by [`Config::validate`], so a bad value fails at once naming the
+//! setting.
 
-use crate::core::{CoreConfig, Overflow, WhenFull};
-use crate::health::RetrySchedule;
+use crate::engine::EngineConfig;
+use crate::engine::health::RetrySchedule;
 use crate::journal::JournalConfig;
-use crate::router::Routing;
-use runfolder::Fsync;
+use runfolder::{Fsync, Overflow, Routing, WhenFull};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,7 +20,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {error}")]
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -25,12 +28,26 @@ pub enum ConfigError {
         error: std::io::Error,
     },
     /// The config file is not valid TOML for these settings.
-    #[error("config file {path}: {error}")]
+    #[error("{}{error}", file_prefix(path))]
     Parse {
         /// The file.
         path: PathBuf,
         /// What is wrong, with the field.
         error: toml::de::Error,
+    },
+    /// A key the distributor does not know.
+    #[error(
+        "{}unknown setting `{key}`{}",
+        file_prefix(path),
+        did_you_mean(suggestion)
+    )]
+    Unknown {
+        /// The file.
+        path: PathBuf,
+        /// The key as written.
+        key: String,
+        /// The nearest known key, when one is near.
+        suggestion: Option<String>,
     },
     /// A value out of range.
     #[error("invalid {field}: {reason}")]
@@ -42,26 +59,209 @@ pub enum ConfigError {
     },
 }
 
-/// Every setting of the distributor. In a file the keys are these names with `_`, or with
-/// `-` as in the flags.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+fn file_prefix(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!("config file {}: ", path.display())
+    }
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    }
+}
+
+/// A duration's default as the flags show it: seconds.
+fn secs(d: Duration) -> String {
+    d.as_secs_f64().to_string()
+}
+
+/// Parses a duration flag given in seconds.
+fn parse_secs_arg(s: &str) -> Result<Duration, String> {
+    parse_secs(
+        s.parse::<f64>()
+            .map_err(|_| format!("{s:?} is not a number of seconds"))?,
+    )
+}
+
+/// Serde for a `Duration` setting written in seconds (`0.5`, `10`).
+mod secs_serde {
+    use serde::Deserialize as _;
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        super::parse_secs(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Seconds as a `Duration`: finite and >= 0.
+pub fn parse_secs(v: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v).map_err(|_| format!("{v} is not a number of seconds >= 0"))
+}
+
+/// Parses `ID=W` of `--weight`.
+pub fn parse_weight(s: &str) -> Result<(String, f64), String> {
+    let (id, w) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?} is not ID=WEIGHT"))?;
+    let w: f64 = w
+        .parse()
+        .map_err(|_| format!("weight {w:?} in {s:?} is not a number"))?;
+    Ok((id.to_owned(), w))
+}
+
+/// Every setting of the distributor. In a file the keys are these names with `-` (as in
+/// the flags) or `_`.
+#[derive(Debug, Clone, PartialEq, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Address for emitters (LOG frames).
+    #[arg(long, value_name = "HOST:PORT", default_value_t = default_emitter_listen(), value_parser = runner::addr::parse)]
     #[serde(
         default = "default_emitter_listen",
         alias = "emitter_listen",
         with = "runner::addr::serde_addr"
     )]
     pub emitter_listen: SocketAddr,
-    /// Address for analyzers (HELLO, DELIVER, ACK).
+    /// Address for analyzers (HELLO, DELIVER, ACK, REJECT).
+    #[arg(long, value_name = "HOST:PORT", default_value_t = default_analyzer_listen(), value_parser = runner::addr::parse)]
     #[serde(
         default = "default_analyzer_listen",
         alias = "analyzer_listen",
         with = "runner::addr::serde_addr"
     )]
     pub analyzer_listen: SocketAddr,
-    /// Address of the Prometheus `/metrics` endpoint; none when absent.
+    /// Weights pinned by analyzer id, which win over the weight in the HELLO (the flag is
+    /// `--weight ID=W`, declared with `--config` in [`crate::cli::Cli`]; in a file, a
+    /// `[weights]` table).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, f64>,
+    /// How to choose an analyzer: `random` in proportion to weight (alias table, O(1) per
+    /// pick), or `smooth`: deterministic earliest-deadline-first, within one message of
+    /// the exact share at all times.
+    #[arg(long, value_enum, default_value_t = Routing::Random)]
+    #[serde(default)]
+    pub routing: Routing,
+    /// Seed of the random router, for reproducible runs (default: from the clock).
+    #[arg(long, value_name = "N")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Frames per priority level per analyzer.
+    #[arg(long, value_name = "N", default_value_t = default_queue_capacity())]
+    #[serde(default = "default_queue_capacity", alias = "queue_capacity")]
+    pub queue_capacity: usize,
+    /// When a frame finds no room (its analyzer's queue, the holding queue or
+    /// `--max-queued-bytes`): stop reading that emitter until room frees
+    /// (`backpressure`), or drop and count (`drop`).
+    #[arg(long, value_enum, default_value_t = Overflow::Backpressure)]
+    #[serde(default)]
+    pub overflow: Overflow,
+    /// When the analyzer chosen by weight has no room at the frame's priority: route it to
+    /// another analyzer with room (`spill`: nothing waits while an analyzer could take it,
+    /// shares drift while one falls behind; counted per analyzer), or never route away from
+    /// the weighted choice (`strict`: shares hold, the overflow policy applies).
+    #[arg(long, value_enum, default_value_t = WhenFull::Spill)]
+    #[serde(default, alias = "when_full")]
+    pub when_full: WhenFull,
+    /// Bytes of frames queued, in flight or held, each counting its payload plus 64; a new
+    /// frame past it meets the overflow policy (drops counted as `bytes_full`).
+    #[arg(long, value_name = "BYTES", default_value_t = default_max_queued_bytes())]
+    #[serde(default = "default_max_queued_bytes", alias = "max_queued_bytes")]
+    pub max_queued_bytes: u64,
+    /// Bytes of partial frames buffered over every emitter connection; past it the
+    /// connections with the largest stalled partial frames are closed (`buffer_budget`).
+    #[arg(long, value_name = "BYTES", default_value_t = default_max_buffered_bytes())]
+    #[serde(default = "default_max_buffered_bytes", alias = "max_buffered_bytes")]
+    pub max_buffered_bytes: u64,
+    /// Unacknowledged frames per at-least-once analyzer; past it the analyzer gets nothing
+    /// more until it ACKs.
+    #[arg(long, value_name = "N", default_value_t = default_ack_window())]
+    #[serde(default = "default_ack_window", alias = "ack_window")]
+    pub ack_window: usize,
+    /// Seconds without write progress (or, with ACKs, ACK progress while frames are
+    /// outstanding) after which an analyzer counts as failed.
+    #[arg(long, value_name = "SECS", default_value = secs(default_hang_timeout()), value_parser = parse_secs_arg)]
+    #[serde(
+        default = "default_hang_timeout",
+        alias = "hang_timeout",
+        with = "secs_serde"
+    )]
+    pub hang_timeout: Duration,
+    /// Largest LOG `frame_len` in bytes (at most 256 MiB, so a DELIVER length cannot
+    /// wrap); a larger one is a protocol error.
+    #[arg(long, value_name = "BYTES", default_value_t = default_max_frame())]
+    #[serde(default = "default_max_frame", alias = "max_frame")]
+    pub max_frame: u32,
+    /// How long a frame may wait in the holding queue: as long as N retries on a 10 ms
+    /// doubling to 2 s backoff take (26.5 s for 20), then it is dropped and counted
+    /// (`retries_exhausted`); held frames are offered again whenever room may have freed
+    /// and at least every 100 ms.
+    #[arg(long, value_name = "N", default_value_t = default_max_attempts())]
+    #[serde(default = "default_max_attempts", alias = "max_attempts")]
+    pub max_attempts: u32,
+    /// Frames held while no analyzer is live, before the overflow policy applies.
+    #[arg(long, value_name = "N", default_value_t = default_holding_capacity())]
+    #[serde(default = "default_holding_capacity", alias = "holding_capacity")]
+    pub holding_capacity: usize,
+    /// Seconds to drain queues to live analyzers at shutdown.
+    #[arg(long, value_name = "SECS", default_value = secs(default_drain_timeout()), value_parser = parse_secs_arg)]
+    #[serde(
+        default = "default_drain_timeout",
+        alias = "drain_timeout",
+        with = "secs_serde"
+    )]
+    pub drain_timeout: Duration,
+    /// Emitter connections open at once (at most the open-files limit less a reserve for
+    /// analyzers, /metrics and files); at the cap the connection idle longest (1 s at
+    /// least) is closed for each new one (`max_connections`); with none idle, new ones
+    /// wait in the accept backlog.
+    #[arg(long, value_name = "N", default_value_t = default_max_connections())]
+    #[serde(default = "default_max_connections", alias = "max_connections")]
+    pub max_connections: usize,
+    /// Live analyzer sessions at most; a HELLO with another id gets a REJECT naming the
+    /// limit (a live id may still reconnect).
+    #[arg(long, value_name = "N", default_value_t = default_max_analyzers())]
+    #[serde(default = "default_max_analyzers", alias = "max_analyzers")]
+    pub max_analyzers: usize,
+    /// The largest weight a HELLO may claim; above it, a REJECT naming the limit (weights
+    /// pinned with `--weight` are not limited).
+    #[arg(long, value_name = "W", default_value_t = default_max_weight())]
+    #[serde(default = "default_max_weight", alias = "max_weight")]
+    pub max_weight: f64,
+    /// Seconds an emitter's frame may take to arrive whole once it began (the
+    /// distributor's own backpressure waits not counted); past it the connection ends, the
+    /// partial frame counted as truncated and the close as `slow_frame`.
+    #[arg(long, value_name = "SECS", default_value = secs(default_frame_timeout()), value_parser = parse_secs_arg)]
+    #[serde(
+        default = "default_frame_timeout",
+        alias = "frame_timeout",
+        with = "secs_serde"
+    )]
+    pub frame_timeout: Duration,
+    /// Seconds an analyzer id may be without a session before its per-id series leave
+    /// /metrics and the stats CSV, folded into the totals
+    /// (`distributor_forgotten_analyzers_total` counts the ids).
+    #[arg(long, value_name = "SECS", default_value = secs(default_forget_after()), value_parser = parse_secs_arg)]
+    #[serde(
+        default = "default_forget_after",
+        alias = "forget_after",
+        with = "secs_serde"
+    )]
+    pub forget_after: Duration,
+    /// Serve OpenMetrics text (what Prometheus scrapes) at `http://HOST:PORT/metrics`
+    /// (`https://` with `--tls-cert`); off unless set.
+    #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
     #[serde(
         default,
         alias = "metrics_listen",
@@ -69,129 +269,73 @@ pub struct Config {
         skip_serializing_if = "Option::is_none"
     )]
     pub metrics_listen: Option<SocketAddr>,
-    /// Per-second stats CSV; none when absent.
-    #[serde(default, alias = "stats_csv")]
-    pub stats_csv: Option<PathBuf>,
-    /// TLS certificate chain (PEM): with `tls-key`, every listener serves TLS.
-    #[serde(default, alias = "tls_cert")]
+    /// Serve every listener (emitters, analyzers, /metrics) over TLS 1.3 or 1.2 (AEAD
+    /// suites only) with this certificate chain (PEM); needs `--tls-key`; re-read on
+    /// SIGHUP.
+    #[arg(long, value_name = "PEM")]
+    #[serde(default, alias = "tls_cert", skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
-    /// The private key of `tls-cert` (PEM).
-    #[serde(default, alias = "tls_key")]
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "PEM")]
+    #[serde(default, alias = "tls_key", skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
-    /// CA (PEM) that must have signed every emitter's and analyzer's client certificate:
-    /// mutual TLS, and identities.
-    #[serde(default, alias = "tls_client_ca")]
+    /// Require a client certificate signed by this CA (PEM) on the emitter and analyzer
+    /// ports (mutual TLS); its first DNS name, else its CN, is the peer's identity, and an
+    /// analyzer's HELLO id must equal it.
+    #[arg(long, value_name = "PEM")]
+    #[serde(
+        default,
+        alias = "tls_client_ca",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_client_ca: Option<PathBuf>,
-    /// The access file: priorities per emitter identity, identities allowed as analyzers.
-    #[serde(default)]
+    /// Access rules by identity (TOML): priorities per emitter, identities allowed as
+    /// analyzers; re-read on SIGHUP (a bad file keeps the rules in force).
+    #[arg(long, value_name = "FILE.toml")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<PathBuf>,
-    /// Weights pinned by analyzer id; they win over the weight in the HELLO.
-    #[serde(default)]
-    pub weights: BTreeMap<String, f64>,
-    /// `random` (default) or `smooth`.
-    #[serde(default = "default_routing")]
-    pub routing: Routing,
-    /// Seed of the random router (default: from the clock).
-    #[serde(default)]
-    pub seed: Option<u64>,
-    /// Frames per priority level per analyzer.
-    #[serde(default = "default_queue_capacity", alias = "queue_capacity")]
-    pub queue_capacity: usize,
-    /// `backpressure` (default) or `drop`.
-    #[serde(default = "default_overflow")]
-    pub overflow: Overflow,
-    /// `spill` (default) or `strict`: whether a frame whose weighted choice is full may go
-    /// to another analyzer.
-    #[serde(default, alias = "when_full")]
-    pub when_full: WhenFull,
-    /// Bytes of frames queued, in flight or held at most (payload plus 64 per frame); new
-    /// frames past it meet the overflow policy.
-    #[serde(default = "default_max_queued_bytes", alias = "max_queued_bytes")]
-    pub max_queued_bytes: u64,
-    /// Bytes of partial frames buffered over every emitter connection at most; past it the
-    /// connections with the largest stalled partial frames are closed.
-    #[serde(default = "default_max_buffered_bytes", alias = "max_buffered_bytes")]
-    pub max_buffered_bytes: u64,
-    /// Unacknowledged frames per at-least-once analyzer.
-    #[serde(default = "default_ack_window", alias = "ack_window")]
-    pub ack_window: usize,
-    /// Seconds without progress after which an analyzer is hung.
-    #[serde(
-        default = "default_hang_timeout",
-        alias = "hang_timeout",
-        with = "secs"
-    )]
-    pub hang_timeout: Duration,
-    /// Largest LOG `frame_len` accepted, in bytes.
-    #[serde(default = "default_max_frame", alias = "max_frame")]
-    pub max_frame: u32,
-    /// A held frame is dropped after waiting as long as this many retries on the holding
-    /// queue's backoff (10 ms doubling to 2 s) take.
-    #[serde(default = "default_max_attempts", alias = "max_attempts")]
-    pub max_attempts: u32,
-    /// Frames held while no analyzer can take them, before the overflow policy applies.
-    #[serde(default = "default_holding_capacity", alias = "holding_capacity")]
-    pub holding_capacity: usize,
-    /// Seconds allowed for draining at shutdown.
-    #[serde(
-        default = "default_drain_timeout",
-        alias = "drain_timeout",
-        with = "secs"
-    )]
-    pub drain_timeout: Duration,
-    /// Emitter connections open at once; more wait in the accept backlog.
-    #[serde(default = "default_max_connections", alias = "max_connections")]
-    pub max_connections: usize,
-    /// Live analyzer sessions at most; a HELLO with another id gets a REJECT.
-    #[serde(default = "default_max_analyzers", alias = "max_analyzers")]
-    pub max_analyzers: usize,
-    /// The largest weight a HELLO may claim (weights pinned here are not limited).
-    #[serde(default = "default_max_weight", alias = "max_weight")]
-    pub max_weight: f64,
-    /// Seconds an emitter's frame may take to arrive whole once it began; past it the
-    /// connection ends (counted as `slow_frame`).
-    #[serde(
-        default = "default_frame_timeout",
-        alias = "frame_timeout",
-        with = "secs"
-    )]
-    pub frame_timeout: Duration,
-    /// Seconds an analyzer id may be without a session before its per-id statistics are
-    /// folded into one total and leave /metrics and the stats CSV.
-    #[serde(
-        default = "default_forget_after",
-        alias = "forget_after",
-        with = "secs"
-    )]
-    pub forget_after: Duration,
     /// Seconds a client has to finish its TLS handshake; past it the connection is closed
     /// (counted as `timeout`).
+    #[arg(long, value_name = "SECS", default_value = secs(default_handshake_timeout()), value_parser = parse_secs_arg)]
     #[serde(
         default = "default_handshake_timeout",
         alias = "handshake_timeout",
-        with = "secs"
+        with = "secs_serde"
     )]
     pub handshake_timeout: Duration,
-    /// The data directory: with it every frame is journaled before it is secured, frames
-    /// without room wait on disk, and a restart delivers what the last run left.
-    #[serde(default, alias = "data_dir")]
+    /// Journal every frame in this directory before it is secured (ACKs to emitters wait
+    /// for it), keep frames without room on disk, deliver what the last run left at start;
+    /// one distributor per directory (a lock file names the holder's pid).
+    #[arg(long, value_name = "DIR")]
+    #[serde(default, alias = "data_dir", skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// `interval` (default), `always` or `never`: when the journal calls fdatasync.
+    /// When the journal calls fdatasync: every `--fsync-interval-ms` (`interval`: group
+    /// commit), as soon as anything was written (`always`), or `never` (secured once
+    /// written to the file: survives the process dying, not the machine).
+    #[arg(long, value_enum, default_value_t = Fsync::Interval)]
     #[serde(default)]
     pub fsync: Fsync,
-    /// The group-commit period of `fsync = "interval"`, in milliseconds.
+    /// The group-commit period of `--fsync interval`, in ms (1 to 10000).
+    #[arg(long, value_name = "MS", default_value_t = default_fsync_interval_ms())]
     #[serde(default = "default_fsync_interval_ms", alias = "fsync_interval_ms")]
     pub fsync_interval_ms: u64,
-    /// Bytes of journal on disk at most; past it the overflow policy applies
-    /// (`journal_full`).
+    /// Bytes of journal on disk at most; a frame past it meets the overflow policy (drops
+    /// counted as `journal_full`).
+    #[arg(long, value_name = "BYTES", default_value_t = default_journal_max_bytes())]
     #[serde(default = "default_journal_max_bytes", alias = "journal_max_bytes")]
     pub journal_max_bytes: u64,
-    /// A journal segment file is closed and the next begun past this size.
+    /// Size of a journal segment file (4 KiB to 1 GiB); a segment is deleted once every
+    /// frame in it is done.
+    #[arg(long, value_name = "BYTES", default_value_t = default_journal_segment_bytes())]
     #[serde(
         default = "default_journal_segment_bytes",
         alias = "journal_segment_bytes"
     )]
     pub journal_segment_bytes: u64,
+    /// Write a row of stats per second to this CSV file; off unless set.
+    #[arg(long, value_name = "PATH")]
+    #[serde(default, alias = "stats_csv", skip_serializing_if = "Option::is_none")]
+    pub stats_csv: Option<PathBuf>,
 }
 
 fn default_emitter_listen() -> SocketAddr {
@@ -200,14 +344,8 @@ fn default_emitter_listen() -> SocketAddr {
 fn default_analyzer_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8081))
 }
-fn default_routing() -> Routing {
-    Routing::Random
-}
 fn default_queue_capacity() -> usize {
     1000
-}
-fn default_overflow() -> Overflow {
-    Overflow::Backpressure
 }
 fn default_max_queued_bytes() -> u64 {
     1 << 30
@@ -269,65 +407,14 @@ pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 /// The smallest journal segment.
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
-/// Serde for a `Duration` setting written in seconds (`0.5`, `10`).
-mod secs {
-    use serde::Deserialize as _;
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        super::parse_secs(v).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Seconds as a `Duration`: finite and >= 0.
-pub fn parse_secs(v: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(v).map_err(|_| format!("{v} is not a number of seconds >= 0"))
-}
-
 impl Default for Config {
+    #[expect(
+        clippy::expect_used,
+        reason = "every field has a serde default, so an empty table always deserializes (the test `an_empty_file_is_the_defaults`)"
+    )]
     fn default() -> Self {
-        Self {
-            emitter_listen: default_emitter_listen(),
-            analyzer_listen: default_analyzer_listen(),
-            metrics_listen: None,
-            stats_csv: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            access: None,
-            weights: BTreeMap::new(),
-            routing: default_routing(),
-            seed: None,
-            queue_capacity: default_queue_capacity(),
-            overflow: default_overflow(),
-            when_full: WhenFull::default(),
-            max_queued_bytes: default_max_queued_bytes(),
-            max_buffered_bytes: default_max_buffered_bytes(),
-            ack_window: default_ack_window(),
-            hang_timeout: default_hang_timeout(),
-            max_frame: default_max_frame(),
-            max_attempts: default_max_attempts(),
-            holding_capacity: default_holding_capacity(),
-            drain_timeout: default_drain_timeout(),
-            max_connections: default_max_connections(),
-            max_analyzers: default_max_analyzers(),
-            max_weight: default_max_weight(),
-            frame_timeout: default_frame_timeout(),
-            forget_after: default_forget_after(),
-            handshake_timeout: default_handshake_timeout(),
-            data_dir: None,
-            fsync: Fsync::default(),
-            fsync_interval_ms: default_fsync_interval_ms(),
-            journal_max_bytes: default_journal_max_bytes(),
-            journal_segment_bytes: default_journal_segment_bytes(),
-        }
+        // Every field's declared default, through the same functions the flags use.
+        toml::from_str("").expect("an empty config file is the defaults")
     }
 }
 
@@ -338,12 +425,48 @@ impl Config {
             path: path.to_owned(),
             error,
         })?;
-        let cfg: Config = toml::from_str(&text).map_err(|error| ConfigError::Parse {
-            path: path.to_owned(),
-            error,
-        })?;
+        let cfg = Self::from_toml(&text).map_err(|e| e.in_file(path))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Reads settings from TOML text; an unknown key is named with the nearest known one.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: PathBuf::new(),
+            error,
+        })?;
+        let known = Self::keys();
+        for key in table.keys() {
+            if !known
+                .iter()
+                .any(|k| k == key || k.replace('-', "_") == *key)
+            {
+                return Err(ConfigError::Unknown {
+                    path: PathBuf::new(),
+                    key: key.clone(),
+                    suggestion: runner::suggest::closest(key, known.iter().map(String::as_str))
+                        .map(str::to_owned),
+                });
+            }
+        }
+        toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: PathBuf::new(),
+            error,
+        })
+    }
+
+    /// Every key of a config file, spelled as the flags are.
+    pub fn keys() -> Vec<String> {
+        use clap::Args as _;
+        // The flags are the keys, and `--weight`'s table `weights`.
+        let flags = Self::augment_args(clap::Command::new("distributor"));
+        flags
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .map(str::to_owned)
+            .chain(["weights".to_owned()])
+            .collect()
     }
 
     /// The settings as a TOML file that [`Config::from_file`] reads back the same.
@@ -404,7 +527,7 @@ impl Config {
             // frame_len, 1,279,542,577) above every accepted LOG frame.
             return invalid("max-frame", "must be at most 268435456 bytes (256 MiB)");
         }
-        let frame_cost = u64::from(self.max_frame) + crate::frame::FRAME_OVERHEAD as u64;
+        let frame_cost = u64::from(self.max_frame) + crate::engine::frame::FRAME_OVERHEAD as u64;
         if self.max_queued_bytes < frame_cost {
             return invalid(
                 "max-queued-bytes",
@@ -473,7 +596,7 @@ impl Config {
     }
 
     /// The journal's settings, with a data directory.
-    pub fn journal(&self) -> Option<JournalConfig> {
+    pub(crate) fn journal(&self) -> Option<JournalConfig> {
         self.data_dir.as_ref().map(|dir| JournalConfig {
             dir: dir.clone(),
             fsync: self.fsync,
@@ -483,9 +606,9 @@ impl Config {
         })
     }
 
-    /// The part of the settings the core uses.
-    pub fn core(&self) -> CoreConfig {
-        CoreConfig {
+    /// The part of the settings the engine uses.
+    pub(crate) fn engine(&self) -> EngineConfig {
+        EngineConfig {
             routing: self.routing,
             seed: self.seed.unwrap_or_else(protocol::now_ns),
             queue_capacity: self.queue_capacity,
@@ -504,15 +627,24 @@ impl Config {
     }
 }
 
-/// Parses `ID=W` of `--weight`.
-pub fn parse_weight(s: &str) -> Result<(String, f64), String> {
-    let (id, w) = s
-        .rsplit_once('=')
-        .ok_or_else(|| format!("{s:?} is not ID=WEIGHT"))?;
-    let w: f64 = w
-        .parse()
-        .map_err(|_| format!("weight {w:?} in {s:?} is not a number"))?;
-    Ok((id.to_owned(), w))
+impl ConfigError {
+    /// The same error, naming the file it came from.
+    fn in_file(self, file: &Path) -> Self {
+        match self {
+            ConfigError::Parse { error, .. } => ConfigError::Parse {
+                path: file.to_owned(),
+                error,
+            },
+            ConfigError::Unknown {
+                key, suggestion, ..
+            } => ConfigError::Unknown {
+                path: file.to_owned(),
+                key,
+                suggestion,
+            },
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -652,5 +784,27 @@ mod tests {
         assert_eq!(parse_weight("a=b=2.5"), Ok(("a=b".to_owned(), 2.5)));
         assert!(parse_weight("a").is_err());
         assert!(parse_weight("a=x").is_err());
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults_and_underscores_read_too() {
+        let defaults: Config = toml::from_str("").unwrap();
+        assert_eq!(defaults, Config::default());
+        assert_eq!(defaults.queue_capacity, 1000);
+        assert_eq!(defaults.drain_timeout, Duration::from_secs(10));
+        // Every key also reads spelled with `_`.
+        let text = defaults.to_toml().unwrap();
+        let underscored: String = text
+            .lines()
+            .map(|l| match l.split_once(" = ") {
+                Some((k, v)) => format!("{} = {v}\n", k.replace('-', "_")),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        assert_eq!(Config::from_toml(&underscored).unwrap(), defaults);
+        // The keys are the flags' names.
+        let keys = Config::keys();
+        assert!(keys.contains(&"hang-timeout".to_owned()) && keys.contains(&"weights".to_owned()));
+        assert!(!keys.contains(&"config".to_owned()));
     }
 }

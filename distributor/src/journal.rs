@@ -40,7 +40,7 @@ pub mod record;
 mod recovery;
 mod writer;
 
-pub use recovery::Recovered;
+pub use recovery::{JournalReadError, Recovered};
 
 use crate::secured::Ticket;
 use bytes::Bytes;
@@ -98,6 +98,19 @@ pub enum JournalError {
         dir: PathBuf,
         /// The pid the lock file names.
         pid: String,
+    },
+    /// An fdatasync failed: the kernel may have dropped the pages it could not write, so
+    /// nothing written since the last good flush can be trusted (a second call may even
+    /// succeed). The distributor stops as a crash would; no ACK was sent for those frames.
+    #[error(
+        "journal fdatasync failed in {}: {error}; nothing since the last good flush can be trusted (no ACK was sent for it): check the disk, then start the distributor again",
+        dir.display()
+    )]
+    Fsync {
+        /// The data directory.
+        dir: PathBuf,
+        /// The error.
+        error: std::io::Error,
     },
     /// A file operation failed.
     #[error("journal {}: {error}", path.display())]
@@ -167,6 +180,10 @@ struct Inner {
     written: AtomicU64,
     /// Wakes emitters waiting for room in a full journal.
     room: tokio::sync::Notify,
+    /// Set once by the writer when an fdatasync fails; the journal takes nothing after.
+    fatal: Mutex<Option<std::io::Error>>,
+    /// Woken when `fatal` is set.
+    failed: tokio::sync::Notify,
     /// Held for the process's life: the advisory lock on `DIR/LOCK`.
     _lock: File,
 }
@@ -189,6 +206,8 @@ struct State {
     stats: JournalStats,
     fsync_max: FsyncMax,
     closing: bool,
+    /// An fdatasync failed: nothing more is taken, no ticket is secured.
+    failed: bool,
 }
 
 /// The longest fdatasync over a window of one to two seconds: the current second's and the
@@ -256,6 +275,21 @@ impl State {
 }
 
 impl Inner {
+    /// The fatal error, if the writer stopped on one.
+    fn fatal_error(&self) -> Option<JournalError> {
+        let fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        fatal.as_ref().map(|e| JournalError::Fsync {
+            dir: self.cfg.dir.clone(),
+            error: std::io::Error::new(e.kind(), e.to_string()),
+        })
+    }
+
+    /// Records the writer's fatal error and wakes whoever waits for it.
+    fn fail(&self, error: std::io::Error) {
+        *self.fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        self.failed.notify_waiters();
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Each update leaves the state whole; a panic elsewhere must not stop the journal.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -284,6 +318,8 @@ impl Journal {
             wake: Condvar::new(),
             written: AtomicU64::new(0),
             room: tokio::sync::Notify::new(),
+            fatal: Mutex::new(None),
+            failed: tokio::sync::Notify::new(),
             _lock: lock,
         });
         {
@@ -304,11 +340,6 @@ impl Journal {
         ))
     }
 
-    /// The settings.
-    pub fn config(&self) -> &JournalConfig {
-        &self.inner.cfg
-    }
-
     /// Appends frames (the core calls this while it takes a batch).
     pub fn appender(&self) -> Appender<'_> {
         Appender {
@@ -321,6 +352,19 @@ impl Journal {
     /// Every record before this place can be read back.
     pub fn written(&self) -> Loc {
         self.inner.written.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the journal has failed for good (an fdatasync failed), with the error.
+    pub async fn failed(&self) -> JournalError {
+        loop {
+            let woken = self.inner.failed.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(e) = self.inner.fatal_error() {
+                return e;
+            }
+            woken.await;
+        }
     }
 
     /// Resolves when room may have freed in a full journal.
@@ -356,7 +400,7 @@ impl Journal {
     /// and payload of each, or why it cannot be read. Blocking file I/O: call it off the
     /// async threads. Records of one segment that lie close together are read with one
     /// read.
-    pub fn read(&self, locs: &[Loc]) -> Vec<Result<(u8, Bytes), String>> {
+    pub fn read(&self, locs: &[Loc]) -> Vec<Result<(u8, Bytes), JournalReadError>> {
         recovery::read(&self.inner.cfg.dir, locs)
     }
 
@@ -406,7 +450,7 @@ impl Appender<'_> {
 
     /// Whether the writer is so far behind that appends must wait ([`MAX_PENDING_BYTES`]).
     pub fn behind(&self) -> bool {
-        self.state.pending_bytes >= MAX_PENDING_BYTES
+        self.state.pending_bytes >= MAX_PENDING_BYTES || self.state.failed
     }
 
     /// Appends the record of a frame; its mark records it done when dropped.
@@ -460,7 +504,11 @@ impl Appender<'_> {
 
     /// Secures `ticket` when the records appended so far are flushed.
     pub fn secure_after_flush(&mut self, ticket: Ticket) {
-        self.state.tickets.push(ticket);
+        if self.state.failed {
+            ticket.forfeit();
+        } else {
+            self.state.tickets.push(ticket);
+        }
     }
 }
 
@@ -481,11 +529,6 @@ pub struct Mark {
 }
 
 impl Mark {
-    /// Where the record is.
-    pub fn loc(&self) -> Loc {
-        self.loc
-    }
-
     /// Lets go of the frame without recording it done: its record stays for the spill
     /// loader or the next start.
     pub fn keep(mut self) -> Loc {

@@ -117,6 +117,12 @@ impl Ticket {
             origin.unassign(self.seq);
         }
     }
+
+    /// Lets go of the ticket without securing its frame: the journal could not flush it,
+    /// so its ACK must never be sent (the distributor is stopping).
+    pub fn forfeit(mut self) {
+        self.origin = None;
+    }
 }
 
 impl Drop for Ticket {

@@ -1,32 +1,92 @@
-//! The I/O around [`Core`]: accept loops, emitter connections, analyzer sessions, the
-//! metrics endpoint, the stats CSV, the periodic tick and the shutdown drain.
+//! The I/O around the [`Engine`]: accept loops, emitter connections, analyzer sessions, the
+//! HTTP endpoint, the periodic loops and the shutdown drain.
+//!
+//! - [`emitter`]: one emitter connection (LOG frames in, ACKs out when asked);
+//! - [`analyzer`]: one analyzer session (HELLO or REJECT, then DELIVER batches and ACKs);
+//! - [`conns`]: the open emitter connections, for the byte budget of partial frames and
+//!   the connection cap;
+//! - [`http`] and [`metrics`]: `GET /metrics` in OpenMetrics text;
+//! - [`tls`]: TLS on the listeners, the access rules in force, SIGHUP;
+//! - [`loops`]: the tick, the loader of frames waiting on disk, the stats CSV;
+//! - [`nofile`]: the open-files limit and the emitter cap it allows.
 
 mod analyzer;
 mod conns;
 mod emitter;
 mod http;
+mod loops;
+pub(crate) mod metrics;
 mod nofile;
+mod tls;
 
-use crate::access::Access;
-use crate::config::Config;
-use crate::core::{Core, Now};
-use crate::journal::Journal;
-use crate::stats::{DropReason, Listener, Snapshot};
+use crate::accounting::{DropReason, Listener, Snapshot};
+use crate::config::{Config, ConfigError};
+use crate::engine::{Engine, Now};
+use crate::journal::{Journal, JournalError};
 use runfolder::TableWriter;
 use runfolder::rows::Stats;
 use runner::net::Stream;
-use runner::tls::ServerFiles;
-use runner::tls::TlsAcceptor;
+use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tls::{Rules, Tls};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Why the distributor could not start, or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A setting cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen for {listener} on {addr}: {error}")]
+    Bind {
+        /// Which listener.
+        listener: Listener,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] runner::tls::TlsError),
+    /// The access file cannot be used.
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+    /// The journal cannot be opened, or failed (a failed fdatasync ends the process).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The stats CSV cannot be written.
+    #[error(transparent)]
+    Stats(#[from] runfolder::Error),
+    /// Another I/O failure.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl RunError {
+    /// The exit code this error ends the process with: 2 for settings or files that
+    /// cannot be used, 74 (EX_IOERR) for a failed fdatasync of the journal, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) | RunError::Tls(_) | RunError::Access(_) => 2,
+            RunError::Journal(JournalError::Fsync { .. }) => 74,
+            _ => 1,
+        }
+    }
+}
+
+impl runner::Failure for RunError {
+    fn exit_code(&self) -> u8 {
+        RunError::exit_code(self)
+    }
+}
 
 /// The bound sockets the distributor serves; tests bind them on port 0.
 #[derive(Debug)]
@@ -41,23 +101,21 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds the addresses of `config`.
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let emitter = listen(config.emitter_listen)
-            .with_context(|| format!("cannot listen for emitters on {}", config.emitter_listen))?;
-        let analyzer = listen(config.analyzer_listen).with_context(|| {
-            format!("cannot listen for analyzers on {}", config.analyzer_listen)
-        })?;
-        let metrics = match config.metrics_listen {
-            Some(addr) => {
-                Some(listen(addr).with_context(|| format!("cannot listen for metrics on {addr}"))?)
-            }
-            None => None,
+    pub async fn bind(config: &Config) -> Result<Self, RunError> {
+        let bind = |listener, addr| {
+            listen(addr).map_err(|error| RunError::Bind {
+                listener,
+                addr,
+                error,
+            })
         };
         Ok(Self {
-            emitter,
-            analyzer,
-            metrics,
+            emitter: bind(Listener::Emitter, config.emitter_listen)?,
+            analyzer: bind(Listener::Analyzer, config.analyzer_listen)?,
+            metrics: match config.metrics_listen {
+                Some(addr) => Some(bind(Listener::Metrics, addr)?),
+                None => None,
+            },
         })
     }
 }
@@ -80,16 +138,16 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// State shared by every task: the core, the signal that room freed for emitters, and the
-/// open emitter connections.
+/// State shared by every task: the engine, the signal that room freed for emitters, and
+/// the open emitter connections.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    core: Mutex<Core>,
+    engine: Mutex<Engine>,
     /// Emitters blocked by backpressure wait here.
     room: Notify,
     conns: Arc<conns::Conns>,
     /// How long frames waited in the queues (the writers record, outside the lock).
-    waits: crate::waits::QueueWaits,
+    waits: crate::accounting::waits::QueueWaits,
     /// TLS on every listener, when configured.
     tls: Option<Tls>,
     /// The access rules in force.
@@ -98,116 +156,39 @@ pub(crate) struct Shared {
     journal: Option<Arc<Journal>>,
 }
 
-/// TLS on the listeners: the files, and the acceptors made from them (made again on
-/// SIGHUP; connections open keep the one they began with). The metrics endpoint asks for
-/// no client certificate: mutual TLS covers the emitter and analyzer ports.
-struct Tls {
-    files: ServerFiles,
-    /// For the emitter and analyzer ports, then for /metrics.
-    acceptors: RwLock<(TlsAcceptor, TlsAcceptor)>,
-    /// A client that has not finished its handshake by then is closed (`timeout`): a
-    /// stalled handshake holds a connection slot and nothing else.
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls")
-            .field("files", &self.files)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Tls {
-    fn new(files: ServerFiles, timeout: Duration) -> Result<Self, runner::tls::TlsError> {
-        let acceptors = Self::acceptors(&files)?;
-        Ok(Self {
-            files,
-            acceptors: RwLock::new(acceptors),
-            timeout,
-        })
-    }
-
-    fn acceptors(files: &ServerFiles) -> Result<(TlsAcceptor, TlsAcceptor), runner::tls::TlsError> {
-        let metrics = ServerFiles {
-            client_ca: None,
-            ..files.clone()
-        };
-        Ok((files.acceptor()?, metrics.acceptor()?))
-    }
-
-    fn acceptor(&self, kind: Listener) -> TlsAcceptor {
-        let a = self.acceptors.read().unwrap_or_else(|e| e.into_inner());
-        match kind {
-            Listener::Metrics => a.1.clone(),
-            Listener::Emitter | Listener::Analyzer => a.0.clone(),
-        }
-    }
-
-    /// Reads the files again.
-    fn reload(&self) -> Result<(), runner::tls::TlsError> {
-        let fresh = Self::acceptors(&self.files)?;
-        *self.acceptors.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(())
-    }
-}
-
-/// The access rules in force and their generation; connections look at the generation
-/// (one atomic load per read) and pick up new rules when it moves.
-#[derive(Debug)]
-pub(crate) struct Rules {
-    path: Option<PathBuf>,
-    current: RwLock<Arc<Access>>,
-    generation: AtomicU64,
-}
-
-impl Rules {
-    fn new(path: Option<PathBuf>) -> Result<Self, crate::access::AccessError> {
-        let access = match &path {
-            Some(p) => Access::load(p)?,
-            None => Access::default(),
-        };
-        Ok(Self {
-            path,
-            current: RwLock::new(Arc::new(access)),
-            generation: AtomicU64::new(0),
-        })
-    }
-
-    /// The generation in force.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// The rules in force, with their generation.
-    pub(crate) fn current(&self) -> (u64, Arc<Access>) {
-        let rules = self.current.read().unwrap_or_else(|e| e.into_inner());
-        (self.generation(), Arc::clone(&rules))
-    }
-
-    fn replace(&self, access: Access) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
+thread_local! {
+    /// The wake-ups of one locked call, issued after the lock is released: one buffer per
+    /// thread, so that a batch costs no allocation.
+    static WAKES: RefCell<Vec<Arc<Notify>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Shared {
     /// Runs `f` under the lock, then issues the wake-ups it caused.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
-        let (r, (wakes, room)) = {
-            // A panic elsewhere cannot leave the counters half-updated in a way that
-            // matters more than stopping; keep serving with the inner state.
-            let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
-            let r = f(&mut core);
-            (r, core.take_wakes())
-        };
-        for w in wakes {
-            w.notify_one();
-        }
-        if room {
-            self.room.notify_waiters();
-        }
-        r
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        WAKES.with(|wakes| {
+            // Re-entered only if `f` called `with` itself, which it never does; a fresh
+            // buffer keeps that case correct anyway.
+            let mut fresh = Vec::new();
+            let mut held = wakes.try_borrow_mut();
+            let buf = match held.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut fresh,
+            };
+            let (r, room) = {
+                // A panic elsewhere cannot leave the counters half-updated in a way that
+                // matters more than stopping; keep serving with the inner state.
+                let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+                let r = f(&mut engine);
+                (r, engine.take_wakes(buf))
+            };
+            for w in buf.drain(..) {
+                w.notify_one();
+            }
+            if room {
+                self.room.notify_waiters();
+            }
+            r
+        })
     }
 
     /// The counters now, with the emitter connections' buffered bytes.
@@ -220,38 +201,46 @@ impl Shared {
     }
 }
 
+/// Resolves with the journal's fatal error, if it has one (never without a journal).
+async fn journal_failure(journal: Option<&Journal>) -> JournalError {
+    match journal {
+        Some(j) => j.failed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the distributor on `listeners` until `shutdown` completes, then stops accepting
 /// emitters, drains to live analyzers within the drain timeout and returns the final
-/// accounting.
+/// accounting. A failed fdatasync of the journal ends it at once with that error.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<Snapshot> {
+) -> Result<Snapshot, RunError> {
     config.validate()?;
     let tls = match config.tls() {
         Some(files) => Some(Tls::new(files, config.handshake_timeout)?),
         None => None,
     };
     let access = Rules::new(config.access.clone())?;
-    let mut core = Core::new(config.core());
+    let mut engine = Engine::new(config.engine());
     let journal = match config.journal() {
         Some(cfg) => {
             let (journal, recovered) = Journal::open(cfg)?;
             let journal = Arc::new(journal);
-            core.set_journal(Arc::clone(&journal), recovered);
+            engine.set_journal(Arc::clone(&journal), recovered);
             Some(journal)
         }
         None => None,
     };
     warn_plain_non_loopback(&config, &listeners, tls.is_some())?;
     let shared = Arc::new(Shared {
-        core: Mutex::new(core),
+        engine: Mutex::new(engine),
         room: Notify::new(),
         conns: Arc::new(conns::Conns::new(
             usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
         )),
-        waits: crate::waits::QueueWaits::default(),
+        waits: crate::accounting::waits::QueueWaits::default(),
         tls,
         access,
         journal: journal.clone(),
@@ -334,15 +323,18 @@ pub async fn run(
             move |stream, _, _| http::connection(Arc::clone(&scrape), stream),
         ));
     }
-    tasks.spawn(reload_loop(Arc::clone(&shared), everything_stop.clone()));
+    tasks.spawn(tls::reload_loop(
+        Arc::clone(&shared),
+        everything_stop.clone(),
+    ));
     if let Some(j) = &journal {
-        tasks.spawn(unspill_loop(
+        tasks.spawn(loops::load_loop(
             Arc::clone(&shared),
             Arc::clone(j),
             everything_stop.clone(),
         ));
     }
-    tasks.spawn(tick_loop(
+    tasks.spawn(loops::tick_loop(
         Arc::clone(&shared),
         config.hang_timeout,
         everything_stop.clone(),
@@ -350,7 +342,7 @@ pub async fn run(
     let stats_task = match &config.stats_csv {
         Some(path) => {
             let out = TableWriter::<Stats>::create(path)?;
-            Some(tokio::spawn(stats_loop(
+            Some(tokio::spawn(loops::stats_loop(
                 Arc::clone(&shared),
                 out,
                 everything_stop.clone(),
@@ -359,7 +351,26 @@ pub async fn run(
         None => None,
     };
 
-    shutdown.await;
+    let failed = tokio::select! {
+        () = shutdown => None,
+        e = journal_failure(journal.as_deref()) => Some(e),
+    };
+    if let Some(error) = failed {
+        // As a crash would: no drain (nothing since the last good flush can be trusted,
+        // and no ACK goes out for it), every task stopped, the error up to `main`.
+        tracing::error!(%error, "the journal failed: stopping now (no ACK was sent for what it did not flush); check the disk, then start the distributor again");
+        emitters_stop.cancel();
+        shared.with(|c| c.close_all());
+        everything_stop.cancel();
+        emitter_tasks.close();
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            emitter_tasks.wait().await;
+            tasks.wait().await;
+        })
+        .await;
+        return Err(RunError::Journal(error));
+    }
     tracing::info!("shutdown: no more emitters; draining queues to live analyzers");
     emitters_stop.cancel();
     emitter_tasks.close();
@@ -374,7 +385,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     if left > 0 {
-        let (dropped, kept) = shared.with(|c| c.abandon());
+        let (dropped, kept) = shared.with(|c| c.abandon(Now::read()));
         if dropped > 0 {
             tracing::error!(
                 dropped,
@@ -547,58 +558,6 @@ fn warn_plain_non_loopback(
     Ok(())
 }
 
-/// On SIGHUP: reads the TLS files and the access file again. A file that cannot be used
-/// leaves what is in force and says why; analyzers the new rules refuse are ended.
-async fn reload_loop(shared: Arc<Shared>, stop: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGHUP: TLS files and access rules load at start only");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            got = hup.recv() => if got.is_none() { return },
-            _ = stop.cancelled() => return,
-        }
-        reload(&shared);
-    }
-}
-
-/// Reads the TLS files and the access file again (what SIGHUP does).
-pub(crate) fn reload(shared: &Shared) {
-    if let Some(tls) = &shared.tls {
-        match tls.reload() {
-            Ok(()) => {
-                tracing::info!(cert = %tls.files.cert.display(), "SIGHUP: TLS certificate and key reloaded");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; the ones in force stay")
-            }
-        }
-    }
-    let Some(path) = &shared.access.path else {
-        if shared.tls.is_none() {
-            tracing::info!("SIGHUP: no TLS files or access file to reload");
-        }
-        return;
-    };
-    match Access::load(path) {
-        Ok(access) => {
-            let (emitters, analyzers) = access.rules();
-            let allowed = access.clone();
-            shared.access.replace(access);
-            let revoked = shared.with(|c| c.revoke(|id| allowed.analyzer_allowed(id), Now::read()));
-            tracing::info!(file = %path.display(), emitter_rules = emitters, analyzer_patterns = analyzers, ?revoked, "SIGHUP: access rules reloaded");
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "SIGHUP: access file refused; the rules in force stay")
-        }
-    }
-}
-
 /// A permit for a connection accepted at `cap`: at once when one is free, else by closing
 /// the connection idle longest, else when one closes.
 async fn admit(
@@ -628,99 +587,6 @@ async fn admit(
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
-    }
-}
-
-/// Hang detection and holding-queue retries, ten times per hang timeout (at most every
-/// 100 ms).
-async fn tick_loop(shared: Arc<Shared>, hang_timeout: Duration, stop: CancellationToken) {
-    let period = (hang_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100));
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        shared.with(|c| c.tick(Now::read()));
-    }
-}
-
-/// Frames read back from the journal per round: enough to refill queues quickly, few
-/// enough that one round's reads take milliseconds.
-const UNSPILL_BATCH: usize = 4096;
-
-/// Reads spilled and recovered frames back from the journal into the queues as room frees,
-/// most urgent priority first. Woken by room freeing; also looks every 20 ms, as a record
-/// becomes readable only once the writer has written it.
-async fn unspill_loop(shared: Arc<Shared>, journal: Arc<Journal>, stop: CancellationToken) {
-    loop {
-        let room = shared.room.notified();
-        tokio::pin!(room);
-        room.as_mut().enable();
-        let written = journal.written();
-        let plan = shared.with(|c| c.plan_unspill(UNSPILL_BATCH, written));
-        let Some((priority, locs)) = plan else {
-            if !wait_for_room(room, &stop).await {
-                return;
-            }
-            continue;
-        };
-        let read = {
-            let (journal, locs) = (Arc::clone(&journal), locs.clone());
-            tokio::task::spawn_blocking(move || journal.read(&locs)).await
-        };
-        let read = match read {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "reading spilled frames failed");
-                locs.iter()
-                    .map(|_| Err("the read task failed".to_owned()))
-                    .collect()
-            }
-        };
-        let placed = shared.with(|c| c.unspill(priority, &locs, read, Now::read()));
-        // Room by count is not room for the router's choice (`--when-full strict`): when
-        // nothing found a place, wait instead of reading the same frames again at once.
-        if placed == 0 && !wait_for_room(room, &stop).await {
-            return;
-        }
-    }
-}
-
-/// Waits for room to free (or 20 ms); false when stopping.
-async fn wait_for_room(
-    room: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-    stop: &CancellationToken,
-) -> bool {
-    tokio::select! {
-        _ = room => true,
-        _ = tokio::time::sleep(Duration::from_millis(20)) => true,
-        _ = stop.cancelled() => false,
-    }
-}
-
-/// Writes the stats CSV: rows every second and once more at the end.
-async fn stats_loop(
-    shared: Arc<Shared>,
-    mut out: TableWriter<Stats>,
-    stop: CancellationToken,
-) -> Result<(), runfolder::Error> {
-    let mut interval = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let last = tokio::select! {
-            _ = interval.tick() => false,
-            _ = stop.cancelled() => true,
-        };
-        let snapshot = shared.snapshot();
-        // Small writes once a second; not worth a blocking-pool hop.
-        for row in snapshot.stats_rows() {
-            out.write(&row)?;
-        }
-        out.flush()?;
-        if last {
-            return Ok(());
         }
     }
 }

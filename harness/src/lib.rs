@@ -7,7 +7,7 @@
 //! - [`procs`]: the shipped binaries as child processes, signals, `/proc` sampling.
 //! - [`run`]: one run end to end: start, load, chaos schedule, stop, report.
 //! - [`progress`]: the live display on a terminal, status lines otherwise.
-//! - [`bench`]: the end-to-end performance suite behind `just bench`.
+//! - [`bench`](mod@bench): the end-to-end performance suite behind `just bench`.
 //! - [`prometheus`]: a real Prometheus beside a run (`--prometheus`), and its alerts.
 //! - [`tls`]: a `tls = true` run's certificates, access file and impostor.
 //!

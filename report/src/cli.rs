@@ -74,7 +74,7 @@ pub struct CompareArgs {
     /// Seconds left out at the start of each run's load (run folders).
     #[arg(long, default_value_t = 2, value_name = "SECS")]
     pub warmup: u64,
-    /// Output folder (default: results/compare-<UTC time>/).
+    /// Output folder (default: `results/compare-<UTC time>/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Gives a closed set its `ALL` (declaration order), `as_str` (the one spelling used in
+/// settings, flags, files, metric labels and logs) and a `Display` that writes it; every
+/// closed set of the workspace goes through it.
+#[macro_export]
 macro_rules! spelled {
     ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         impl $name {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// A row type of one CSV file.
 pub trait Table: Serialize + DeserializeOwned {
-    /// The columns, in order: exactly the serde field names (the [`table!`] macro makes
+    /// The columns, in order: exactly the serde field names (the `table!` macro makes
     /// them from the fields, and a test per type checks them against serde's header).
     const COLUMNS: &'static [&'static str];
     /// Columns added after files of this type were first written: a file from before may

@@ -13,6 +13,7 @@ pub mod addr;
 pub mod backoff;
 pub mod framed;
 pub mod net;
+pub mod suggest;
 pub mod tls;
 
 use std::future::Future;
@@ -95,11 +96,34 @@ async fn received(signal: std::io::Result<tokio::signal::unix::Signal>, name: &s
     }
 }
 
+/// An error that says which exit code it ends the process with.
+pub trait Failure: std::fmt::Display {
+    /// The exit code (not 0).
+    fn exit_code(&self) -> u8;
+}
+
+impl Failure for anyhow::Error {
+    fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
 /// Runs `body` on a runtime with logging set up; `Err` prints `error: {:#}` and exits 1.
 pub fn main<F, Fut>(threads: Threads, body: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
+{
+    main_coded(threads, body)
+}
+
+/// Runs `body` on a runtime with logging set up; `Err` prints `error: {:#}` and exits with
+/// the error's own code.
+pub fn main_coded<F, Fut, E>(threads: Threads, body: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Failure,
 {
     init_tracing();
     let runtime = match threads {
@@ -121,7 +145,7 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

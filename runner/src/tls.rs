@@ -322,31 +322,17 @@ pub enum HandshakeFailure {
     Other,
 }
 
+runfolder::spelled!(HandshakeFailure {
+    NoCertificate => "no_certificate",
+    UnknownIssuer => "unknown_issuer",
+    Expired => "expired",
+    BadCertificate => "bad_certificate",
+    NotTls => "not_tls",
+    Timeout => "timeout",
+    Other => "other",
+});
+
 impl HandshakeFailure {
-    /// Every reason, in label order.
-    pub const ALL: [HandshakeFailure; 7] = [
-        HandshakeFailure::NoCertificate,
-        HandshakeFailure::UnknownIssuer,
-        HandshakeFailure::Expired,
-        HandshakeFailure::BadCertificate,
-        HandshakeFailure::NotTls,
-        HandshakeFailure::Timeout,
-        HandshakeFailure::Other,
-    ];
-
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            HandshakeFailure::NoCertificate => "no_certificate",
-            HandshakeFailure::UnknownIssuer => "unknown_issuer",
-            HandshakeFailure::Expired => "expired",
-            HandshakeFailure::BadCertificate => "bad_certificate",
-            HandshakeFailure::NotTls => "not_tls",
-            HandshakeFailure::Timeout => "timeout",
-            HandshakeFailure::Other => "other",
-        }
-    }
-
     /// The reason behind a failed accept.
     pub fn of(error: &std::io::Error) -> Self {
         use rustls::{CertificateError as C, Error as E};
@@ -366,12 +352,6 @@ impl HandshakeFailure {
             E::InvalidMessage(_) => HandshakeFailure::NotTls,
             _ => HandshakeFailure::Other,
         }
-    }
-}
-
-impl std::fmt::Display for HandshakeFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
     }
 }
 

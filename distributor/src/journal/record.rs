@@ -86,15 +86,6 @@ pub enum Bad {
     },
 }
 
-impl Bad {
-    /// Where the bad record starts.
-    pub fn offset(&self) -> u64 {
-        match self {
-            Bad::Torn { offset, .. } | Bad::Corrupt { offset, .. } => *offset,
-        }
-    }
-}
-
 /// Checks the file header of a segment.
 pub fn check_header(bytes: &[u8]) -> Result<(), Bad> {
     if bytes.len() < SEGMENT_HEADER_LEN {

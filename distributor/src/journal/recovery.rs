@@ -198,8 +198,50 @@ fn segment(
     }
 }
 
-/// Reads spilled records back: see [`super::Journal::read`].
-pub(super) fn read(dir: &Path, locs: &[Loc]) -> Vec<Result<(u8, Bytes), String>> {
+/// Why a record waiting on disk could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalReadError {
+    /// Its segment file cannot be opened.
+    #[error("{}: {error}", path.display())]
+    Open {
+        /// The segment file.
+        path: std::path::PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// Reading it failed.
+    #[error("segment {seg} offset {offset}: {error}")]
+    Read {
+        /// The segment.
+        seg: u32,
+        /// The record's offset.
+        offset: u64,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The file ends before the record begins.
+    #[error("segment {seg} offset {offset}: past the end of the file")]
+    PastEnd {
+        /// The segment.
+        seg: u32,
+        /// The record's offset.
+        offset: u64,
+    },
+    /// The task reading it failed before it was read (logged with its cause).
+    #[error("the task reading it back failed")]
+    Interrupted,
+    /// The bytes there are not a whole, valid record.
+    #[error("segment {seg}: {bad}")]
+    Bad {
+        /// The segment.
+        seg: u32,
+        /// What is wrong.
+        bad: Bad,
+    },
+}
+
+/// Reads records waiting on disk back: see [`super::Journal::read`].
+pub(super) fn read(dir: &Path, locs: &[Loc]) -> Vec<Result<(u8, Bytes), JournalReadError>> {
     /// Records closer than this to the previous one are read in the same read.
     const SPAN: u64 = 256 * 1024;
     let mut out = Vec::with_capacity(locs.len());
@@ -212,9 +254,9 @@ pub(super) fn read(dir: &Path, locs: &[Loc]) -> Vec<Result<(u8, Bytes), String>>
             let path = segment_path(dir, seg, "log");
             match File::open(&path) {
                 Ok(f) => file = Some((seg, f)),
-                Err(e) => {
+                Err(error) => {
                     file = None;
-                    out.push(Err(format!("{}: {e}", path.display())));
+                    out.push(Err(JournalReadError::Open { path, error }));
                     continue;
                 }
             }
@@ -226,8 +268,8 @@ pub(super) fn read(dir: &Path, locs: &[Loc]) -> Vec<Result<(u8, Bytes), String>>
             let mut buf = vec![0; SPAN as usize];
             match f.read_at(&mut buf, offset) {
                 Ok(n) => buf.truncate(n),
-                Err(e) => {
-                    out.push(Err(format!("segment {seg} offset {offset}: {e}")));
+                Err(error) => {
+                    out.push(Err(JournalReadError::Read { seg, offset, error }));
                     continue;
                 }
             }
@@ -236,20 +278,20 @@ pub(super) fn read(dir: &Path, locs: &[Loc]) -> Vec<Result<(u8, Bytes), String>>
         let at = (offset - window.0) as usize;
         let got = match record::decode(&window.1, at) {
             Ok(Some(r)) => Ok((r.priority, Bytes::copy_from_slice(r.payload))),
-            Ok(None) => Err(format!("segment {seg} offset {offset}: past the end")),
+            Ok(None) => Err(JournalReadError::PastEnd { seg, offset }),
             Err(Bad::Torn { need, .. }) => {
                 // Longer than the window: read it whole on its own.
                 let mut buf = vec![0; need as usize];
                 match f.read_exact_at(&mut buf, offset) {
                     Ok(()) => match record::decode(&buf, 0) {
                         Ok(Some(r)) => Ok((r.priority, Bytes::copy_from_slice(r.payload))),
-                        Ok(None) => Err(format!("segment {seg} offset {offset}: empty")),
-                        Err(bad) => Err(format!("segment {seg}: {bad}")),
+                        Ok(None) => Err(JournalReadError::PastEnd { seg, offset }),
+                        Err(bad) => Err(JournalReadError::Bad { seg, bad }),
                     },
-                    Err(e) => Err(format!("segment {seg} offset {offset}: {e}")),
+                    Err(error) => Err(JournalReadError::Read { seg, offset, error }),
                 }
             }
-            Err(bad) => Err(format!("segment {seg}: {bad}")),
+            Err(bad) => Err(JournalReadError::Bad { seg, bad }),
         };
         out.push(got);
     }

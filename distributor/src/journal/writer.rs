@@ -59,10 +59,23 @@ pub(super) fn run(inner: &Inner) {
         {
             // After a failed fdatasync the kernel may have dropped the dirty pages and a
             // second call may still succeed: nothing written since the last good flush can
-            // be trusted to be on disk. Stop as a crash would: no ACK is sent for those
-            // frames, the emitters send them again, and a restart recovers what is on disk.
-            tracing::error!(dir = %inner.cfg.dir.display(), error = %e, "journal fdatasync failed: the distributor stops (no ACK was sent for what it did not flush); check the disk, then start it again");
-            std::process::exit(74);
+            // be trusted to be on disk. Stop as a crash would (the server ends the process
+            // with the error, exit 74): no ACK is sent for those frames, the emitters send
+            // them again, and a restart recovers what is on disk.
+            // The tickets of what it did not flush are never secured: no ACK goes out.
+            for t in work.tickets {
+                t.forfeit();
+            }
+            let late = {
+                let mut st = inner.state();
+                st.failed = true;
+                std::mem::take(&mut st.tickets)
+            };
+            for t in late {
+                t.forfeit();
+            }
+            inner.fail(e);
+            return;
         }
         // The flush covers every ticket taken with these records: secured, ACKs follow.
         drop(work.tickets);

@@ -2,10 +2,10 @@
 //! of ACKs per session.
 
 use super::Shared;
-use crate::core::Now;
-use crate::frame::Frame;
-use crate::session::{Registered, RejectReason, SessionEnd, SessionKey, Violation};
-use crate::waits::WriterWaits;
+use crate::accounting::waits::WriterWaits;
+use crate::engine::Now;
+use crate::engine::frame::Frame;
+use crate::engine::session::{Registered, RejectReason, SessionEnd, SessionKey, Violation};
 use bytes::BytesMut;
 use protocol::analyzer as wire;
 use protocol::{AckDecoder, HelloDecoder};
@@ -77,7 +77,7 @@ pub(super) async fn session(
         Ok(Err(ReadError::Decode(e))) => {
             shared.with(|c| {
                 c.protocol_error();
-                c.rejected_hello(crate::session::RejectKind::Malformed);
+                c.rejected_hello(crate::accounting::RejectKind::Malformed);
             });
             reject(wr, peer, &RejectReason::Malformed(e)).await;
             return;
@@ -93,7 +93,7 @@ pub(super) async fn session(
         Err(_) => {
             shared.with(|c| {
                 c.protocol_error();
-                c.closed_connection(crate::stats::CloseReason::NoHello);
+                c.closed_connection(crate::accounting::CloseReason::NoHello);
             });
             tracing::warn!(%peer, timeout_s = HELLO_TIMEOUT.as_secs_f64(), "no HELLO within the HELLO timeout; closing");
             return;
@@ -181,7 +181,11 @@ async fn write_loop(shared: &Shared, reg: &Registered, mut wr: WriteHalf) -> Opt
             out.extend_from_slice(&f.payload);
             ends.push(out.len());
         }
-        waits.add(&frames, dispatch_ns, now.instant);
+        waits.add(
+            frames.iter().map(|f| (f.priority, f.queued_ns)),
+            dispatch_ns,
+            now.instant,
+        );
         // The batch holds its own copy now; release the payloads early.
         frames.clear();
         let mut off = 0;

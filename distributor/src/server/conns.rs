@@ -14,7 +14,7 @@
 //! - **Idle eviction.** At the connection cap, the connection that received nothing for
 //!   longest (at least [`IDLE_EVICT_AFTER`]) is closed to admit the new one.
 
-use crate::stats::CloseReason;
+use crate::accounting::CloseReason;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

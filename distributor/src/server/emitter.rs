@@ -6,9 +6,9 @@
 
 use super::Shared;
 use super::conns::Slot;
-use crate::core::{Now, Offer, Source};
+use crate::accounting::{CloseReason, EmitterReject};
+use crate::engine::{Now, Offer, Source};
 use crate::secured::Origin;
-use crate::stats::{CloseReason, EmitterReject};
 use bytes::BytesMut;
 use protocol::emitter::{EmitterDecoder, EmitterHello, Item, StreamError};
 use protocol::log::LogFrame;

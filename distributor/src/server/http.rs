@@ -51,8 +51,8 @@ async fn respond(shared: &Shared, stream: Stream) -> std::io::Result<()> {
     let (status, ctype, body) = match (method, path) {
         (b"GET" | b"HEAD", b"/metrics") => (
             "200 OK",
-            crate::stats::CONTENT_TYPE,
-            shared.snapshot().prometheus(),
+            super::metrics::CONTENT_TYPE,
+            super::metrics::render(shared.snapshot()),
         ),
         (b"GET" | b"HEAD", _) => (
             "404 Not Found",

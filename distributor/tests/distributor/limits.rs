@@ -3,9 +3,9 @@
 //! distributor process's /proc entry.
 
 use super::support::*;
-use distributor::core::{Overflow, WhenFull};
-use distributor::router::Routing;
-use distributor::stats::{CloseReason, DropReason, Snapshot};
+use distributor::Routing;
+use distributor::{CloseReason, DropReason, Snapshot};
+use distributor::{Overflow, WhenFull};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

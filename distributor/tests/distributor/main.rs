@@ -11,9 +11,9 @@ mod limits;
 mod secure;
 mod support;
 
-use distributor::core::Overflow;
-use distributor::router::Routing;
-use distributor::stats::DropReason;
+use distributor::DropReason;
+use distributor::Overflow;
+use distributor::Routing;
 use protocol::analyzer::Downstream;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! minted here (rcgen), identities, the access file and its reload, over real sockets.
 
 use crate::support::*;
-use distributor::stats::DropReason;
+use distributor::DropReason;
 use protocol::analyzer::Downstream;
 use runner::net::Stream;
 use runner::tls::mint::{Authority, Leaf, Usage};
@@ -116,7 +116,7 @@ async fn an_acked_emitter_learns_what_was_delivered_and_dropped() {
     // Dropped (and counted) is secured too: no analyzer, a holding queue of 10.
     let d = Running::start(distributor::Config {
         holding_capacity: 10,
-        overflow: distributor::core::Overflow::Drop,
+        overflow: distributor::Overflow::Drop,
         ..config()
     })
     .await;

@@ -2,7 +2,7 @@
 //! wire protocol from the `protocol` crate.
 
 use bytes::{BufMut, BytesMut};
-use distributor::stats::Snapshot;
+use distributor::Snapshot;
 use distributor::{Config, Listeners};
 use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
 use protocol::emitter::EmitterHello;
@@ -23,7 +23,7 @@ pub struct Running {
     /// How to reach /metrics when the distributor serves TLS.
     pub scrape_tls: Option<runner::tls::Client>,
     stop: oneshot::Sender<()>,
-    handle: JoinHandle<anyhow::Result<Snapshot>>,
+    handle: JoinHandle<Result<Snapshot, distributor::RunError>>,
 }
 
 impl Running {

@@ -3,14 +3,14 @@
 //! A 256-bit occupancy bitmap finds the most urgent non-empty level in O(1) (four words,
 //! one `trailing_zeros`), so a writer never scans empty levels.
 
-use crate::frame::{Frame, compact_front};
+use crate::engine::frame::{Frame, compact_front};
 use std::collections::VecDeque;
 
 /// 256 bounded FIFO queues, one per priority level.
 #[derive(Debug)]
 pub struct PriorityQueues {
     levels: Vec<VecDeque<Frame>>,
-    /// Per level, how many frames at the front own their bytes (see [`crate::frame::compact`]).
+    /// Per level, how many frames at the front own their bytes (see [`crate::engine::frame::compact`]).
     owned: Vec<usize>,
     occupied: [u64; 4],
     capacity: usize,
@@ -80,6 +80,7 @@ impl PriorityQueues {
     }
 
     /// Every queued frame, most urgent level first (for inspection).
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &Frame> {
         self.levels.iter().flatten()
     }

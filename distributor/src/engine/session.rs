@@ -1,11 +1,12 @@
 //! One live analyzer session inside the core: its priority queues, the frames in flight,
 //! its counters and liveness; and the reasons a session ends or a HELLO is refused.
 
-use crate::core::Now;
-use crate::frame::{Frame, compact_front};
-use crate::health::{Hang, Liveness};
-use crate::queues::PriorityQueues;
-use crate::stats::AnalyzerStats;
+use super::Now;
+use crate::accounting::AnalyzerStats;
+use crate::accounting::{FailureReason, RejectKind};
+use crate::engine::frame::{Frame, compact_front};
+use crate::engine::health::{Hang, Liveness};
+use crate::engine::queues::PriorityQueues;
 use protocol::analyzer::HelloError;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -91,47 +92,6 @@ impl RejectReason {
     }
 }
 
-/// Why HELLOs were refused, as counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectKind {
-    /// Not an acceptable HELLO.
-    Malformed,
-    /// A weight that is not finite and > 0.
-    InvalidWeight,
-    /// A weight above `--max-weight`.
-    WeightTooLarge,
-    /// `--max-analyzers` reached.
-    TooManyAnalyzers,
-    /// The id is not the certificate's identity.
-    Identity,
-    /// The access file does not allow the identity.
-    NotAllowed,
-}
-
-impl RejectKind {
-    /// Every kind, in the order of the counters.
-    pub const ALL: [RejectKind; 6] = [
-        RejectKind::Malformed,
-        RejectKind::InvalidWeight,
-        RejectKind::WeightTooLarge,
-        RejectKind::TooManyAnalyzers,
-        RejectKind::Identity,
-        RejectKind::NotAllowed,
-    ];
-
-    /// The label in metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectKind::Malformed => "malformed",
-            RejectKind::InvalidWeight => "invalid_weight",
-            RejectKind::WeightTooLarge => "weight_too_large",
-            RejectKind::TooManyAnalyzers => "too_many_analyzers",
-            RejectKind::Identity => "identity",
-            RejectKind::NotAllowed => "not_allowed",
-        }
-    }
-}
-
 /// Why a session ended; every one re-routes the session's frames.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionEnd {
@@ -163,8 +123,7 @@ pub enum SessionEnd {
 
 impl SessionEnd {
     /// The reason label of the failure in metrics.
-    pub fn reason(&self) -> crate::stats::FailureReason {
-        use crate::stats::FailureReason;
+    pub fn reason(&self) -> FailureReason {
         match self {
             SessionEnd::Closed | SessionEnd::ClosedWhileWriting => FailureReason::Closed,
             SessionEnd::Read(_) | SessionEnd::Write(_) => FailureReason::IoError,

@@ -9,8 +9,8 @@
 //! distributor drains at shutdown. Held frames own their bytes (compacted on entry), so the
 //! queue never pins emitter read buffers.
 
-use crate::frame::{Frame, compact};
-use crate::health::RetrySchedule;
+use crate::engine::frame::{Frame, compact};
+use crate::engine::health::RetrySchedule;
 use std::collections::VecDeque;
 use std::time::Instant;
 

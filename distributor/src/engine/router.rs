@@ -115,11 +115,6 @@ impl Router {
             .collect();
     }
 
-    /// Number of members.
-    pub fn len(&self) -> usize {
-        self.weights.len()
-    }
-
     /// Whether there is no member.
     pub fn is_empty(&self) -> bool {
         self.weights.is_empty()

@@ -1,73 +1,73 @@
-//! Frames that wait in the journal instead of memory: with a data directory, a frame that
-//! finds no room (every queue for its priority full, `--max-queued-bytes` reached, or no
-//! analyzer live) keeps only its place in the journal here, 8 bytes, and is read back when
-//! room frees, most urgent level first, oldest first within a level. Frames recovered at
-//! start wait here too.
+//! Frames that wait on disk instead of memory: with a data directory, a frame that finds
+//! no room (every queue for its priority full, `--max-queued-bytes` reached, or no analyzer
+//! live) keeps only its place in the journal here, 8 bytes, and is read back when room
+//! frees, most urgent level first, oldest first within a level. Frames recovered at start
+//! wait here too.
 
 use crate::journal::Loc;
 use std::collections::{BTreeMap, VecDeque};
 
-/// The places of spilled frames, by priority.
+/// The places of the frames waiting on disk, by priority.
 #[derive(Debug, Default)]
-pub struct Spill {
+pub(crate) struct DiskQueue {
     levels: BTreeMap<u8, VecDeque<Loc>>,
-    /// Taken out to be read back, per priority; they still count as spilled until placed.
+    /// Taken out to be read back, per priority; they still count as waiting until placed.
     loading: BTreeMap<u8, usize>,
     len: usize,
-    /// Frames that ever spilled.
+    /// Frames that ever waited here for lack of room (recovered ones not counted).
     total: u64,
 }
 
-impl Spill {
+impl DiskQueue {
     /// Frames waiting on disk, those being read back included.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no frame waits on disk.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// Frames that ever spilled (recovered frames not included).
-    pub fn total(&self) -> u64 {
+    /// Frames that ever waited here for lack of room (recovered frames not included).
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 
     /// Whether frames of `priority` wait on disk: a new frame of that priority must then
     /// wait behind them.
-    pub fn has(&self, priority: u8) -> bool {
+    pub(crate) fn has(&self, priority: u8) -> bool {
         self.levels.contains_key(&priority) || self.loading.contains_key(&priority)
     }
 
-    /// A frame spills behind the others of its priority.
-    pub fn push(&mut self, priority: u8, at: Loc) {
+    /// A frame without room waits behind the others of its priority.
+    pub(crate) fn push(&mut self, priority: u8, at: Loc) {
         self.levels.entry(priority).or_default().push_back(at);
         self.len += 1;
         self.total += 1;
     }
 
     /// A frame recovered at start.
-    pub fn recovered(&mut self, priority: u8, at: Loc) {
+    pub(crate) fn recovered(&mut self, priority: u8, at: Loc) {
         self.levels.entry(priority).or_default().push_back(at);
         self.len += 1;
     }
 
     /// A frame read back that found no room after all goes back in front.
-    pub fn put_back(&mut self, priority: u8, at: Loc) {
+    pub(crate) fn put_back(&mut self, priority: u8, at: Loc) {
         self.levels.entry(priority).or_default().push_front(at);
         self.len += 1;
     }
 
     /// The priorities with frames on disk, most urgent first.
-    pub fn priorities(&self) -> Vec<u8> {
+    pub(crate) fn priorities(&self) -> Vec<u8> {
         self.levels.keys().copied().collect()
     }
 
     /// Takes up to `n` frames of `priority` from the front, stopping at the first one at or
     /// past `written` (its record is not in the file yet). They count as loading until
-    /// [`Spill::loaded`].
-    pub fn take(&mut self, priority: u8, n: usize, written: Loc) -> Vec<Loc> {
+    /// [`DiskQueue::loaded`].
+    pub(crate) fn take(&mut self, priority: u8, n: usize, written: Loc) -> Vec<Loc> {
         let Some(level) = self.levels.get_mut(&priority) else {
             return Vec::new();
         };
@@ -90,9 +90,9 @@ impl Spill {
         out
     }
 
-    /// `n` frames of `priority` taken by [`Spill::take`] are handled (placed, put back or
+    /// `n` frames of `priority` taken by [`DiskQueue::take`] are handled (placed, put back or
     /// dropped).
-    pub fn loaded(&mut self, priority: u8, n: usize) {
+    pub(crate) fn loaded(&mut self, priority: u8, n: usize) {
         if let Some(l) = self.loading.get_mut(&priority) {
             *l -= n.min(*l);
             if *l == 0 {
@@ -100,16 +100,6 @@ impl Spill {
             }
         }
         self.len -= n.min(self.len);
-    }
-
-    /// Empties the index (at shutdown: the records stay in the journal for the next start).
-    pub fn clear(&mut self) -> usize {
-        let n = self.len;
-        *self = Self {
-            total: self.total,
-            ..Self::default()
-        };
-        n
     }
 }
 
@@ -120,7 +110,7 @@ mod tests {
 
     #[test]
     fn levels_come_back_in_order_and_unwritten_records_wait() {
-        let mut s = Spill::default();
+        let mut s = DiskQueue::default();
         for i in 0..4 {
             s.push(5, loc(1, 8 + i * 10));
         }
@@ -140,7 +130,7 @@ mod tests {
         assert_eq!(s.take(5, 1, Loc::MAX), [loc(1, 18)]);
         s.loaded(5, 1);
         assert_eq!(s.total(), 5);
-        assert_eq!(s.clear(), 3);
-        assert!(s.is_empty() && !s.has(5));
+        assert_eq!(s.len(), 3);
+        assert!(!s.has(1) && s.has(0));
     }
 }

@@ -106,18 +106,6 @@ impl RetrySchedule {
         self.backoff.delay(k)
     }
 
-    /// How many retries are due `waited` after a frame entered the holding queue.
-    pub fn attempts_due(&self, waited: Duration) -> u32 {
-        let mut at = Duration::ZERO;
-        for k in 0..self.max_attempts {
-            at += self.delay(k);
-            if at > waited {
-                return k;
-            }
-        }
-        self.max_attempts
-    }
-
     /// How long a frame may wait before its last retry has failed.
     pub fn give_up_after(&self) -> Duration {
         (0..self.max_attempts).map(|k| self.delay(k)).sum()
@@ -179,11 +167,6 @@ mod tests {
             [10, 20, 40, 1280, 2000, 2000, 2000]
         );
         assert_eq!(s.give_up_after(), Duration::from_millis(2550 + 12 * 2000));
-        assert_eq!(s.attempts_due(Duration::from_millis(9)), 0);
-        assert_eq!(s.attempts_due(Duration::from_millis(10)), 1);
-        assert_eq!(s.attempts_due(Duration::from_millis(29)), 1);
-        assert_eq!(s.attempts_due(Duration::from_millis(30)), 2);
-        assert_eq!(s.attempts_due(s.give_up_after()), 20);
         assert_eq!(RetrySchedule::new(0).give_up_after(), Duration::ZERO);
     }
 }

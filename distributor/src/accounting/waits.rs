@@ -8,7 +8,6 @@
 //! bucket) at most every [`MERGE_EVERY`], and before they go idle: at saturation the
 //! shared counters are touched ten times a second per writer, not per batch.
 
-use crate::frame::Frame;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The priority classes, each a label value `lo-hi`: four quarters of the 256 levels.
@@ -87,11 +86,12 @@ impl WaitCounts {
         self.counts[c].iter().sum()
     }
 
-    /// Counts the waits of `frames`, dispatched at `dispatch_ns`.
-    pub fn add(&mut self, frames: &[Frame], dispatch_ns: u64) {
-        for f in frames {
-            let c = class_of(f.priority);
-            let wait = dispatch_ns.saturating_sub(f.queued_ns);
+    /// Counts the waits of frames given as `(priority, queued_ns)`, dispatched at
+    /// `dispatch_ns`.
+    pub fn add(&mut self, frames: impl IntoIterator<Item = (u8, u64)>, dispatch_ns: u64) {
+        for (priority, queued_ns) in frames {
+            let c = class_of(priority);
+            let wait = dispatch_ns.saturating_sub(queued_ns);
             self.counts[c][bucket_of(wait)] += 1;
             self.sum_ns[c] += wait;
         }
@@ -153,7 +153,12 @@ impl<'a> WriterWaits<'a> {
 
     /// Counts a batch dispatched at `dispatch_ns`; at `now` (the writer's clock reading of
     /// the same moment), merges when the last merge is [`MERGE_EVERY`] old.
-    pub fn add(&mut self, frames: &[Frame], dispatch_ns: u64, now: std::time::Instant) {
+    pub fn add(
+        &mut self,
+        frames: impl IntoIterator<Item = (u8, u64)>,
+        dispatch_ns: u64,
+        now: std::time::Instant,
+    ) {
         self.local.add(frames, dispatch_ns);
         if now.saturating_duration_since(self.merged) >= MERGE_EVERY {
             self.merge(now);
@@ -183,16 +188,9 @@ impl Drop for WriterWaits<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
-    fn frame(priority: u8, queued_ns: u64) -> Frame {
-        Frame {
-            payload: Bytes::from_static(b"x"),
-            priority,
-            queued_ns,
-            ticket: None,
-            mark: None,
-        }
+    fn frame(priority: u8, queued_ns: u64) -> (u8, u64) {
+        (priority, queued_ns)
     }
 
     #[test]
@@ -202,7 +200,7 @@ mod tests {
         let mut local = WaitCounts::default();
         assert!(local.is_empty());
         local.add(
-            &[
+            [
                 frame(0, at - 50_000),           // 50 µs: first bucket
                 frame(63, at - 1_000_000),       // exactly 1 ms: the 1 ms bucket (le is inclusive)
                 frame(64, at - 3_000_000_000),   // 3 s: the 5 s bucket
@@ -231,7 +229,7 @@ mod tests {
         let shared = QueueWaits::default();
         {
             let mut writer = WriterWaits::new(&shared);
-            writer.add(&[frame(5, at - 1)], at, std::time::Instant::now());
+            writer.add([frame(5, at - 1)], at, std::time::Instant::now());
         }
         assert_eq!(shared.read().count(0), 1);
         assert_eq!(class_of(128), 2);
