@@ -93,6 +93,23 @@ pub(crate) struct EngineConfig {
     pub(crate) forget_after: Duration,
 }
 
+/// The analyzer writers one locked call woke, to notify once the lock is released: a few
+/// inline (one per analyzer a batch reached), more on the heap.
+#[derive(Debug, Default)]
+pub(crate) struct Wakes {
+    inline: [Option<Arc<Notify>>; 4],
+    extra: Vec<Arc<Notify>>,
+}
+
+impl Wakes {
+    /// Notifies each.
+    pub(crate) fn notify(self) {
+        for w in self.inline.into_iter().flatten().chain(self.extra) {
+            w.notify_one();
+        }
+    }
+}
+
 /// The distributor's state.
 #[derive(Debug)]
 pub(crate) struct Engine {
@@ -137,12 +154,18 @@ impl Engine {
         self.placement = Placement::on_journal(journal, recovered);
     }
 
-    /// Moves the wake-ups collected since the last call into `out` (the buffers keep their
-    /// room: no allocation per batch), and says whether room freed for blocked emitters.
-    /// The caller issues them after releasing the lock.
-    pub(crate) fn take_wakes(&mut self, out: &mut Vec<Arc<Notify>>) -> bool {
-        out.append(&mut self.wakes);
-        std::mem::take(&mut self.room_freed)
+    /// The wake-ups collected since the last call (the engine's list keeps its room: no
+    /// allocation per batch), and whether room freed for blocked emitters. The caller
+    /// issues them after releasing the lock.
+    pub(crate) fn take_wakes(&mut self) -> (Wakes, bool) {
+        let mut out = Wakes::default();
+        for (i, w) in self.wakes.drain(..).enumerate() {
+            match out.inline.get_mut(i) {
+                Some(slot) => *slot = Some(w),
+                None => out.extra.push(w),
+            }
+        }
+        (out, std::mem::take(&mut self.room_freed))
     }
 
     fn index(&self, key: SessionKey) -> Option<usize> {

@@ -26,7 +26,6 @@ use crate::journal::{Journal, JournalError};
 use runfolder::TableWriter;
 use runfolder::rows::Stats;
 use runner::net::Stream;
-use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -156,39 +155,21 @@ pub(crate) struct Shared {
     journal: Option<Arc<Journal>>,
 }
 
-thread_local! {
-    /// The wake-ups of one locked call, issued after the lock is released: one buffer per
-    /// thread, so that a batch costs no allocation.
-    static WAKES: RefCell<Vec<Arc<Notify>>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Shared {
     /// Runs `f` under the lock, then issues the wake-ups it caused.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
-        WAKES.with(|wakes| {
-            // Re-entered only if `f` called `with` itself, which it never does; a fresh
-            // buffer keeps that case correct anyway.
-            let mut fresh = Vec::new();
-            let mut held = wakes.try_borrow_mut();
-            let buf = match held.as_deref_mut() {
-                Ok(b) => b,
-                Err(_) => &mut fresh,
-            };
-            let (r, room) = {
-                // A panic elsewhere cannot leave the counters half-updated in a way that
-                // matters more than stopping; keep serving with the inner state.
-                let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-                let r = f(&mut engine);
-                (r, engine.take_wakes(buf))
-            };
-            for w in buf.drain(..) {
-                w.notify_one();
-            }
-            if room {
-                self.room.notify_waiters();
-            }
-            r
-        })
+        let (r, (wakes, room)) = {
+            // A panic elsewhere cannot leave the counters half-updated in a way that
+            // matters more than stopping; keep serving with the inner state.
+            let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+            let r = f(&mut engine);
+            (r, engine.take_wakes())
+        };
+        wakes.notify();
+        if room {
+            self.room.notify_waiters();
+        }
+        r
     }
 
     /// The counters now, with the emitter connections' buffered bytes.
@@ -268,11 +249,11 @@ pub async fn run(
         "distributor listening"
     );
     {
-        let (shared, stop) = (Arc::clone(&shared), emitters_stop.clone());
+        let conns = Arc::clone(&shared.conns);
+        let shared = Arc::clone(&shared);
         let limits = emitter::Limits {
             max_frame: config.max_frame,
             grace: config.drain_timeout.min(emitter::EMITTER_GRACE),
-            frame_timeout: config.frame_timeout,
         };
         emitter_tasks.spawn(serve(
             Arc::clone(&shared),
@@ -285,15 +266,13 @@ pub async fn run(
             emitters_stop.clone(),
             emitter_tasks.clone(),
             move |stream, peer, identity| {
-                emitter::connection(
-                    Arc::clone(&shared),
-                    stream,
-                    peer,
-                    identity,
-                    limits,
-                    stop.clone(),
-                )
+                emitter::connection(Arc::clone(&shared), stream, peer, identity, limits)
             },
+        ));
+        emitter_tasks.spawn(loops::frame_timeout_loop(
+            conns,
+            config.frame_timeout,
+            emitters_stop.clone(),
         ));
     }
     {
@@ -360,6 +339,7 @@ pub async fn run(
         // and no ACK goes out for it), every task stopped, the error up to `main`.
         tracing::error!(%error, "the journal failed: stopping now (no ACK was sent for what it did not flush); check the disk, then start the distributor again");
         emitters_stop.cancel();
+        shared.conns.stop_all();
         shared.with(|c| c.close_all());
         everything_stop.cancel();
         emitter_tasks.close();
@@ -373,6 +353,7 @@ pub async fn run(
     }
     tracing::info!("shutdown: no more emitters; draining queues to live analyzers");
     emitters_stop.cancel();
+    shared.conns.stop_all();
     emitter_tasks.close();
     emitter_tasks.wait().await;
     shared.with(|c| c.start_draining());

@@ -9,7 +9,7 @@
 
 use bytes::BytesMut;
 use protocol::Decode;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// Why [`FramedRead::next`] returned no frame.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,12 @@ pub struct FramedRead<R, D> {
 
 /// The smallest read of [`FramedRead::read_ready`]: a few typical log lines.
 pub const MIN_READ: usize = 2048;
+
+thread_local! {
+    /// Where quiet connections read (one [`MIN_READ`] buffer per thread), so a connection
+    /// that gets one message per wake-up allocates only that message's bytes.
+    static SCRATCH: std::cell::RefCell<[u8; MIN_READ]> = const { std::cell::RefCell::new([0; MIN_READ]) };
+}
 
 impl<R: AsyncRead + Unpin, D: Decode> FramedRead<R, D> {
     /// Reads from `io` in chunks of `chunk` bytes, decoding with `decoder`.
@@ -128,6 +134,32 @@ impl<D: Decode> FramedRead<crate::net::ReadHalf, D> {
             }
             if let crate::net::ReadHalf::Plain(io) = &self.io {
                 io.readable().await?;
+            }
+            if self.buf.is_empty() && self.want <= MIN_READ {
+                // A quiet connection: read into this thread's scratch and keep only what
+                // arrived (a small allocation, from the allocator's per-thread cache),
+                // instead of allocating a whole read buffer per message.
+                let attempt = std::future::poll_fn(|cx| {
+                    SCRATCH.with_borrow_mut(|scratch| {
+                        let mut rb = ReadBuf::new(&mut scratch[..self.want.min(MIN_READ)]);
+                        match std::pin::Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                            std::task::Poll::Ready(Ok(())) => {
+                                self.buf.extend_from_slice(rb.filled());
+                                std::task::Poll::Ready(Some(Ok(rb.filled().len())))
+                            }
+                            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+                            std::task::Poll::Pending => std::task::Poll::Ready(None),
+                        }
+                    })
+                })
+                .await;
+                let Some(n) = attempt.transpose()? else {
+                    continue;
+                };
+                if n == self.want.min(MIN_READ) {
+                    self.want = (self.want * 2).min(self.chunk);
+                }
+                return Ok(n);
             }
             if self.buf.capacity() - self.buf.len() < self.want / 2 {
                 self.buf.reserve(self.want);

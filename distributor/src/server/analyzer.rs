@@ -148,25 +148,23 @@ async fn write_loop(shared: &Shared, reg: &Registered, mut wr: WriteHalf) -> Opt
     let mut frames: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES);
     let mut out = BytesMut::with_capacity(MAX_BATCH_BYTES + 64 * 1024);
     let mut ends: Vec<usize> = Vec::with_capacity(MAX_BATCH_FRAMES);
-    // Queue waits counted here, merged into the shared histogram now and then.
+    // Queue waits, counted in this writer's own slot of the histogram.
     let mut waits = WriterWaits::new(&shared.waits);
+    // One clock reading, taken outside the lock, per batch: its dispatch stamp and the
+    // time the session's liveness goes by.
+    let take = |frames: &mut Vec<Frame>, now: Now| {
+        shared.with(|c| c.take_batch(reg.key, MAX_BATCH_FRAMES, MAX_BATCH_BYTES, frames, now))
+    };
+    let mut stamp = take(&mut frames, Now::read());
     loop {
-        frames.clear();
-        // One clock reading, taken outside the lock: the dispatch stamp, and the time the
-        // queue-wait counts go by.
-        let now = Now::read();
-        let stamp = shared
-            .with(|c| c.take_batch(reg.key, MAX_BATCH_FRAMES, MAX_BATCH_BYTES, &mut frames, now));
-        let Some(dispatch_ns) = stamp else {
-            // The session already ended (the core failed it and logged why).
-            return None;
-        };
+        // The session already ended (the engine failed it and logged why).
+        let dispatch_ns = stamp?;
         if frames.is_empty() {
-            waits.flush();
             reg.notify.notified().await;
             // Let the other ready tasks (emitter reads woken by the same poll) queue their
             // frames first: one write then carries them all.
             tokio::task::yield_now().await;
+            stamp = take(&mut frames, Now::read());
             continue;
         }
         out.clear();
@@ -184,13 +182,12 @@ async fn write_loop(shared: &Shared, reg: &Registered, mut wr: WriteHalf) -> Opt
         waits.add(
             frames.iter().map(|f| (f.priority, f.queued_ns)),
             dispatch_ns,
-            now.instant,
         );
         // The batch holds its own copy now; release the payloads early.
         frames.clear();
         let mut off = 0;
         let mut whole = 0;
-        while off < out.len() {
+        loop {
             match wr.write(&out[off..]).await {
                 Ok(0) => return Some(SessionEnd::ClosedWhileWriting),
                 Ok(n) => off += n,
@@ -203,8 +200,17 @@ async fn write_loop(shared: &Shared, reg: &Registered, mut wr: WriteHalf) -> Opt
             }
             let completed = ends[whole..].iter().take_while(|end| **end <= off).count();
             whole += completed;
-            let done = off == out.len();
-            shared.with(|c| c.wrote(reg.key, completed, done, Now::read()));
+            let now = Now::read();
+            if off < out.len() {
+                shared.with(|c| c.wrote(reg.key, completed, false, now));
+                continue;
+            }
+            // The batch is written: record it and take the next one under one lock.
+            stamp = shared.with(|c| {
+                c.wrote(reg.key, completed, true, now);
+                c.take_batch(reg.key, MAX_BATCH_FRAMES, MAX_BATCH_BYTES, &mut frames, now)
+            });
+            break;
         }
     }
 }

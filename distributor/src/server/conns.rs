@@ -13,13 +13,22 @@
 //!   slow honest sender, and every waiter would wait on the slowest.
 //! - **Idle eviction.** At the connection cap, the connection that received nothing for
 //!   longest (at least [`IDLE_EVICT_AFTER`]) is closed to admit the new one.
+//! - **Frame timeout.** A periodic sweep ([`Conns::sweep`]) closes the connections whose
+//!   partial frame began longer than `--frame-timeout` ago (`slow_frame`); our own
+//!   backpressure waits do not count. No connection keeps a timer of its own.
+//!
+//! Telling a connection to close, and telling every one that the distributor stops, is an
+//! atomic store and a wake of its task ([`AtomicWaker`]): a connection looks at its signal
+//! on every wake-up without taking a lock.
 
 use crate::accounting::CloseReason;
+use atomic_waker::AtomicWaker;
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// A partial frame with nothing received for this long counts as stalled.
 pub(crate) const STALLED_AFTER: Duration = Duration::from_secs(1);
@@ -35,6 +44,8 @@ pub(crate) struct Conns {
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     epoch: Instant,
+    /// The distributor stops: every connection opened from now on is told so at once.
+    stopping: AtomicBool,
 }
 
 /// One connection's figures, shared with whoever may close it.
@@ -48,7 +59,25 @@ struct Conn {
     blocked: AtomicBool,
     /// Why it was told to close (a [`CloseReason`] index + 1; 0: not told).
     reason: AtomicU8,
-    close: CancellationToken,
+    /// The distributor stops.
+    stopping: AtomicBool,
+    /// When its partial frame began (ms after [`Conns::epoch`], pushed back by our own
+    /// backpressure waits); [`NO_PARTIAL`] without one.
+    partial_since_ms: AtomicU64,
+    /// The connection's task, woken when it is told to close or the distributor stops.
+    waker: AtomicWaker,
+}
+
+/// `partial_since_ms` of a connection without a partial frame.
+const NO_PARTIAL: u64 = u64::MAX;
+
+/// What a connection is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Close, for this reason.
+    Close(CloseReason),
+    /// The distributor stops: begin the shutdown grace.
+    Stop,
 }
 
 impl Conns {
@@ -65,6 +94,7 @@ impl Conns {
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -84,9 +114,18 @@ impl Conns {
             last_read_ms: AtomicU64::new(self.ms(Instant::now())),
             blocked: AtomicBool::new(false),
             reason: AtomicU8::new(0),
-            close: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
+            partial_since_ms: AtomicU64::new(NO_PARTIAL),
+            waker: AtomicWaker::new(),
         });
-        self.lock().insert(id, Arc::clone(&conn));
+        {
+            // Under the map's lock, so that a stop either finds it or is seen here.
+            let mut open = self.lock();
+            if self.stopping.load(Ordering::Relaxed) {
+                conn.stopping.store(true, Ordering::Relaxed);
+            }
+            open.insert(id, Arc::clone(&conn));
+        }
         Slot {
             conns: Arc::clone(self),
             id,
@@ -140,6 +179,38 @@ impl Conns {
         closed
     }
 
+    /// Tells every connection, and every one opened from now on, that the distributor
+    /// stops.
+    pub(crate) fn stop_all(&self) {
+        let open = self.lock();
+        self.stopping.store(true, Ordering::Relaxed);
+        for c in open.values() {
+            c.stopping.store(true, Ordering::Release);
+            c.waker.wake();
+        }
+    }
+
+    /// Tells the connections whose partial frame began `timeout` or longer before `now`
+    /// (not counting our own backpressure waits) to close (`slow_frame`). Returns how many.
+    pub(crate) fn sweep(&self, now: Instant, timeout: Duration) -> usize {
+        let now_ms = self.ms(now);
+        let timeout_ms = timeout.as_millis() as u64;
+        let open = self.lock();
+        let mut closed = 0;
+        for c in open.values() {
+            let since = c.partial_since_ms.load(Ordering::Relaxed);
+            if since != NO_PARTIAL
+                && now_ms.saturating_sub(since) >= timeout_ms
+                && !c.told()
+                && !c.blocked.load(Ordering::Relaxed)
+            {
+                c.tell(CloseReason::SlowFrame);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     /// At the connection cap: tells the connection that received nothing for longest (at
     /// least `min_idle`) to close. Returns whether one was.
     pub(crate) fn evict_idle(&self, min_idle: Duration) -> bool {
@@ -169,8 +240,8 @@ impl Conn {
     }
 
     fn tell(&self, reason: CloseReason) {
-        self.reason.store(reason as u8 + 1, Ordering::Relaxed);
-        self.close.cancel();
+        self.reason.store(reason as u8 + 1, Ordering::Release);
+        self.waker.wake();
     }
 }
 
@@ -184,13 +255,18 @@ pub(crate) struct Slot {
 
 impl Slot {
     /// After a read at `now` of `got` bytes (0: none) that left `buffered` bytes of a
-    /// partial frame: updates the total and, past the budget, closes connections until it
-    /// fits.
-    pub(crate) fn read(&self, now: Instant, got: usize, buffered: usize) {
+    /// partial frame (`new_partial`: one that began in this read): updates the total and,
+    /// past the budget, closes connections until it fits.
+    pub(crate) fn read(&self, now: Instant, got: usize, buffered: usize, new_partial: bool) {
+        let now_ms = self.conns.ms(now);
         if got > 0 {
-            self.conn
-                .last_read_ms
-                .store(self.conns.ms(now), Ordering::Relaxed);
+            self.conn.last_read_ms.store(now_ms, Ordering::Relaxed);
+        }
+        let since = &self.conn.partial_since_ms;
+        if buffered == 0 {
+            since.store(NO_PARTIAL, Ordering::Relaxed);
+        } else if new_partial || since.load(Ordering::Relaxed) == NO_PARTIAL {
+            since.store(now_ms, Ordering::Relaxed);
         }
         if self.conn.told() {
             return;
@@ -202,25 +278,48 @@ impl Slot {
         }
     }
 
-    /// Marks the connection as waiting on our backpressure (`true`) or not.
-    pub(crate) fn blocked(&self, blocked: bool) {
+    /// Marks the connection as waiting on our backpressure (`true`) or not; `waited` is
+    /// how long the wait took, which does not count against its frame timeout.
+    pub(crate) fn blocked(&self, blocked: bool, waited: Duration) {
         self.conn.blocked.store(blocked, Ordering::Relaxed);
         if !blocked {
             // Its silence while blocked was ours: idle time starts again now.
             self.conn
                 .last_read_ms
                 .store(self.conns.ms(Instant::now()), Ordering::Relaxed);
+            let since = &self.conn.partial_since_ms;
+            let s = since.load(Ordering::Relaxed);
+            if s != NO_PARTIAL {
+                since.store(s + waited.as_millis() as u64, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Completes when the connection is told to close; then [`Slot::reason`] says why.
-    pub(crate) fn told(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.conn.close.cancelled()
+    /// What the connection is told, as soon as it is: to close (any time), or that the
+    /// distributor stops (only while `stop` is wanted). Lock-free: an atomic load, and the
+    /// task's waker registered when nothing was said yet.
+    pub(crate) async fn signal(&self, stop: bool) -> Signal {
+        poll_fn(|cx| {
+            let look = || match self.reason() {
+                Some(r) => Some(Signal::Close(r)),
+                None if stop && self.conn.stopping.load(Ordering::Acquire) => Some(Signal::Stop),
+                None => None,
+            };
+            if let Some(s) = look() {
+                return Poll::Ready(s);
+            }
+            self.conn.waker.register(cx.waker());
+            match look() {
+                Some(s) => Poll::Ready(s),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Why the connection was told to close, if it was.
     pub(crate) fn reason(&self) -> Option<CloseReason> {
-        match self.conn.reason.load(Ordering::Relaxed) {
+        match self.conn.reason.load(Ordering::Acquire) {
             0 => None,
             n => CloseReason::ALL.get(usize::from(n) - 1).copied(),
         }
@@ -245,8 +344,8 @@ mod tests {
         let a = conns.open();
         let b = conns.open();
         let c = conns.open();
-        a.read(Instant::now(), 400, 400);
-        b.read(Instant::now(), 300, 300);
+        a.read(Instant::now(), 400, 400, true);
+        b.read(Instant::now(), 300, 300, true);
         // `a` has been silent for longer than STALLED_AFTER; `b` and `c` are active.
         a.conn.last_read_ms.store(0, Ordering::Relaxed);
         let later = conns.epoch + STALLED_AFTER * 3;
@@ -284,11 +383,11 @@ mod tests {
     fn blocked_connections_are_never_chosen() {
         let conns = Arc::new(Conns::new(100));
         let a = conns.open();
-        a.read(Instant::now(), 90, 90);
-        a.blocked(true);
+        a.read(Instant::now(), 90, 90, true);
+        a.blocked(true, Duration::ZERO);
         a.conn.last_read_ms.store(0, Ordering::Relaxed);
         let b = conns.open();
-        b.read(Instant::now(), 20, 20);
+        b.read(Instant::now(), 20, 20, true);
         assert_eq!(b.reason(), Some(CloseReason::BufferBudget), "a is blocked");
         assert_eq!(a.reason(), None);
         assert!(!conns.evict_idle(Duration::ZERO), "nothing else may go");
@@ -307,5 +406,46 @@ mod tests {
         assert!(conns.evict_idle(Duration::ZERO));
         assert_eq!(a.reason(), Some(CloseReason::MaxConnections));
         assert!(!conns.evict_idle(Duration::ZERO), "both already told");
+    }
+
+    #[test]
+    fn the_sweep_closes_old_partial_frames_but_not_our_own_waits() {
+        let conns = Arc::new(Conns::new(1 << 20));
+        let t0 = conns.epoch;
+        let (slow, blocked, whole) = (conns.open(), conns.open(), conns.open());
+        slow.read(t0, 10, 10, true);
+        blocked.read(t0, 10, 10, true);
+        blocked.blocked(true, Duration::ZERO);
+        whole.read(t0, 10, 0, false);
+        let timeout = Duration::from_millis(500);
+        assert_eq!(conns.sweep(t0 + Duration::from_millis(499), timeout), 0);
+        assert_eq!(conns.sweep(t0 + timeout, timeout), 1);
+        assert_eq!(slow.reason(), Some(CloseReason::SlowFrame));
+        assert_eq!((blocked.reason(), whole.reason()), (None, None));
+        // A wait of ours of 400 ms pushes its deadline back by as much.
+        blocked.blocked(false, Duration::from_millis(400));
+        assert_eq!(conns.sweep(t0 + Duration::from_millis(899), timeout), 0);
+        assert_eq!(conns.sweep(t0 + Duration::from_millis(900), timeout), 1);
+        assert_eq!(blocked.reason(), Some(CloseReason::SlowFrame));
+    }
+
+    #[tokio::test]
+    async fn a_stop_reaches_connections_opened_before_and_after() {
+        let conns = Arc::new(Conns::new(100));
+        let before = conns.open();
+        conns.stop_all();
+        let after = conns.open();
+        for s in [&before, &after] {
+            let got = tokio::time::timeout(Duration::from_secs(1), s.signal(true)).await;
+            assert_eq!(got.unwrap(), Signal::Stop);
+        }
+        // Not wanted (the grace began already): only a close is said.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), before.signal(false)).await;
+        assert!(waiting.is_err());
+        before.conn.tell(CloseReason::MaxConnections);
+        assert_eq!(
+            before.signal(false).await,
+            Signal::Close(CloseReason::MaxConnections)
+        );
     }
 }

@@ -1,11 +1,18 @@
 //! Emitter connections: read LOG frames (each read sized by the connection's traffic, no
-//! buffer while it is quiet), offer them to the core in batches. A connection may open with
-//! an EMITTER HELLO (PROTOCOL.md §5): its id names the emitter (and over mutual TLS must be
-//! the certificate's identity), and with ACKs asked the connection writes the secured count
-//! back whenever it grows.
+//! buffer while it is quiet), offer them to the engine in batches. A connection may open
+//! with an EMITTER HELLO (PROTOCOL.md §5): its id names the emitter (and over mutual TLS
+//! must be the certificate's identity), and with ACKs asked a writer task of its own sends
+//! the secured count back whenever it grows.
+//!
+//! The read loop is lean, because at fan-in every message is one wake-up: per wake-up one
+//! clock reading, one lock of the engine for the whole read, and a signal (close, or the
+//! distributor stops) looked at with an atomic load, not a lock. There is no timer per
+//! connection: the frame timeout is a sweep over every connection ([`super::conns`]), and
+//! the shutdown grace makes one sleep, once. ACKs never hold up reading: the writer only
+//! ever sends the latest count, and a full send buffer toward the emitter stops it alone.
 
 use super::Shared;
-use super::conns::Slot;
+use super::conns::{Signal, Slot};
 use crate::accounting::{CloseReason, EmitterReject};
 use crate::engine::{Now, Offer, Source};
 use crate::secured::Origin;
@@ -13,18 +20,14 @@ use bytes::BytesMut;
 use protocol::emitter::{EmitterDecoder, EmitterHello, Item, StreamError};
 use protocol::log::LogFrame;
 use runner::framed::FramedRead;
-use runner::net::{Stream, WriteHalf};
+use runner::net::{ReadHalf, Stream, WriteHalf};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-/// An emitter that does not read its ACKs for this long (its receive buffer full) has its
-/// connection closed; what it sent is still accounted for.
-const ACK_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest read: enough for ~100 typical frames per syscall on a busy connection, small
 /// enough that a few frames kept queued do not pin much memory each. Quiet connections read
@@ -35,6 +38,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// half-closed it (bounded by the drain timeout).
 pub(super) const EMITTER_GRACE: Duration = Duration::from_secs(2);
 
+/// When the connection ends, how long its ACK writer may still try to send the last count.
+const LAST_ACK_WITHIN: Duration = Duration::from_secs(1);
+
 /// What bounds one emitter connection.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
@@ -42,26 +48,17 @@ pub(super) struct Limits {
     pub(super) max_frame: u32,
     /// At shutdown, how long the connection is still read.
     pub(super) grace: Duration,
-    /// How long a frame may take to arrive whole once it began (our own backpressure
-    /// waits excluded); past it the connection ends, counted as `slow_frame`.
-    pub(super) frame_timeout: Duration,
 }
 
 /// One emitter connection, until EOF, an error, a protocol error, a limit that closes it,
-/// or the end of the grace period after `stop`.
+/// or the end of the grace period after the distributor began to stop.
 pub(super) async fn connection(
     shared: Arc<Shared>,
     stream: Stream,
     peer: SocketAddr,
     identity: Option<String>,
     limits: Limits,
-    stop: CancellationToken,
 ) {
-    let Limits {
-        max_frame,
-        grace,
-        frame_timeout,
-    } = limits;
     // The distributor writes on this socket only ACKs (13 bytes, to emitters that asked
     // for them) and a REJECT: each should leave at once, not wait for Nagle. An error here
     // only loses an optimisation.
@@ -69,155 +66,275 @@ pub(super) async fn connection(
     let slot = shared.conns.open();
     shared.with(|c| c.emitter_connection(true));
     tracing::debug!(%peer, identity = identity.as_deref().unwrap_or(""), "emitter connected");
-    let (rd, mut wr) = stream.split();
-    let mut framed = FramedRead::new(rd, EmitterDecoder::new(max_frame), READ_CHUNK);
-    // Who the emitter is (its certificate's identity, else its EMITTER HELLO's id), what it
-    // may send, and whether it gets ACKs.
-    let mut from = From::new(&shared, identity);
-    // Grows with the frames of one read; a quiet connection holds none.
-    let mut batch: VecDeque<LogFrame> = VecDeque::new();
-    // Set at shutdown: the distributor has half-closed the connection and reads on until
-    // the emitter closes its side or this deadline passes.
-    let mut grace_until: Option<Instant> = None;
-    // When the frame now partly buffered is due whole.
-    let mut frame_due: Option<Instant> = None;
-    {
-        // Made once, not per read: each one registers with its token (a lock) when first polled.
-        let told = slot.told();
-        tokio::pin!(told);
-        let stopping = stop.cancelled();
-        tokio::pin!(stopping);
+    let (rd, wr) = stream.split();
+    let from = From::new(&shared, identity);
+    let mut conn = Connection {
+        shared: Arc::clone(&shared),
+        slot,
+        peer,
+        limits,
+        framed: FramedRead::new(rd, EmitterDecoder::new(limits.max_frame), READ_CHUNK),
+        from,
+        batch: VecDeque::new(),
+        writer: Writer::Direct(wr),
+        grace: None,
+    };
+    conn.serve().await;
+    conn.writer.finish().await;
+    drop(conn);
+    shared.with(|c| c.emitter_connection(false));
+    tracing::debug!(%peer, "emitter disconnected");
+}
+
+/// Why the read loop woke up.
+enum Wake {
+    /// The socket had something (or EOF, or an error).
+    Read(std::io::Result<usize>),
+    /// The connection was told something.
+    Signal(Signal),
+    /// The shutdown grace is over.
+    GraceOver,
+}
+
+/// One emitter connection's state.
+struct Connection {
+    shared: Arc<Shared>,
+    slot: Slot,
+    peer: SocketAddr,
+    limits: Limits,
+    framed: FramedRead<ReadHalf, EmitterDecoder>,
+    /// Who the emitter is, what it may send, whether it gets ACKs.
+    from: From,
+    /// Grows with the frames of one read; a quiet connection holds none.
+    batch: VecDeque<LogFrame>,
+    writer: Writer,
+    /// Set at shutdown: the distributor has half-closed the connection and reads on until
+    /// the emitter closes its side or this sleep ends.
+    grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Connection {
+    /// The read loop: one wake-up at a time until the connection ends.
+    async fn serve(&mut self) {
         loop {
-            from.refresh(&shared);
-            let read = tokio::select! {
-                r = framed.read_ready() => r,
-                () = from.acks.changed(), if from.acks.wanted() => {
-                    if let Err(e) = from.acks.send(&shared, &mut wr).await {
-                        tracing::warn!(%peer, error = %e, "cannot write ACKs to the emitter; closing this connection");
-                        break;
-                    }
-                    continue;
+            let wake = tokio::select! {
+                // Biased: the signal first (a close must not wait behind a busy socket),
+                // and no random draw per wake-up.
+                biased;
+                s = self.slot.signal(self.grace.is_none()) => Wake::Signal(s),
+                () = grace_over(&mut self.grace) => Wake::GraceOver,
+                r = self.framed.read_ready() => Wake::Read(r),
+            };
+            let go_on = match wake {
+                Wake::Read(r) => self.on_read(r).await,
+                Wake::Signal(Signal::Stop) => {
+                    self.begin_grace().await;
+                    true
                 }
-                _ = &mut told => {
-                    let reason = slot.reason().unwrap_or(CloseReason::BufferBudget);
-                    let partial = framed.buffered();
-                    shared.with(|c| {
-                        if partial > 0 {
-                            c.truncated();
-                        }
-                        c.closed_connection(reason);
-                    });
-                    match reason {
-                        CloseReason::MaxConnections => tracing::debug!(%peer, "closing the emitter connection idle longest to admit a new one (--max-connections)"),
-                        _ => tracing::warn!(%peer, bytes = partial, offset = framed.decoder().offset(), "partial frames over --max-buffered-bytes: closing this connection (the largest partial frames go first, stalled ones before active ones); its partial frame is lost"),
-                    }
-                    break;
+                Wake::Signal(Signal::Close(reason)) => {
+                    self.on_told(reason);
+                    false
                 }
-                _ = tokio::time::sleep_until(frame_due.unwrap_or_else(Instant::now)), if frame_due.is_some() => {
-                    shared.with(|c| {
-                        c.truncated();
-                        c.closed_connection(CloseReason::SlowFrame);
-                    });
-                    tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), timeout_s = frame_timeout.as_secs_f64(), "a frame did not arrive whole within the frame timeout; closing this connection");
-                    break;
-                }
-                _ = &mut stopping, if grace_until.is_none() => {
-                    grace_until = Some(begin_grace(&mut wr, grace).await);
-                    continue;
-                }
-                _ = tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)), if grace_until.is_some() => {
-                    tracing::warn!(%peer, grace_s = grace.as_secs_f64(), "emitter did not close within the shutdown grace period");
-                    if framed.buffered() > 0 {
-                        // The frame under way is lost with the connection: counted, as at EOF.
-                        shared.with(|c| c.truncated());
-                        tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "partial frame lost at the end of the shutdown grace");
-                    }
-                    break;
+                Wake::GraceOver => {
+                    self.on_grace_over();
+                    false
                 }
             };
-            let got = match read {
-                Ok(0) => {
-                    if framed.buffered() > 0 {
-                        shared.with(|c| c.truncated());
-                        tracing::warn!(%peer, bytes = framed.buffered(), offset = framed.decoder().offset(), "emitter closed mid-frame; partial frame lost");
-                    }
-                    break;
-                }
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "emitter connection error");
-                    break;
-                }
-            };
-            let mut hello = None;
-            let fault = loop {
-                match framed.decode() {
-                    Ok(Some(Item::Log(frame))) => batch.push_back(frame),
-                    Ok(Some(Item::Hello(h))) => hello = Some(h),
-                    Ok(None) => break None,
-                    Err(e) => break Some(e),
-                }
-            };
-            if let Some(h) = hello {
-                // Nothing of this connection was offered yet: the HELLO is its first bytes.
-                if let Err(reason) = from.open(&shared, h) {
-                    reject(&shared, &mut wr, peer, &reason).await;
-                    break;
-                }
-            }
-            // One clock read serves the registry and the frame timeout.
-            let offered = Instant::now();
-            slot.read(offered.into_std(), got, framed.buffered());
-            // A frame completed: what is buffered now (if anything) is a new frame.
-            let completed = !batch.is_empty();
-            let taken = loop {
-                match offer(
-                    &shared,
-                    &slot,
-                    &mut batch,
-                    &mut from,
-                    &mut wr,
-                    &stop,
-                    grace_until,
-                )
-                .await
-                {
-                    Wait::Taken => break true,
-                    Wait::Stopping => grace_until = Some(begin_grace(&mut wr, grace).await),
-                    Wait::GraceOver => break false,
-                }
-            };
-            if !taken {
-                // Received whole, but the grace ended before room freed: counted as dropped.
-                let n = batch.len();
-                shared.with(|c| c.drop_at_shutdown(&mut batch));
-                tracing::warn!(%peer, frames = n, "shutdown grace ended with frames that found no room; dropped (reason shutdown)");
-                break;
-            }
-            // The frame timeout counts the emitter's time, not ours: a backpressure wait
-            // pushes the deadline back by its length.
-            frame_due = match (framed.buffered(), frame_due) {
-                (0, _) => None,
-                (_, Some(due)) if !completed => Some(due + offered.elapsed()),
-                _ => Some(Instant::now() + frame_timeout),
-            };
-            match fault {
-                None => {}
-                Some(StreamError::Hello(e)) => {
-                    reject(&shared, &mut wr, peer, &Refusal::Malformed(e)).await;
-                    break;
-                }
-                Some(StreamError::Log(e)) => {
-                    shared.with(|c| c.protocol_error());
-                    tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
-                    break;
-                }
+            if !go_on {
+                return;
             }
         }
     }
-    drop(slot);
-    shared.with(|c| c.emitter_connection(false));
-    tracing::debug!(%peer, "emitter disconnected");
+
+    /// What a read brought: frames to offer, an EMITTER HELLO, EOF or an error. Returns
+    /// whether to go on.
+    async fn on_read(&mut self, read: std::io::Result<usize>) -> bool {
+        let peer = self.peer;
+        let got = match read {
+            Ok(0) => {
+                if self.framed.buffered() > 0 {
+                    self.shared.with(|c| c.truncated());
+                    tracing::warn!(%peer, bytes = self.framed.buffered(), offset = self.framed.decoder().offset(), "emitter closed mid-frame; partial frame lost");
+                }
+                return false;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "emitter connection error");
+                return false;
+            }
+        };
+        let mut hello = None;
+        let fault = loop {
+            match self.framed.decode() {
+                Ok(Some(Item::Log(frame))) => self.batch.push_back(frame),
+                Ok(Some(Item::Hello(h))) => hello = Some(h),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        if let Some(h) = hello {
+            // Nothing of this connection was offered yet: the HELLO is its first bytes.
+            if let Err(reason) = self.open(h) {
+                self.reject(&reason).await;
+                return false;
+            }
+        }
+        self.from.refresh(&self.shared);
+        // One clock reading per wake-up serves the registry and the engine.
+        let now = Now::read();
+        // A frame completed: what is buffered now (if anything) began in this read.
+        let completed = !self.batch.is_empty();
+        self.slot
+            .read(now.instant, got, self.framed.buffered(), completed);
+        if !self.offer(now).await {
+            // Received whole, but the grace ended before room freed: counted as dropped.
+            let n = self.batch.len();
+            self.shared.with(|c| c.drop_at_shutdown(&mut self.batch));
+            tracing::warn!(%peer, frames = n, "shutdown grace ended with frames that found no room; dropped (reason shutdown)");
+            return false;
+        }
+        match fault {
+            None => true,
+            Some(StreamError::Hello(e)) => {
+                self.reject(&Refusal::Malformed(e)).await;
+                false
+            }
+            Some(StreamError::Log(e)) => {
+                self.shared.with(|c| c.protocol_error());
+                tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
+                false
+            }
+        }
+    }
+
+    /// The connection was told to close: counts and logs why.
+    fn on_told(&mut self, reason: CloseReason) {
+        let peer = self.peer;
+        let partial = self.framed.buffered();
+        self.shared.with(|c| {
+            if partial > 0 {
+                c.truncated();
+            }
+            c.closed_connection(reason);
+        });
+        let offset = self.framed.decoder().offset();
+        match reason {
+            CloseReason::MaxConnections => {
+                tracing::debug!(%peer, "closing the emitter connection idle longest to admit a new one (--max-connections)")
+            }
+            CloseReason::SlowFrame => {
+                tracing::warn!(%peer, bytes = partial, offset, "a frame did not arrive whole within the frame timeout; closing this connection")
+            }
+            _ => {
+                tracing::warn!(%peer, bytes = partial, offset, "partial frames over --max-buffered-bytes: closing this connection (the largest partial frames go first, stalled ones before active ones); its partial frame is lost")
+            }
+        }
+    }
+
+    /// At the end of the shutdown grace: the frame under way is lost with the connection.
+    fn on_grace_over(&mut self) {
+        let peer = self.peer;
+        tracing::warn!(%peer, grace_s = self.limits.grace.as_secs_f64(), "emitter did not close within the shutdown grace period");
+        if self.framed.buffered() > 0 {
+            // Counted, as at EOF.
+            self.shared.with(|c| c.truncated());
+            tracing::warn!(%peer, bytes = self.framed.buffered(), offset = self.framed.decoder().offset(), "partial frame lost at the end of the shutdown grace");
+        }
+    }
+
+    /// At shutdown: half-closes the connection (FIN tells the emitter to stop at a frame
+    /// boundary and close; what it has written until then is still read, so a cooperating
+    /// emitter loses nothing) and starts the grace period.
+    async fn begin_grace(&mut self) {
+        self.writer.half_close().await;
+        self.grace = Some(Box::pin(tokio::time::sleep(self.limits.grace)));
+    }
+
+    /// Offers the batch until it is all taken; under backpressure waits for room, until
+    /// the grace period ends (returns false then; the frames stay in the batch). Frames
+    /// taken leave the batch.
+    async fn offer(&mut self, now: Now) -> bool {
+        let source = &self.from.source;
+        if self.batch.is_empty()
+            || self.shared.with(|c| c.offer(&mut self.batch, now, source)) == Offer::Taken
+        {
+            return true;
+        }
+        let waited_from = Instant::now();
+        self.slot.blocked(true, Duration::ZERO);
+        let shared = Arc::clone(&self.shared);
+        let taken = loop {
+            // Register interest before trying again, so room freed in between is not missed.
+            let room = shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let source = &self.from.source;
+            if shared.with(|c| c.offer(&mut self.batch, Now::read(), source)) == Offer::Taken {
+                break true;
+            }
+            tokio::select! {
+                _ = &mut room => {}
+                // A full journal frees room when the writer deletes a finished segment; its
+                // wake-up is not registered ahead like `room`, so look again every 50 ms too.
+                _ = journal_room(&shared) => {}
+                s = self.slot.signal(self.grace.is_none()) => {
+                    if s == Signal::Stop {
+                        self.begin_grace().await;
+                    }
+                }
+                () = grace_over(&mut self.grace) => break false,
+            }
+        };
+        self.slot.blocked(false, waited_from.elapsed());
+        taken
+    }
+
+    /// Applies the EMITTER HELLO that opened the connection; with ACKs asked, the writer
+    /// becomes a task of its own.
+    fn open(&mut self, hello: EmitterHello) -> Result<(), Refusal> {
+        if let Some(origin) = self.from.open(&self.shared, hello)? {
+            self.writer.start_acks(&self.shared, origin, self.peer);
+        }
+        Ok(())
+    }
+
+    /// Counts and logs a refused EMITTER HELLO, writes the REJECT (best effort).
+    async fn reject(&mut self, reason: &Refusal) {
+        let kind = match reason {
+            Refusal::Malformed(_) => EmitterReject::Malformed,
+            Refusal::Identity { .. } => EmitterReject::Identity,
+        };
+        self.shared.with(|c| {
+            c.protocol_error();
+            c.rejected_emitter_hello(kind);
+        });
+        tracing::warn!(peer = %self.peer, %reason, "rejecting emitter");
+        let mut frame = BytesMut::new();
+        protocol::analyzer::encode_reject(&reason.to_string(), &mut frame);
+        self.writer.reject(&frame).await;
+    }
+}
+
+/// Resolves when the shutdown grace ends; never before it began.
+async fn grace_over(grace: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match grace {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when a full journal may have room again (never without a journal).
+async fn journal_room(shared: &Shared) {
+    match &shared.journal {
+        Some(j) => {
+            tokio::select! {
+                _ = j.room() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Why an EMITTER HELLO is refused.
@@ -236,26 +353,6 @@ enum Refusal {
     },
 }
 
-/// Counts and logs a refused EMITTER HELLO, writes the REJECT (best effort).
-async fn reject(shared: &Shared, wr: &mut WriteHalf, peer: SocketAddr, reason: &Refusal) {
-    let kind = match reason {
-        Refusal::Malformed(_) => EmitterReject::Malformed,
-        Refusal::Identity { .. } => EmitterReject::Identity,
-    };
-    shared.with(|c| {
-        c.protocol_error();
-        c.rejected_emitter_hello(kind);
-    });
-    tracing::warn!(%peer, %reason, "rejecting emitter");
-    let mut frame = BytesMut::new();
-    protocol::analyzer::encode_reject(&reason.to_string(), &mut frame);
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = wr.write_all(&frame).await;
-        let _ = wr.shutdown().await;
-    })
-    .await;
-}
-
 /// Who an emitter connection is and what follows from it.
 struct From {
     /// The certificate's identity (mutual TLS).
@@ -266,7 +363,6 @@ struct From {
     source: Source,
     /// The access rules' generation `source` was made from.
     generation: u64,
-    acks: Acks,
 }
 
 impl From {
@@ -281,11 +377,10 @@ impl From {
             },
             name,
             generation,
-            acks: Acks::default(),
         }
     }
 
-    /// Picks up reloaded access rules.
+    /// Picks up reloaded access rules (one atomic load when they did not change).
     fn refresh(&mut self, shared: &Shared) {
         if shared.access.generation() != self.generation {
             let (generation, rules) = shared.access.current();
@@ -294,8 +389,13 @@ impl From {
         }
     }
 
-    /// Applies the EMITTER HELLO that opened the connection.
-    fn open(&mut self, shared: &Shared, hello: EmitterHello) -> Result<(), Refusal> {
+    /// Applies the EMITTER HELLO that opened the connection; the ACK origin when it asked
+    /// for ACKs.
+    fn open(
+        &mut self,
+        shared: &Shared,
+        hello: EmitterHello,
+    ) -> Result<Option<Arc<Origin>>, Refusal> {
         if let Some(identity) = &self.identity
             && *identity != hello.id
         {
@@ -309,138 +409,147 @@ impl From {
             self.generation = u64::MAX;
             self.refresh(shared);
         }
-        if hello.acks {
-            let origin = Origin::new();
-            self.source.origin = Some(Arc::clone(&origin));
-            self.acks.origin = Some(origin);
-            shared.with(|c| c.acked_emitter_connection());
-        }
         tracing::debug!(emitter = %self.name, acks = hello.acks, "EMITTER HELLO");
-        Ok(())
+        if !hello.acks {
+            return Ok(None);
+        }
+        let origin = Origin::new();
+        self.source.origin = Some(Arc::clone(&origin));
+        shared.with(|c| c.acked_emitter_connection());
+        Ok(Some(origin))
     }
 }
 
-/// The ACKs of a connection that asked for them.
-#[derive(Default)]
-struct Acks {
-    origin: Option<Arc<Origin>>,
-    /// The count last written.
-    sent: u64,
-    buf: BytesMut,
+/// The write side of an emitter connection: ours while nothing but a REJECT or a FIN may
+/// go out, the ACK writer's once ACKs were asked for.
+enum Writer {
+    /// The read loop writes (a REJECT, the FIN at shutdown).
+    Direct(WriteHalf),
+    /// An ACK writer task owns it.
+    Acks(AckWriter),
+    /// Closed, or being handed over.
+    Gone,
 }
 
-impl Acks {
-    fn wanted(&self) -> bool {
-        self.origin.is_some()
-    }
-
-    /// Resolves when the secured count grew (never without ACKs).
-    async fn changed(&self) {
-        match &self.origin {
-            Some(o) => o.changed().await,
-            None => std::future::pending().await,
+impl Writer {
+    /// Hands the write side to an ACK writer task.
+    fn start_acks(&mut self, shared: &Arc<Shared>, origin: Arc<Origin>, peer: SocketAddr) {
+        if let Writer::Direct(wr) = std::mem::replace(self, Writer::Gone) {
+            *self = Writer::Acks(AckWriter::start(Arc::clone(shared), origin, wr, peer));
         }
     }
 
-    /// Writes an ACK with the secured count, if it grew.
-    async fn send(&mut self, shared: &Shared, wr: &mut WriteHalf) -> std::io::Result<()> {
-        let Some(origin) = &self.origin else {
-            return Ok(());
-        };
-        let count = origin.secured();
-        if count <= self.sent {
-            return Ok(());
+    /// Writes a REJECT and closes (within 1 s, best effort: the peer may be gone).
+    async fn reject(&mut self, frame: &[u8]) {
+        if let Writer::Direct(wr) = self {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                let _ = wr.write_all(frame).await;
+                let _ = wr.shutdown().await;
+            })
+            .await;
         }
-        self.buf.clear();
-        protocol::analyzer::encode_ack(count, &mut self.buf);
-        let write = async {
-            wr.write_all(&self.buf).await?;
-            wr.flush().await
-        };
-        tokio::time::timeout(ACK_WRITE_TIMEOUT, write)
-            .await
-            .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the emitter has not read its ACKs for 10 s",
-                )
-            })??;
-        self.sent = count;
-        shared.with(|c| c.emitter_ack());
-        Ok(())
+    }
+
+    /// Half-closes the connection (after the last ACK, with an ACK writer).
+    async fn half_close(&mut self) {
+        match std::mem::replace(self, Writer::Gone) {
+            Writer::Direct(mut wr) => {
+                let _ = wr.shutdown().await;
+            }
+            Writer::Acks(acks) => acks.finish(),
+            Writer::Gone => {}
+        }
+    }
+
+    /// The connection ends: an ACK writer sends the last count (briefly) and stops.
+    async fn finish(&mut self) {
+        if let Writer::Acks(acks) = std::mem::replace(self, Writer::Gone) {
+            acks.finish();
+        }
     }
 }
 
-/// At shutdown: half-closes the connection (FIN tells the emitter to stop at a frame
-/// boundary and close; what it has written until then is still read, so a cooperating
-/// emitter loses nothing). Returns the end of the grace period.
-async fn begin_grace(wr: &mut WriteHalf, grace: Duration) -> Instant {
-    let _ = wr.shutdown().await;
-    Instant::now() + grace
+/// The task that writes a connection's ACKs: it holds only the latest secured count, so
+/// however far behind the emitter is in reading them, it sends one frame per write, never
+/// a backlog, and the read side never waits for it.
+struct AckWriter {
+    /// Tells the task to send the last count and half-close.
+    done: Arc<Notify>,
 }
 
-/// How an offer ended.
-enum Wait {
-    /// Every frame of the batch was taken.
-    Taken,
-    /// Shutdown began while the batch waited for room.
-    Stopping,
-    /// The shutdown grace ended while the batch waited for room.
-    GraceOver,
+impl AckWriter {
+    fn start(shared: Arc<Shared>, origin: Arc<Origin>, wr: WriteHalf, peer: SocketAddr) -> Self {
+        let done = Arc::new(Notify::new());
+        tokio::spawn(ack_loop(shared, origin, wr, Arc::clone(&done), peer));
+        Self { done }
+    }
+
+    /// Asks the task to send the last count and close its side.
+    fn finish(self) {
+        self.done.notify_one();
+    }
 }
 
-/// Resolves when a full journal may have room again (never without a journal).
-async fn journal_room(shared: &Shared) {
-    match &shared.journal {
-        Some(j) => {
+/// Writes an ACK whenever the secured count grew, until told to finish (then the last
+/// count, within [`LAST_ACK_WITHIN`], and a FIN) or the write fails.
+async fn ack_loop(
+    shared: Arc<Shared>,
+    origin: Arc<Origin>,
+    mut wr: WriteHalf,
+    done: Arc<Notify>,
+    peer: SocketAddr,
+) {
+    let mut sent = 0u64;
+    let mut buf = BytesMut::with_capacity(protocol::analyzer::ACK_LEN as usize);
+    loop {
+        let finishing = tokio::select! {
+            () = origin.changed() => false,
+            () = done.notified() => true,
+        };
+        let write = send_ack(&shared, &origin, &mut wr, &mut sent, &mut buf);
+        let wrote = if finishing {
+            tokio::time::timeout(LAST_ACK_WITHIN, write)
+                .await
+                .unwrap_or(Ok(()))
+        } else {
+            // A write waits as long as the emitter does not read; meanwhile the count
+            // keeps growing and the next write carries it.
             tokio::select! {
-                _ = j.room() => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                r = write => r,
+                () = done.notified() => {
+                    let _ = wr.shutdown().await;
+                    return;
+                }
             }
+        };
+        if let Err(e) = wrote {
+            tracing::info!(%peer, error = %e, "cannot write ACKs to the emitter");
+            return;
         }
-        None => std::future::pending().await,
+        if finishing {
+            let _ = tokio::time::timeout(LAST_ACK_WITHIN, wr.shutdown()).await;
+            return;
+        }
     }
 }
 
-/// Offers `batch` until it is all taken; under backpressure waits for room, until `stop`
-/// (when not stopping yet) or the end of the grace period `grace_until`. Frames taken
-/// leave the batch; the others stay in it.
-/// ACKs keep flowing while the batch waits: the emitter may be waiting for them.
-async fn offer(
+/// Writes one ACK with the secured count, if it grew since `sent`.
+async fn send_ack(
     shared: &Shared,
-    slot: &Slot,
-    batch: &mut VecDeque<LogFrame>,
-    from: &mut From,
+    origin: &Origin,
     wr: &mut WriteHalf,
-    stop: &CancellationToken,
-    grace_until: Option<Instant>,
-) -> Wait {
-    let source = &from.source;
-    if batch.is_empty() || shared.with(|c| c.offer(batch, Now::read(), source)) == Offer::Taken {
-        return Wait::Taken;
+    sent: &mut u64,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
+    let count = origin.secured();
+    if count <= *sent {
+        return Ok(());
     }
-    slot.blocked(true);
-    let wait = loop {
-        // Register interest before trying again, so room freed in between is not missed.
-        let room = shared.room.notified();
-        tokio::pin!(room);
-        room.as_mut().enable();
-        if shared.with(|c| c.offer(batch, Now::read(), &from.source)) == Offer::Taken {
-            break Wait::Taken;
-        }
-        tokio::select! {
-            _ = &mut room => {}
-            // A full journal frees room when the writer deletes a finished segment; its
-            // wake-up is not registered ahead like `room`, so look again every 50 ms too.
-            _ = journal_room(shared) => {}
-            _ = from.acks.changed(), if from.acks.wanted() => {
-                // A failed write ends the connection at its next read.
-                let _ = from.acks.send(shared, wr).await;
-            }
-            _ = stop.cancelled(), if grace_until.is_none() => break Wait::Stopping,
-            _ = tokio::time::sleep_until(grace_until.unwrap_or_else(Instant::now)), if grace_until.is_some() => break Wait::GraceOver,
-        }
-    };
-    slot.blocked(false);
-    wait
+    buf.clear();
+    protocol::analyzer::encode_ack(count, buf);
+    wr.write_all(buf).await?;
+    wr.flush().await?;
+    *sent = count;
+    shared.with(|c| c.emitter_ack());
+    Ok(())
 }

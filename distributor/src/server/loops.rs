@@ -1,6 +1,7 @@
 //! The distributor's periodic work: the tick (hang detection, holding-queue retries,
-//! compaction, forgetting ids), the loader that reads frames waiting on disk back as room
-//! frees, and the per-second stats CSV.
+//! compaction, forgetting ids), the frame-timeout sweep over the emitter connections, the
+//! loader that reads frames waiting on disk back as room frees, and the per-second stats
+//! CSV.
 
 use super::Shared;
 use crate::engine::Now;
@@ -27,6 +28,25 @@ pub(super) async fn tick_loop(
             _ = stop.cancelled() => return,
         }
         shared.with(|c| c.tick(Now::read()));
+    }
+}
+
+/// Closes the emitter connections whose partial frame is older than `frame_timeout`, four
+/// times per timeout (at most every second), so a frame is cut within 1.25 timeouts.
+pub(super) async fn frame_timeout_loop(
+    conns: Arc<super::conns::Conns>,
+    frame_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let period = (frame_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        conns.sweep(std::time::Instant::now(), frame_timeout);
     }
 }
 
