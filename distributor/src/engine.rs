@@ -503,6 +503,20 @@ impl Engine {
         (dropped.len() as u64, self.placement.len() as u64)
     }
 
+    /// After the journal closed: frames waiting on disk whose records never reached it
+    /// (the disk took nothing at shutdown) are counted as dropped (`shutdown`). Returns how
+    /// many.
+    pub(crate) fn forget_unwritten(&mut self) -> u64 {
+        let Some(written) = self.placement.journal().map(Journal::written) else {
+            return 0;
+        };
+        let lost = self.placement.forget_unwritten(written);
+        for p in &lost {
+            self.totals.drop_frame(DropReason::Shutdown, *p);
+        }
+        lost.len() as u64
+    }
+
     /// Ends every live session without re-routing (their frames were all released).
     pub(crate) fn close_all(&mut self) {
         for s in &self.live {

@@ -158,8 +158,13 @@ pub struct JournalStats {
     pub recovered: u64,
     /// Torn tails cut off at start.
     pub torn: u64,
-    /// Corrupt records met (at start or reading a spilled frame back).
+    /// Corrupt records met (at start or reading a frame back from disk).
     pub corrupt: u64,
+    /// Writes to the journal's files that failed (each retried in place).
+    pub write_errors: u64,
+    /// Whether the last write failed for lack of space (ENOSPC, EDQUOT): nothing new is
+    /// taken until a write succeeds again.
+    pub disk_full: bool,
 }
 
 /// The disk journal, shared by the core (appends, marks), the writer thread and the spill
@@ -210,6 +215,12 @@ struct State {
     failed: bool,
 }
 
+/// Whether an I/O error says the disk (or the quota) is full.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || matches!(e.raw_os_error(), Some(n) if n == nix::libc::ENOSPC || n == nix::libc::EDQUOT)
+}
+
 /// The longest fdatasync over a window of one to two seconds: the current second's and the
 /// previous one's.
 #[derive(Debug, Default)]
@@ -255,6 +266,23 @@ struct Chunk {
     bytes: Vec<u8>,
 }
 
+impl Chunk {
+    /// How many records it holds (a segment's header is none).
+    fn records(&self) -> usize {
+        let mut n = 0;
+        let mut at = if self.start == 0 {
+            record::SEGMENT_HEADER_LEN
+        } else {
+            0
+        };
+        while let Ok(Some(r)) = record::decode(&self.bytes, at) {
+            n += 1;
+            at += record::record_len(r.payload.len());
+        }
+        n
+    }
+}
+
 #[derive(Debug, Default)]
 struct Segment {
     /// Records not done.
@@ -266,6 +294,24 @@ struct Segment {
 }
 
 impl State {
+    /// The record at `l` from the chunks not yet written, if it is there.
+    fn pending_record(&self, l: Loc) -> Result<(u8, Bytes), JournalReadError> {
+        let (seg, offset) = (seg_of(l), u64::from(offset_of(l)));
+        let chunk = self
+            .pending
+            .iter()
+            .find(|c| c.seg == seg && c.start <= offset && offset < c.start + c.bytes.len() as u64);
+        let Some(c) = chunk else {
+            // Being written right now: readable from the file in a moment.
+            return Err(JournalReadError::NotYet);
+        };
+        match record::decode(&c.bytes, (offset - c.start) as usize) {
+            Ok(Some(r)) => Ok((r.priority, Bytes::copy_from_slice(r.payload))),
+            Ok(None) => Err(JournalReadError::PastEnd { seg, offset }),
+            Err(bad) => Err(JournalReadError::Bad { seg, bad }),
+        }
+    }
+
     fn done(&mut self, l: Loc) {
         if let Some(s) = self.segments.get_mut(&seg_of(l)) {
             s.live = s.live.saturating_sub(1);
@@ -401,11 +447,22 @@ impl Journal {
     /// async threads. Records of one segment that lie close together are read with one
     /// read.
     pub fn read(&self, locs: &[Loc]) -> Vec<Result<(u8, Bytes), JournalReadError>> {
-        recovery::read(&self.inner.cfg.dir, locs)
+        let written = self.written();
+        let split = locs.partition_point(|l| *l < written);
+        let mut out = recovery::read(&self.inner.cfg.dir, &locs[..split]);
+        if split < locs.len() {
+            // Not in the files yet (or not at all, while the disk is full): from the
+            // records still in memory.
+            let st = self.inner.state();
+            out.extend(locs[split..].iter().map(|l| st.pending_record(*l)));
+        }
+        out
     }
 
-    /// Writes and flushes what is pending, writes the done marks, and stops the writer.
-    /// Frames still in the distributor keep their records (see [`Mark::keep`]).
+    /// Writes and flushes what is pending, writes the done marks, and stops the writer
+    /// (after a few tries when writes fail: what it could not write was never secured).
+    /// Frames still in the distributor keep their records (see [`Mark::keep`]); those past
+    /// [`Journal::written`] afterwards never reached the disk.
     pub fn close(&self) {
         self.inner.state().closing = true;
         self.inner.wake.notify_all();
@@ -443,9 +500,11 @@ impl std::fmt::Debug for Appender<'_> {
 }
 
 impl Appender<'_> {
-    /// Whether a record of this payload fits under `--journal-max-bytes`.
+    /// Whether a record of this payload fits under `--journal-max-bytes`, on a disk that
+    /// takes writes (while it is full, nothing new is taken: it could not be secured).
     pub fn has_room(&self, payload_len: usize) -> bool {
-        self.state.bytes + record::record_len(payload_len) as u64 <= self.inner.cfg.max_bytes
+        !self.state.stats.disk_full
+            && self.state.bytes + record::record_len(payload_len) as u64 <= self.inner.cfg.max_bytes
     }
 
     /// Whether the writer is so far behind that appends must wait ([`MAX_PENDING_BYTES`]).

@@ -355,7 +355,12 @@ pub async fn run(
     emitters_stop.cancel();
     shared.conns.stop_all();
     emitter_tasks.close();
-    emitter_tasks.wait().await;
+    // Each connection ends within its grace; the bound is for safety.
+    let _ = tokio::time::timeout(
+        config.drain_timeout.min(emitter::EMITTER_GRACE) + Duration::from_secs(2),
+        emitter_tasks.wait(),
+    )
+    .await;
     shared.with(|c| c.start_draining());
     let deadline = Instant::now() + config.drain_timeout;
     let left = loop {
@@ -399,9 +404,17 @@ pub async fn run(
         }
     }
     if let Some(j) = &journal {
-        // Writes and flushes what is pending and the done marks.
+        // Writes and flushes what is pending, and the done marks (within a bound when the
+        // disk takes nothing).
         let j = Arc::clone(j);
         let _ = tokio::task::spawn_blocking(move || j.close()).await;
+        let lost = shared.with(|c| c.forget_unwritten());
+        if lost > 0 {
+            tracing::error!(
+                lost,
+                "frames whose journal records never reached the disk are dropped (reason shutdown); none was acknowledged"
+            );
+        }
     }
     let snapshot = shared.snapshot();
     log_final(&snapshot);

@@ -90,6 +90,19 @@ impl DiskQueue {
         out
     }
 
+    /// Takes out every place at or past `from`: the priorities of those frames.
+    pub(crate) fn take_from(&mut self, from: Loc) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (p, level) in &mut self.levels {
+            let before = level.len();
+            level.retain(|at| *at < from);
+            out.extend(std::iter::repeat_n(*p, before - level.len()));
+        }
+        self.levels.retain(|_, l| !l.is_empty());
+        self.len -= out.len().min(self.len);
+        out
+    }
+
     /// `n` frames of `priority` taken by [`DiskQueue::take`] are handled (placed, put back or
     /// dropped).
     pub(crate) fn loaded(&mut self, priority: u8, n: usize) {

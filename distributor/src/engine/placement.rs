@@ -147,6 +147,16 @@ impl Placement {
         dropped
     }
 
+    /// After the journal closed: the frames waiting on disk whose records never reached it
+    /// (at or past `written`: the disk took nothing more) are given up. Returns their
+    /// priorities.
+    pub(crate) fn forget_unwritten(&mut self, written: Loc) -> Vec<u8> {
+        match &mut self.disk {
+            Some(d) => d.queue.take_from(written),
+            None => Vec::new(),
+        }
+    }
+
     /// Frames waiting: held or on disk.
     pub(crate) fn len(&self) -> usize {
         self.held() + self.on_disk()
@@ -185,9 +195,10 @@ impl Engine {
     }
 
     /// Picks frames to read back from disk: of the most urgent priority that some live
-    /// analyzer has room for, as many as there is room (at most `max`), written already.
-    /// They count as waiting on disk until [`Engine::load`].
-    pub(crate) fn plan_load(&mut self, max: usize, written: Loc) -> Option<(u8, Vec<Loc>)> {
+    /// analyzer has room for, as many as there is room (at most `max`), placed before
+    /// `readable` (records the journal can give back now). They count as waiting on disk
+    /// until [`Engine::load`].
+    pub(crate) fn plan_load(&mut self, max: usize, readable: Loc) -> Option<(u8, Vec<Loc>)> {
         let d = self.placement.disk.as_mut()?;
         if d.queue.is_empty() || self.bytes >= self.cfg.max_queued_bytes {
             return None;
@@ -197,7 +208,7 @@ impl Engine {
             if room == 0 {
                 continue;
             }
-            let locs = d.queue.take(p, room.min(max), written);
+            let locs = d.queue.take(p, room.min(max), readable);
             if !locs.is_empty() {
                 return Some((p, locs));
             }
@@ -242,6 +253,8 @@ impl Engine {
                         Err(mut f) => back.extend(f.mark.take().map(|m| (f.priority, m.keep()))),
                     }
                 }
+                // Being written this very moment: it waits in front, as it was.
+                Err(JournalReadError::NotYet) => back.push((priority, at)),
                 Err(error) => {
                     journal.corrupt();
                     tracing::error!(%error, priority, "a frame waiting on disk cannot be read back from the journal; dropped (reason journal_corrupt)");

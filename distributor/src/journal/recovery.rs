@@ -227,6 +227,9 @@ pub enum JournalReadError {
         /// The record's offset.
         offset: u64,
     },
+    /// Being written at this moment: neither in memory nor in the file (try again).
+    #[error("being written")]
+    NotYet,
     /// The task reading it failed before it was read (logged with its cause).
     #[error("the task reading it back failed")]
     Interrupted,

@@ -4,7 +4,7 @@
 //! A thread of its own, not a task: it spends its life in blocking `write` and
 //! `fdatasync` calls, which would hold up a runtime worker on a two-core machine.
 
-use super::{Chunk, Inner, State, loc, segment_path};
+use super::{Chunk, Inner, State, loc, record, segment_path};
 use crate::secured::Ticket;
 use runfolder::Fsync;
 use std::collections::BTreeMap;
@@ -36,6 +36,7 @@ pub(super) fn run(inner: &Inner) {
     let mut files = Files::default();
     let mut next_sync = Instant::now() + inner.cfg.fsync_interval;
     let mut last_error: Option<Instant> = None;
+    let mut failed_at_close = 0;
     loop {
         let work = wait(inner, next_sync);
         if inner.cfg.fsync == Fsync::Interval && Instant::now() >= next_sync {
@@ -43,13 +44,28 @@ pub(super) fn run(inner: &Inner) {
         }
         let wrote = !work.pending.is_empty();
         if let Err((first_unwritten, e)) = files.write(inner, &work.pending) {
+            let full = super::is_disk_full(&e);
+            {
+                let mut st = inner.state();
+                st.stats.write_errors += 1;
+                st.stats.disk_full = full;
+            }
             // A full or failing disk: said at once, then every 10 s while it lasts.
             if last_error.is_none_or(|t: Instant| t.elapsed() >= ERROR_EVERY) {
                 last_error = Some(Instant::now());
-                tracing::error!(dir = %inner.cfg.dir.display(), error = %e, "journal write failed; the frames stay unsecured (no ACKs) and are tried again every 100 ms");
+                tracing::error!(dir = %inner.cfg.dir.display(), error = %e, disk_full = full, "journal write failed; new frames are not taken (their emitters wait, or they are dropped as journal_full), the frames inside are still delivered, and the write is tried again every 100 ms");
             }
             let mut pending = work.pending;
             give_back(inner, pending.split_off(first_unwritten), work.tickets);
+            // Delivery goes on meanwhile: done marks and finished segments free space.
+            finish_segments(inner, &mut files, false);
+            if work.closing {
+                failed_at_close += 1;
+                if failed_at_close >= CLOSE_TRIES {
+                    give_up(inner);
+                    return;
+                }
+            }
             std::thread::sleep(RETRY_AFTER);
             continue;
         }
@@ -80,13 +96,35 @@ pub(super) fn run(inner: &Inner) {
         // The flush covers every ticket taken with these records: secured, ACKs follow.
         drop(work.tickets);
         if last_error.take().is_some() {
-            tracing::info!(dir = %inner.cfg.dir.display(), "journal writes succeed again");
+            inner.state().stats.disk_full = false;
+            inner.room.notify_waiters();
+            tracing::info!(dir = %inner.cfg.dir.display(), "journal writes succeed again; new frames are taken again");
         }
         finish_segments(inner, &mut files, work.closing);
         if work.closing {
             return;
         }
     }
+}
+
+/// At shutdown, how many failed write cycles (100 ms apart) before the writer gives up.
+const CLOSE_TRIES: u32 = 10;
+
+/// The disk took nothing at shutdown: the records still in memory are given up. Their
+/// frames were never secured (no ACK went out); the server counts those still inside as
+/// dropped. Their tickets are forfeited.
+fn give_up(inner: &Inner) {
+    let (records, tickets) = {
+        let mut st = inner.state();
+        st.pending_bytes = 0;
+        let records: usize = st.pending.iter().map(|c| c.records()).sum();
+        st.pending.clear();
+        (records, std::mem::take(&mut st.tickets))
+    };
+    for t in tickets {
+        t.forfeit();
+    }
+    tracing::error!(dir = %inner.cfg.dir.display(), records, "journal writes still fail at shutdown: records never written are given up (their frames were never acknowledged)");
 }
 
 /// Waits for the next cycle (the interval's tick, or records appended, or closing) and
@@ -211,7 +249,7 @@ impl Files {
 fn finish_segments(inner: &Inner, files: &mut Files, closing: bool) {
     let (marks, finished) = {
         let mut st = inner.state();
-        let finished = finished(&mut st, closing);
+        let finished = finished(&mut st, closing, inner.cfg.segment_bytes);
         let marks: Vec<(u32, Vec<u32>)> = st
             .segments
             .iter_mut()
@@ -257,23 +295,40 @@ fn finish_segments(inner: &Inner, files: &mut Files, closing: bool) {
     }
 }
 
-/// Takes the finished segments out of the state: every record done, nothing pending, and
-/// not the active segment unless the journal is closing.
-fn finished(st: &mut State, closing: bool) -> Vec<u32> {
-    let ids: Vec<u32> = st
+/// Takes the finished segments out of the state: every record done and nothing pending
+/// (chunks of a segment whose records are all done are not worth writing: dropped). The
+/// active segment is finished too once all its records are done (appends go on in a new
+/// one), so that a journal whose frames were all delivered frees its disk even while the
+/// disk is full.
+fn finished(st: &mut State, closing: bool, segment_bytes: u64) -> Vec<u32> {
+    let done: Vec<u32> = st
         .segments
         .iter()
-        .filter(|(id, s)| {
-            s.live == 0
-                && (closing || **id != st.active)
-                && !st.pending.iter().any(|c| c.seg == **id)
-        })
+        .filter(|(_, s)| s.live == 0)
         .map(|(id, _)| *id)
+        .collect();
+    let before = st.pending.len();
+    st.pending.retain(|c| !done.contains(&c.seg));
+    if st.pending.len() != before {
+        st.pending_bytes = st.pending.iter().map(|c| c.bytes.len()).sum();
+    }
+    let active = st.active;
+    // The active segment only once it holds a good part of a segment (or the disk is
+    // full): rotating after every group commit would make a file per commit.
+    let rotate = st.active_len > record::SEGMENT_HEADER_LEN as u64
+        && (st.stats.disk_full || st.active_len >= segment_bytes / 4);
+    let ids: Vec<u32> = done
+        .into_iter()
+        .filter(|id| closing || *id != active || rotate)
         .collect();
     for id in &ids {
         if let Some(s) = st.segments.remove(id) {
             st.bytes -= s.len;
         }
+    }
+    if ids.contains(&active) {
+        st.active += 1;
+        st.active_len = 0;
     }
     ids
 }

@@ -56,14 +56,15 @@ const LOAD_BATCH: usize = 4096;
 
 /// Reads frames waiting on disk (for room, or recovered at start) back into the queues as
 /// room frees, most urgent priority first. Woken by room freeing; also looks every 20 ms,
-/// as a record becomes readable only once the writer has written it.
+/// as a record being written at that moment is readable only once it is.
 pub(super) async fn load_loop(shared: Arc<Shared>, journal: Arc<Journal>, stop: CancellationToken) {
     loop {
         let room = shared.room.notified();
         tokio::pin!(room);
         room.as_mut().enable();
-        let written = journal.written();
-        let plan = shared.with(|c| c.plan_load(LOAD_BATCH, written));
+        // Every record can be read back: from the files, or from memory while it is not
+        // written yet (as while the disk is full).
+        let plan = shared.with(|c| c.plan_load(LOAD_BATCH, crate::journal::Loc::MAX));
         let Some((priority, locs)) = plan else {
             if !wait_for_room(room, &stop).await {
                 return;
