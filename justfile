@@ -18,7 +18,8 @@ test:
     cargo test --release --workspace
 
 # Installs what it needs when missing (Debian packages, kubernetes-validate from PyPI) and
-# runs the package test, which installs and purges the Debian package on this machine.
+# runs the package test, which installs and purges the Debian package on this machine,
+# and the systemd test, which keeps a Debian root in /var/tmp.
 # Everything CI checks: fmt, clippy, tests, profiles, deploy files, the package.
 ci:
     bash .ci/run
@@ -87,6 +88,11 @@ package: build
 # The package test: INSTALLS the package on this machine (dpkg -i), runs it, purges it.
 package-test: build
     bash deploy/package-test
+
+# Root only; CI runs it. The first run builds a Debian root into /var/tmp (mmdebstrap).
+# The unit under a real systemd in namespaces of its own: start, traffic, TLS, reload, stop.
+systemd-test: build
+    bash deploy/systemd-test
 
 # Needs haproxy, systemd-analyze and kubernetes-validate; .ci/run installs them.
 # Check deploy/: the unit's systemd-analyze score, haproxy -c, the Kubernetes manifests.
