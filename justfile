@@ -1,5 +1,7 @@
-# Thin recipes over the binaries. `just --list` shows them all.
-# One build command everywhere (cargo's feature unification would otherwise rebuild polars).
+# Recipes over the binaries and scripts. `just --list` shows them all. Those that run a
+# binary build first (`build`: a no-op when nothing changed); none installs anything but
+# `package-test`, which says so. One build command everywhere (cargo's feature
+# unification would otherwise rebuild polars).
 
 target := env_var_or_default("CARGO_TARGET_DIR", "target")
 
@@ -15,7 +17,10 @@ build:
 test:
     cargo test --release --workspace
 
-# Everything CI checks: fmt, clippy, tests, profile validation and short profile runs.
+# Installs what it needs when missing (Debian packages, kubernetes-validate from PyPI) and
+# runs the package test, which installs and purges the Debian package on this machine,
+# and the systemd test, which keeps a Debian root in /var/tmp.
+# Everything CI checks: fmt, clippy, tests, profiles, deploy files, the package.
 ci:
     bash .ci/run
 
@@ -48,10 +53,10 @@ check: build
 report DIR: build
     {{target}}/release/report {{DIR}}
 
-# Criterion benchmarks of the hot paths, then the end-to-end performance suite (socat, the
-# reference relay, comes from Debian's packages).
+# The suite's reference relay is socat, from Debian's packages: install it first.
+# Criterion benchmarks of the hot paths, then the end-to-end suite (needs socat).
 bench *ARGS: build
-    command -v socat >/dev/null || (apt-get update -qq && apt-get install -y -qq socat)
+    @command -v socat >/dev/null || { echo "just bench: socat (the reference relay) is missing: apt-get install socat" >&2; exit 2; }
     cargo bench --workspace --bench codec --bench routing --bench generate --bench verify
     {{target}}/release/harness bench {{ARGS}}
 
@@ -69,3 +74,27 @@ clean:
 # each must decode the same whether the bytes come at once or cut anywhere.
 fuzz CASES="10000000":
     PROPTEST_CASES={{CASES}} cargo test --release --workspace --test arbitrary_input
+
+# Man pages and bash/zsh/fish completions of every binary into target/dist/.
+man: build
+    {{target}}/release/dist --out {{target}}/dist
+
+# README "Install" says what they hold and how to install them.
+# The distributor's Debian package and archive into target/package/.
+package: build
+    bash deploy/package
+
+# Root only; CI runs it (deploy/package-test says what it checks).
+# The package test: INSTALLS the package on this machine (dpkg -i), runs it, purges it.
+package-test: build
+    bash deploy/package-test
+
+# Root only; CI runs it. The first run builds a Debian root into /var/tmp (mmdebstrap).
+# The unit under a real systemd in namespaces of its own: start, traffic, TLS, reload, stop.
+systemd-test: build
+    bash deploy/systemd-test
+
+# Needs haproxy, systemd-analyze and kubernetes-validate; .ci/run installs them.
+# Check deploy/: the unit's systemd-analyze score, haproxy -c, the Kubernetes manifests.
+check-deploy:
+    bash deploy/check

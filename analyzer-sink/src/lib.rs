@@ -31,7 +31,7 @@ use std::path::PathBuf;
 /// `_`), and [`Config::to_args`] turns them back into these flags.
 #[derive(Debug, Clone, PartialEq, Parser, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-#[command(version)]
+#[command(version = runner::VERSION)]
 pub struct Config {
     /// The distributor's analyzer address, HOST:PORT (a host name or an IP address).
     #[arg(long, value_name = "HOST:PORT", default_value_t = default_distributor(), value_parser = runner::addr::parse)]

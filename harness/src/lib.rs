@@ -10,6 +10,7 @@
 //! - [`bench`](mod@bench): the end-to-end performance suite behind `just bench`.
 //! - [`prometheus`]: a real Prometheus beside a run (`--prometheus`), and its alerts.
 //! - [`tls`]: a `tls = true` run's certificates, access file and impostor.
+//! - [`cli`]: the binary's command line (also read by the `dist` tool for man pages).
 //!
 //! The harness starts the `distributor`, `analyzer-sink`, `loadgen` and `report` binaries
 //! found beside its own executable (`cargo build --release --workspace` builds them all),
@@ -18,6 +19,7 @@
 //! schema (`runfolder`).
 
 pub mod bench;
+pub mod cli;
 pub mod procs;
 pub mod profile;
 pub mod progress;

@@ -111,7 +111,7 @@ impl<'de> serde::Deserialize<'de> for Rate {
 /// these flags.
 #[derive(Debug, Clone, PartialEq, Parser, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-#[command(version)]
+#[command(version = runner::VERSION)]
 pub struct Config {
     /// The distributor's emitter address, HOST:PORT (a host name or an IP address).
     #[arg(long, value_name = "HOST:PORT", default_value_t = default_target(), value_parser = runner::addr::parse)]

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 /// missing or wrong), 3 INCONCLUSIVE (too little data to decide; the check line says how
 /// much would do).
 #[derive(Debug, Parser)]
-#[command(version, args_conflicts_with_subcommands = true)]
+#[command(version = runner::VERSION, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

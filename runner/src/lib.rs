@@ -20,6 +20,20 @@ use std::future::Future;
 use std::io::Read as _;
 use std::process::ExitCode;
 
+/// The git commit the workspace was built from (12 hex digits), `LOG_DISTRIBUTOR_COMMIT`
+/// when the build set it (a source archive has no `.git`), or `unknown` (runner's
+/// build script).
+pub const COMMIT: &str = env!("LOG_DISTRIBUTOR_BUILD_COMMIT");
+
+/// What every binary's `--version` prints after its name: `0.1.0 (commit 5894f1b2c3d4)`.
+/// Use it as `#[command(version = runner::VERSION)]`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LOG_DISTRIBUTOR_BUILD_COMMIT"),
+    ")"
+);
+
 /// The environment variable that makes [`stop_signal`] also watch stdin for EOF.
 pub const WATCH_STDIN: &str = "HARNESS_WATCH_STDIN";
 
@@ -147,5 +161,37 @@ where
             eprintln!("error: {e:#}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commit is the checkout's HEAD (or the override the build was given).
+    #[test]
+    fn the_commit_is_the_head_this_was_built_from() {
+        let expected = match option_env!("LOG_DISTRIBUTOR_COMMIT") {
+            Some(c) if !c.trim().is_empty() => c.trim().to_owned(),
+            _ => {
+                let out = std::process::Command::new("git")
+                    .args(["rev-parse", "--short=12", "HEAD"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "git rev-parse failed: not a checkout?"
+                );
+                let head = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+                assert_eq!(head.len(), 12, "{head}");
+                head
+            }
+        };
+        assert_eq!(COMMIT, expected);
+        assert_eq!(
+            VERSION,
+            format!("{} (commit {expected})", env!("CARGO_PKG_VERSION"))
+        );
     }
 }
