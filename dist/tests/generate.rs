@@ -307,8 +307,14 @@ fn sibling(name: &str) -> PathBuf {
 #[test]
 fn every_binary_names_the_commit_in_its_version() {
     assert_ne!(runner::COMMIT, "unknown", "built outside a git checkout?");
-    // The distributor joins this list once its clap attributes use runner::VERSION.
-    for name in ["loadgen", "analyzer-sink", "report", "harness", "dist"] {
+    for name in [
+        "distributor",
+        "loadgen",
+        "analyzer-sink",
+        "report",
+        "harness",
+        "dist",
+    ] {
         let run = Command::new(sibling(name))
             .arg("--version")
             .output()

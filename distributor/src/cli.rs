@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// cannot run (a port in use, a journal locked by another distributor), 2 for bad usage
 /// or settings, 74 when the journal's fdatasync failed.
 #[derive(Debug, Parser)]
-#[command(name = "distributor", version)]
+#[command(name = "distributor", version = runner::VERSION)]
 pub struct Cli {
     /// A TOML file with any of these settings (keys as the flags, with `-` or `_`); flags
     /// given on the command line win over it.

@@ -670,7 +670,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/distributor.toml");
         let cfg = Config::from_file(&path).unwrap();
         assert_eq!(cfg.emitter_listen.port(), 8080);
-        assert_eq!(cfg.metrics_listen.map(|a| a.port()), Some(9100));
+        assert_eq!(cfg.metrics_listen.map(|a| a.port()), Some(8082));
         assert_eq!(
             cfg.data_dir.as_deref(),
             Some(Path::new("/var/lib/log-distributor/journal"))
