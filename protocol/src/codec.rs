@@ -422,7 +422,11 @@ pub enum Step {
 
 /// The incremental decompressor of one compressed stream. No I/O: see the module docs.
 #[derive(Debug)]
-pub struct StreamDecoder(Decoding);
+pub struct StreamDecoder {
+    inner: Decoding,
+    /// The most bytes the stream may decode to (a BATCH's `raw_len`).
+    limit: Option<u64>,
+}
 
 #[derive(Debug)]
 enum Decoding {
@@ -433,15 +437,16 @@ enum Decoding {
 impl StreamDecoder {
     /// A decoder for a stream of `codec`.
     pub fn new(codec: Codec) -> Self {
-        Self(match codec {
+        let inner = match codec {
             Codec::Lz4 => Decoding::Lz4(lz4_frames::Lz4Frames::default()),
             Codec::Zstd => Decoding::Zstd(Box::default()),
-        })
+        };
+        Self { inner, limit: None }
     }
 
     /// The codec.
     pub fn codec(&self) -> Codec {
-        match self.0 {
+        match self.inner {
             Decoding::Lz4(_) => Codec::Lz4,
             Decoding::Zstd(_) => Codec::Zstd,
         }
@@ -449,7 +454,7 @@ impl StreamDecoder {
 
     /// Compressed bytes consumed so far (the offset of the first byte still in the input).
     pub fn offset(&self) -> u64 {
-        match &self.0 {
+        match &self.inner {
             Decoding::Lz4(d) => d.offset(),
             Decoding::Zstd(d) => d.offset(),
         }
@@ -457,7 +462,7 @@ impl StreamDecoder {
 
     /// Decoded bytes produced so far.
     pub fn produced(&self) -> u64 {
-        match &self.0 {
+        match &self.inner {
             Decoding::Lz4(d) => d.produced(),
             Decoding::Zstd(d) => d.produced(),
         }
@@ -470,8 +475,9 @@ impl StreamDecoder {
         input: &mut BytesMut,
         out: &mut BytesMut,
     ) -> Result<Step, DecompressError> {
-        match &mut self.0 {
-            Decoding::Lz4(d) => d.step(input, out),
+        let room = self.limit.map(|l| l.saturating_sub(self.produced()));
+        match &mut self.inner {
+            Decoding::Lz4(d) => d.step(input, out, room),
             Decoding::Zstd(d) => d.step(input, out),
         }
     }
@@ -479,7 +485,7 @@ impl StreamDecoder {
     /// The most one [`StreamDecoder::step`] may append: 4 MiB for lz4 (its largest
     /// block), 128 KiB for zstd.
     pub fn max_unit_output(&self) -> usize {
-        match self.0 {
+        match self.inner {
             Decoding::Lz4(_) => lz4_frames::MAX_BLOCK,
             Decoding::Zstd(_) => zstd_frames::MAX_BLOCK,
         }
@@ -489,7 +495,7 @@ impl StreamDecoder {
     /// At the end of a connection, `false` means the last frame was cut (its whole blocks
     /// were decoded all the same).
     pub fn at_boundary(&self) -> bool {
-        match &self.0 {
+        match &self.inner {
             Decoding::Lz4(d) => d.at_boundary(),
             Decoding::Zstd(d) => d.at_boundary(),
         }
@@ -509,7 +515,7 @@ impl StreamDecoder {
 
     /// Where the unit being waited for starts.
     fn unit_offset(&self) -> u64 {
-        match &self.0 {
+        match &self.inner {
             Decoding::Lz4(d) => d.offset(),
             Decoding::Zstd(d) => d.offset(),
         }
@@ -517,27 +523,24 @@ impl StreamDecoder {
 }
 
 /// Decompresses all of `compressed`, which must be exactly one frame of `codec` (a BATCH
-/// frame's body), into `out`, refusing to produce more than `limit` bytes.
+/// frame's body), appending to `out` and refusing to produce more than `limit` bytes: lz4
+/// blocks decode into what is left of the limit, zstd into a buffer of exactly `limit`
+/// bytes (one call, no window kept).
 pub fn decompress_one_frame(
     codec: Codec,
     compressed: &[u8],
     limit: usize,
     out: &mut BytesMut,
 ) -> Result<(), DecompressError> {
+    if codec == Codec::Zstd {
+        return zstd_frames::one_frame(compressed, limit, out);
+    }
     let mut d = StreamDecoder::new(codec);
+    d.limit = Some(limit as u64);
     let mut input = BytesMut::from(compressed);
-    let start = out.len();
     loop {
-        let before = d.offset();
         let step = d.step(&mut input, out)?;
-        if out.len() - start > limit {
-            return Err(DecompressError::TooMuchOutput {
-                codec,
-                limit: limit as u64,
-                offset: before,
-            });
-        }
-        if step == Step::NeedInput || d.at_boundary() {
+        if step == Step::NeedInput || (d.at_boundary() && d.offset() > 0) {
             break;
         }
     }
@@ -749,7 +752,7 @@ mod tests {
                     1 << 20,
                     &mut BytesMut::new()
                 ),
-                Err(DecompressError::Truncated { .. })
+                Err(DecompressError::Truncated { .. } | DecompressError::Block { offset: 0, .. })
             ));
             assert!(matches!(
                 decompress_one_frame(codec, &[], 1 << 20, &mut BytesMut::new()),

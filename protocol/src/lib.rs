@@ -20,6 +20,7 @@
 //! arbitrary bytes. There is no I/O here; what to do about an error is the caller's policy.
 
 pub mod analyzer;
+pub mod batch;
 pub mod codec;
 pub mod emitter;
 pub mod log;

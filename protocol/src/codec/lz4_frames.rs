@@ -73,10 +73,12 @@ impl Lz4Frames {
         matches!(self.state, State::Magic)
     }
 
+    /// One unit; `room`: how many more bytes the caller accepts (none: no bound).
     pub(super) fn step(
         &mut self,
         input: &mut BytesMut,
         out: &mut BytesMut,
+        room: Option<u64>,
     ) -> Result<Step, DecompressError> {
         match std::mem::take(&mut self.state) {
             State::Magic => self.magic(input),
@@ -94,7 +96,7 @@ impl Lz4Frames {
                     Step::Progress
                 })
             }
-            State::Blocks(frame) => self.block(frame, input, out),
+            State::Blocks(frame) => self.block(frame, input, out, room),
         }
     }
 
@@ -176,6 +178,7 @@ impl Lz4Frames {
         mut frame: Box<Frame>,
         input: &mut BytesMut,
         out: &mut BytesMut,
+        room: Option<u64>,
     ) -> Result<Step, DecompressError> {
         if input.len() < 4 {
             self.state = State::Blocks(frame);
@@ -207,11 +210,24 @@ impl Lz4Frames {
                 offset: self.offset,
             });
         }
+        // A bound below the block maximum is where this block must end.
+        let cap = room.map_or(frame.block_max, |r| r.min(frame.block_max as u64) as usize);
+        let too_much = DecompressError::TooMuchOutput {
+            codec: LZ4,
+            limit: self.produced + cap as u64,
+            offset: self.offset,
+        };
         let start = out.len();
         if word & 0x8000_0000 != 0 {
+            if size > cap {
+                return Err(too_much);
+            }
             out.extend_from_slice(data);
         } else {
-            self.decompress(&frame, data, out)?;
+            self.decompress(data, cap, out).map_err(|e| match e {
+                Some(e) => e,
+                None => too_much,
+            })?;
         }
         let block = &out[start..];
         if frame.linked {
@@ -229,28 +245,32 @@ impl Lz4Frames {
         Ok(Step::Progress)
     }
 
-    /// Decodes one compressed block into `out`, with the history as dictionary.
+    /// Decodes one compressed block of at most `cap` bytes into `out`, with the history
+    /// as dictionary. `Err(None)`: it decodes to more than `cap`.
     fn decompress(
         &mut self,
-        frame: &Frame,
         data: &[u8],
+        cap: usize,
         out: &mut BytesMut,
-    ) -> Result<(), DecompressError> {
-        let need = WINDOW + frame.block_max;
+    ) -> Result<(), Option<DecompressError>> {
+        let need = WINDOW + cap;
         if self.scratch.len() < need {
             self.scratch.resize(need, 0);
         }
         let (history, room) = self.scratch.split_at_mut(WINDOW);
         let dict = &history[WINDOW - self.history..];
-        let n =
-            lz4_flex::block::decompress_into_with_dict(data, &mut room[..frame.block_max], dict)
-                .map_err(|e| DecompressError::Block {
-                    codec: LZ4,
-                    reason: block_reason(&e),
-                    offset: self.offset,
-                })?;
-        out.extend_from_slice(&room[..n]);
-        Ok(())
+        match lz4_flex::block::decompress_into_with_dict(data, &mut room[..cap], dict) {
+            Ok(n) => {
+                out.extend_from_slice(&room[..n]);
+                Ok(())
+            }
+            Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) => Err(None),
+            Err(e) => Err(Some(DecompressError::Block {
+                codec: LZ4,
+                reason: block_reason(&e),
+                offset: self.offset,
+            })),
+        }
     }
 
     /// Keeps the last [`WINDOW`] bytes of output, right-aligned in the history area.
@@ -302,7 +322,6 @@ impl Lz4Frames {
 fn block_reason(e: &lz4_flex::block::DecompressError) -> String {
     use lz4_flex::block::DecompressError as E;
     match e {
-        E::OutputTooSmall { .. } => "it decodes to more than the frame's block maximum".into(),
         E::LiteralOutOfBounds => "a literal runs past the block".into(),
         E::ExpectedAnotherByte => "the block ends inside a sequence".into(),
         E::OffsetZero => "a match offset of 0".into(),

@@ -290,6 +290,61 @@ impl ZstdFrames {
     }
 }
 
+/// Decodes `compressed`, exactly one zstd frame, in one call into a buffer of `limit`
+/// bytes (libzstd refuses to write past it), appended to `out`.
+pub(super) fn one_frame(
+    compressed: &[u8],
+    limit: usize,
+    out: &mut BytesMut,
+) -> Result<(), DecompressError> {
+    let fail = |code| DecompressError::Block {
+        codec: ZSTD,
+        reason: zstd::zstd_safe::get_error_name(code).to_owned(),
+        offset: 0,
+    };
+    if compressed.is_empty() {
+        return Err(DecompressError::Truncated {
+            codec: ZSTD,
+            offset: 0,
+        });
+    }
+    let size = zstd::zstd_safe::find_frame_compressed_size(compressed).map_err(fail)?;
+    if size < compressed.len() {
+        return Err(DecompressError::Magic {
+            codec: ZSTD,
+            magic: u32::from_le_bytes(first4(&compressed[size..])),
+            offset: size as u64,
+        });
+    }
+    if let Ok(Some(declared)) = zstd::zstd_safe::get_frame_content_size(compressed)
+        && declared > limit as u64
+    {
+        return Err(DecompressError::TooMuchOutput {
+            codec: ZSTD,
+            limit: limit as u64,
+            offset: 0,
+        });
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(limit);
+    let mut dctx = DCtx::create();
+    match dctx.decompress(&mut buf, compressed) {
+        Ok(_) => {
+            out.extend_from_slice(&buf);
+            Ok(())
+        }
+        // The frame does not say its size and decodes past the bound: libzstd stops at
+        // the end of the buffer.
+        Err(code) if zstd::zstd_safe::get_error_name(code).contains("too small") => {
+            Err(DecompressError::TooMuchOutput {
+                codec: ZSTD,
+                limit: limit as u64,
+                offset: 0,
+            })
+        }
+        Err(code) => Err(fail(code)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Step, StreamDecoder};
