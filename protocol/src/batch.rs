@@ -453,8 +453,15 @@ mod tests {
         );
         assert!(dst.is_empty());
         // Incompressible bytes do not shrink: encode_if_smaller writes nothing.
-        let noise: Vec<u8> = (0..2000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..2000)
+            .map(|_| {
+                // xorshift64: bytes no codec can shrink.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
             .collect();
         let mut raw = deliver_header(0, 0, 0, noise.len()).to_vec();
         raw.extend_from_slice(&noise);
