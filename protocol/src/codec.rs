@@ -426,6 +426,8 @@ pub struct StreamDecoder {
     inner: Decoding,
     /// The most bytes the stream may decode to (a BATCH's `raw_len`).
     limit: Option<u64>,
+    /// The error that stopped the stream: every later step returns it again.
+    failed: Option<DecompressError>,
 }
 
 #[derive(Debug)]
@@ -441,7 +443,11 @@ impl StreamDecoder {
             Codec::Lz4 => Decoding::Lz4(lz4_frames::Lz4Frames::default()),
             Codec::Zstd => Decoding::Zstd(Box::default()),
         };
-        Self { inner, limit: None }
+        Self {
+            inner,
+            limit: None,
+            failed: None,
+        }
     }
 
     /// The codec.
@@ -475,11 +481,18 @@ impl StreamDecoder {
         input: &mut BytesMut,
         out: &mut BytesMut,
     ) -> Result<Step, DecompressError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         let room = self.limit.map(|l| l.saturating_sub(self.produced()));
-        match &mut self.inner {
+        let step = match &mut self.inner {
             Decoding::Lz4(d) => d.step(input, out, room),
             Decoding::Zstd(d) => d.step(input, out),
+        };
+        if let Err(e) = &step {
+            self.failed = Some(e.clone());
         }
+        step
     }
 
     /// The most one [`StreamDecoder::step`] may append: 4 MiB for lz4 (its largest
@@ -495,6 +508,9 @@ impl StreamDecoder {
     /// At the end of a connection, `false` means the last frame was cut (its whole blocks
     /// were decoded all the same).
     pub fn at_boundary(&self) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
         match &self.inner {
             Decoding::Lz4(d) => d.at_boundary(),
             Decoding::Zstd(d) => d.at_boundary(),
@@ -503,6 +519,9 @@ impl StreamDecoder {
 
     /// At the end of the input: an error if it ends inside a frame.
     pub fn finish(&self) -> Result<(), DecompressError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         if self.at_boundary() {
             Ok(())
         } else {
