@@ -32,6 +32,7 @@ pub mod emitter;
 pub mod log;
 pub mod order;
 pub mod probe;
+pub mod syslog;
 
 /// An incremental decoder of one frame kind: takes the next whole frame out of a growing
 /// buffer, `Ok(None)` while it is incomplete. Every decoder of this crate implements it, so
