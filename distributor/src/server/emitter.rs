@@ -207,7 +207,7 @@ pub(super) async fn connection(
                     reject(&shared, &mut wr, peer, &Refusal::Malformed(e)).await;
                     break;
                 }
-                Some(StreamError::Log(e)) => {
+                Some(e @ (StreamError::Log(_) | StreamError::Decompress(_))) => {
                     shared.with(|c| c.protocol_error());
                     tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
                     break;
