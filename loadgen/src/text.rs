@@ -18,46 +18,226 @@ use rand::RngExt;
 use rand::rngs::SmallRng;
 
 const WORDS: &[&str] = &[
-    "request", "response", "session", "user", "account", "order", "payment", "invoice",
-    "cart", "item", "product", "catalog", "search", "query", "index", "cache", "hit", "miss",
-    "expired", "refreshed", "token", "login", "logout", "failed", "succeeded", "retry",
-    "timeout", "connection", "pool", "database", "replica", "primary", "shard", "queue",
-    "worker", "job", "scheduled", "started", "finished", "completed", "aborted", "error",
-    "warning", "notice", "config", "reloaded", "loaded", "file", "upload", "download",
-    "image", "thumbnail", "resize", "stream", "chunk", "buffer", "flush", "write", "read",
-    "disk", "quota", "limit", "rate", "exceeded", "throttled", "allowed", "denied",
-    "permission", "role", "admin", "guest", "api", "client", "server", "upstream",
-    "downstream", "proxy", "gateway", "route", "handler", "middleware", "validation",
-    "invalid", "missing", "field", "value", "header", "body", "payload", "json", "parse",
-    "serialize", "encode", "decode", "compress", "checksum", "mismatch", "verified",
-    "signature", "certificate", "renewed", "handshake", "tls", "dns", "resolve", "lookup",
-    "address", "port", "socket", "closed", "opened", "reset", "peer", "remote", "local",
-    "node", "cluster", "leader", "follower", "election", "heartbeat", "lease", "lock",
-    "acquired", "released", "contention", "latency", "slow", "fast", "p99", "metrics",
-    "exported", "scrape", "alert", "fired", "resolved", "deploy", "rollout", "version",
-    "migration", "applied", "pending", "backup", "snapshot", "restore", "email", "sent",
-    "delivered", "bounced", "notification", "webhook", "callback", "event", "published",
-    "consumed", "offset", "commit", "transaction", "rollback", "deadlock", "detected",
-    "garbage", "collection", "heap", "memory", "cpu",
+    "request",
+    "response",
+    "session",
+    "user",
+    "account",
+    "order",
+    "payment",
+    "invoice",
+    "cart",
+    "item",
+    "product",
+    "catalog",
+    "search",
+    "query",
+    "index",
+    "cache",
+    "hit",
+    "miss",
+    "expired",
+    "refreshed",
+    "token",
+    "login",
+    "logout",
+    "failed",
+    "succeeded",
+    "retry",
+    "timeout",
+    "connection",
+    "pool",
+    "database",
+    "replica",
+    "primary",
+    "shard",
+    "queue",
+    "worker",
+    "job",
+    "scheduled",
+    "started",
+    "finished",
+    "completed",
+    "aborted",
+    "error",
+    "warning",
+    "notice",
+    "config",
+    "reloaded",
+    "loaded",
+    "file",
+    "upload",
+    "download",
+    "image",
+    "thumbnail",
+    "resize",
+    "stream",
+    "chunk",
+    "buffer",
+    "flush",
+    "write",
+    "read",
+    "disk",
+    "quota",
+    "limit",
+    "rate",
+    "exceeded",
+    "throttled",
+    "allowed",
+    "denied",
+    "permission",
+    "role",
+    "admin",
+    "guest",
+    "api",
+    "client",
+    "server",
+    "upstream",
+    "downstream",
+    "proxy",
+    "gateway",
+    "route",
+    "handler",
+    "middleware",
+    "validation",
+    "invalid",
+    "missing",
+    "field",
+    "value",
+    "header",
+    "body",
+    "payload",
+    "json",
+    "parse",
+    "serialize",
+    "encode",
+    "decode",
+    "compress",
+    "checksum",
+    "mismatch",
+    "verified",
+    "signature",
+    "certificate",
+    "renewed",
+    "handshake",
+    "tls",
+    "dns",
+    "resolve",
+    "lookup",
+    "address",
+    "port",
+    "socket",
+    "closed",
+    "opened",
+    "reset",
+    "peer",
+    "remote",
+    "local",
+    "node",
+    "cluster",
+    "leader",
+    "follower",
+    "election",
+    "heartbeat",
+    "lease",
+    "lock",
+    "acquired",
+    "released",
+    "contention",
+    "latency",
+    "slow",
+    "fast",
+    "p99",
+    "metrics",
+    "exported",
+    "scrape",
+    "alert",
+    "fired",
+    "resolved",
+    "deploy",
+    "rollout",
+    "version",
+    "migration",
+    "applied",
+    "pending",
+    "backup",
+    "snapshot",
+    "restore",
+    "email",
+    "sent",
+    "delivered",
+    "bounced",
+    "notification",
+    "webhook",
+    "callback",
+    "event",
+    "published",
+    "consumed",
+    "offset",
+    "commit",
+    "transaction",
+    "rollback",
+    "deadlock",
+    "detected",
+    "garbage",
+    "collection",
+    "heap",
+    "memory",
+    "cpu",
 ];
 const RESOURCES: &[&str] = &[
-    "users", "orders", "items", "products", "carts", "payments", "sessions", "search",
-    "images", "reports", "accounts", "invoices", "events", "health", "metrics", "static",
+    "users", "orders", "items", "products", "carts", "payments", "sessions", "search", "images",
+    "reports", "accounts", "invoices", "events", "health", "metrics", "static",
 ];
 const EXTENSIONS: &[&str] = &["", "", "", ".json", ".html", ".css", ".js", ".png"];
-const METHODS: &[(&str, u32)] = &[("GET", 70), ("POST", 18), ("PUT", 5), ("DELETE", 3), ("PATCH", 2), ("HEAD", 2)];
+const METHODS: &[(&str, u32)] = &[
+    ("GET", 70),
+    ("POST", 18),
+    ("PUT", 5),
+    ("DELETE", 3),
+    ("PATCH", 2),
+    ("HEAD", 2),
+];
 const STATUSES: &[(u16, u32)] = &[
-    (200, 72), (201, 4), (204, 3), (301, 2), (302, 3), (304, 6), (400, 2), (401, 2), (403, 1),
-    (404, 3), (429, 1), (500, 1), (502, 0), (503, 0),
+    (200, 72),
+    (201, 4),
+    (204, 3),
+    (301, 2),
+    (302, 3),
+    (304, 6),
+    (400, 2),
+    (401, 2),
+    (403, 1),
+    (404, 3),
+    (429, 1),
+    (500, 1),
+    (502, 0),
+    (503, 0),
 ];
 const LEVELS: &[(&str, u32)] = &[("INFO", 70), ("DEBUG", 15), ("WARN", 10), ("ERROR", 5)];
 const LOGGERS: &[&str] = &[
-    "com.shop.api.OrderController", "com.shop.db.ConnectionPool", "com.shop.auth.TokenService",
-    "com.shop.cache.RedisCache", "com.shop.jobs.Scheduler", "com.shop.http.Client",
-    "org.eclipse.jetty.server.Server", "io.netty.channel.EventLoop",
+    "com.shop.api.OrderController",
+    "com.shop.db.ConnectionPool",
+    "com.shop.auth.TokenService",
+    "com.shop.cache.RedisCache",
+    "com.shop.jobs.Scheduler",
+    "com.shop.http.Client",
+    "org.eclipse.jetty.server.Server",
+    "io.netty.channel.EventLoop",
 ];
-const DAEMONS: &[&str] = &["sshd", "nginx", "postfix/smtpd", "cron", "systemd", "kernel", "dockerd", "kubelet"];
-const SERVICES: &[&str] = &["checkout", "catalog", "auth", "search", "billing", "gateway", "media", "notify"];
+const DAEMONS: &[&str] = &[
+    "sshd",
+    "nginx",
+    "postfix/smtpd",
+    "cron",
+    "systemd",
+    "kernel",
+    "dockerd",
+    "kubelet",
+];
+const SERVICES: &[&str] = &[
+    "checkout", "catalog", "auth", "search", "billing", "gateway", "media", "notify",
+];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15",
@@ -68,7 +248,9 @@ const AGENTS: &[&str] = &[
     "Go-http-client/1.1",
     "kube-probe/1.29",
 ];
-const MONTHS: &[&str] = &["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: &[&str] = &[
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Writes log-like text lines of a given length.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,7 +311,12 @@ fn push_value(rng: &mut SmallRng, line: &mut String) {
         0 => write!(line, "{}", rng.random_range(0..10_000u32)),
         1 => write!(line, "{:016x}", rng.random::<u64>()),
         2 => write!(line, "{}", pick(rng, WORDS)),
-        _ => write!(line, "{}.{:03}", rng.random_range(0..500u32), rng.random_range(0..1000u32)),
+        _ => write!(
+            line,
+            "{}.{:03}",
+            rng.random_range(0..500u32),
+            rng.random_range(0..1000u32)
+        ),
     };
 }
 
@@ -137,15 +324,38 @@ fn address(rng: &mut SmallRng, line: &mut String) {
     use std::fmt::Write as _;
     // Clients cluster in a few networks, as they do behind a load balancer.
     let _ = match rng.random_range(0..3u32) {
-        0 => write!(line, "10.{}.{}.{}", rng.random_range(0..4u32), rng.random_range(0..32u32), rng.random_range(1..255u32)),
-        1 => write!(line, "192.168.{}.{}", rng.random_range(0..8u32), rng.random_range(1..255u32)),
-        _ => write!(line, "{}.{}.{}.{}", rng.random_range(1..224u32), rng.random_range(0..256u32), rng.random_range(0..256u32), rng.random_range(1..255u32)),
+        0 => write!(
+            line,
+            "10.{}.{}.{}",
+            rng.random_range(0..4u32),
+            rng.random_range(0..32u32),
+            rng.random_range(1..255u32)
+        ),
+        1 => write!(
+            line,
+            "192.168.{}.{}",
+            rng.random_range(0..8u32),
+            rng.random_range(1..255u32)
+        ),
+        _ => write!(
+            line,
+            "{}.{}.{}.{}",
+            rng.random_range(1..224u32),
+            rng.random_range(0..256u32),
+            rng.random_range(0..256u32),
+            rng.random_range(1..255u32)
+        ),
     };
 }
 
 fn path(rng: &mut SmallRng, line: &mut String) {
     use std::fmt::Write as _;
-    let _ = write!(line, "/api/v{}/{}", rng.random_range(1..3u32), pick(rng, RESOURCES));
+    let _ = write!(
+        line,
+        "/api/v{}/{}",
+        rng.random_range(1..3u32),
+        pick(rng, RESOURCES)
+    );
     if rng.random_bool(0.6) {
         let _ = write!(line, "/{}", rng.random_range(1..100_000u32));
     }
@@ -154,7 +364,12 @@ fn path(rng: &mut SmallRng, line: &mut String) {
     }
     line.push_str(pick(rng, EXTENSIONS));
     if rng.random_bool(0.25) {
-        let _ = write!(line, "?page={}&limit={}", rng.random_range(1..50u32), [10, 20, 50, 100][rng.random_range(0..4)]);
+        let _ = write!(
+            line,
+            "?page={}&limit={}",
+            rng.random_range(1..50u32),
+            [10, 20, 50, 100][rng.random_range(0..4)]
+        );
     }
 }
 
@@ -188,9 +403,17 @@ pub(crate) fn timestamp(ns: u64, clf: bool, line: &mut String) {
     let t = secs.rem_euclid(86_400);
     let (hh, mm, ss) = (t / 3600, t / 60 % 60, t % 60);
     let _ = if clf {
-        write!(line, "{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} +0000", MONTHS[(m - 1) as usize])
+        write!(
+            line,
+            "{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} +0000",
+            MONTHS[(m - 1) as usize]
+        )
     } else {
-        write!(line, "{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{:03}Z", ns / 1_000_000 % 1000)
+        write!(
+            line,
+            "{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{:03}Z",
+            ns / 1_000_000 % 1000
+        )
     };
 }
 
@@ -262,7 +485,12 @@ fn json(rng: &mut SmallRng, ns: u64, line: &mut String) {
 
 fn daemon(rng: &mut SmallRng, line: &mut String) {
     use std::fmt::Write as _;
-    let _ = write!(line, "{}[{}]: ", pick(rng, DAEMONS), rng.random_range(100..65_000u32));
+    let _ = write!(
+        line,
+        "{}[{}]: ",
+        pick(rng, DAEMONS),
+        rng.random_range(100..65_000u32)
+    );
     sentence(rng, line);
     line.push_str(" from ");
     address(rng, line);
@@ -279,7 +507,12 @@ mod tests {
         (0..n)
             .map(|i| {
                 let mut out = Vec::new();
-                TextGen.fill(&mut rng, 1_764_655_380_000_000_000 + i as u64 * 1_000_000, 20 + i * 37 % 900, &mut out);
+                TextGen.fill(
+                    &mut rng,
+                    1_764_655_380_000_000_000 + i as u64 * 1_000_000,
+                    20 + i * 37 % 900,
+                    &mut out,
+                );
                 out
             })
             .collect()
@@ -305,12 +538,18 @@ mod tests {
         timestamp(1_796_191_380_123_000_000, true, &mut s);
         s.push(' ');
         timestamp(951_782_400_000_000_000, false, &mut s);
-        assert_eq!(s, "2026-12-02T06:03:00.123Z 02/Dec/2026:06:03:00 +0000 2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            s,
+            "2026-12-02T06:03:00.123Z 02/Dec/2026:06:03:00 +0000 2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn lines_look_like_logs() {
-        let all: Vec<String> = lines(3, 400).into_iter().map(|l| String::from_utf8(l).unwrap()).collect();
+        let all: Vec<String> = lines(3, 400)
+            .into_iter()
+            .map(|l| String::from_utf8(l).unwrap())
+            .collect();
         let has = |needle: &str| all.iter().any(|l| l.contains(needle));
         assert!(has("HTTP/1.1\" 200 ") && has("Mozilla/5.0") && has("/api/v"));
         assert!(has(" INFO  [worker-") && has("{\"ts\":\"2025-12-02T06:0"));
