@@ -467,12 +467,12 @@ async fn decompressing_sink() -> (std::net::SocketAddr, Seen, Arc<Mutex<Vec<Rece
 }
 
 fn wire_rows(out: &std::path::Path) -> Vec<runfolder::rows::EmitterWire> {
-    let mut r = runfolder::TableReader::<runfolder::rows::EmitterWire>::open(
+    let r = runfolder::TableReader::<runfolder::rows::EmitterWire>::open(
         &runfolder::names::WIRE.path(out, 0),
     )
     .unwrap();
     let mut rows = Vec::new();
-    while let Some(row) = r.next() {
+    for row in r {
         rows.push(row.unwrap());
     }
     rows
@@ -622,11 +622,11 @@ async fn syslog_lines_in_both_framings_carry_text_probes() {
         assert_gap_free(&seen, &summary);
         // What the loadgen recorded per priority is what the PRI of each line maps to.
         let mut recorded: BTreeMap<u8, u64> = BTreeMap::new();
-        let mut r = runfolder::TableReader::<runfolder::rows::Sent>::open(
+        let r = runfolder::TableReader::<runfolder::rows::Sent>::open(
             &runfolder::names::SENT.path(out, 0),
         )
         .unwrap();
-        while let Some(row) = r.next() {
+        for row in r {
             let row = row.unwrap();
             *recorded.entry(row.priority).or_default() += row.sent;
         }

@@ -146,7 +146,7 @@ pub enum CompressError {
 pub struct StreamCompressor(Compressing);
 
 enum Compressing {
-    Lz4(lz4_flex::frame::FrameEncoder<Vec<u8>>),
+    Lz4(Box<lz4_flex::frame::FrameEncoder<Vec<u8>>>),
     Zstd(Box<zstd::stream::raw::Encoder<'static>>),
 }
 
@@ -170,10 +170,10 @@ impl StreamCompressor {
                 let info = lz4_flex::frame::FrameInfo::new()
                     .block_size(lz4_flex::frame::BlockSize::Max64KB)
                     .block_mode(lz4_flex::frame::BlockMode::Linked);
-                Compressing::Lz4(lz4_flex::frame::FrameEncoder::with_frame_info(
+                Compressing::Lz4(Box::new(lz4_flex::frame::FrameEncoder::with_frame_info(
                     info,
                     Vec::new(),
-                ))
+                )))
             }
             Codec::Zstd => {
                 if !ZSTD_LEVELS.contains(&level) {
@@ -217,7 +217,7 @@ impl StreamCompressor {
             Compressing::Lz4(enc) => {
                 let info = enc.frame_info().clone();
                 let old = std::mem::replace(
-                    enc,
+                    enc.as_mut(),
                     lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new()),
                 );
                 let out = old.finish().map_err(|e| lz4_fail(&e))?;

@@ -489,7 +489,7 @@ mod tests {
                     (raw_end, Some(codec), 0)
                 );
                 assert_eq!(d.wire_bytes(), 8 + compressed);
-                assert!(d.at_boundary() == false, "{codec}: the frame is open");
+                assert!(!d.at_boundary(), "{codec}: the frame is open");
                 assert!(
                     matches!(fault, Some(StreamError::Decompress(e)) if e.to_string().contains(&format!("compressed offset {compressed}"))),
                     "{codec} cut {cut}"

@@ -5,6 +5,11 @@
 //! bytes, and are held to a memory bound while they decode. CI runs the default number of cases; `just fuzz` runs ten million
 //! (`PROPTEST_CASES=10000000`).
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a strategy that cannot build its input fails the test"
+)]
+
 use bytes::BytesMut;
 use proptest::prelude::*;
 use protocol::analyzer::DownstreamDecoder;
