@@ -5,9 +5,11 @@
 //! service's logs: an access log line (40%: client address, user, time, method, path,
 //! status, size, referer, user agent, response time), an application line (35%: time,
 //! level, thread, logger, a sentence, ids, a duration), a JSON line (15%) and a daemon line
-//! (10%: program, pid, a sentence, an address and port). Numbers, addresses, ids and paths
-//! are drawn fresh for every line; words come from a vocabulary of 160, statuses and
-//! levels with the skew real traffic has (mostly 200 and INFO). The line is extended with
+//! (10%: program, pid, a sentence, an address and port). Client addresses, user ids and
+//! object ids come from pools with the skew real traffic has (a few make most of it);
+//! request and trace ids, sizes, durations and ports are drawn fresh for every line;
+//! words come from a vocabulary of 160, statuses and levels skewed as well (mostly 200
+//! and INFO). The line is extended with
 //! `key=value` pairs and words, then cut, to the exact length drawn (log-normal, as for
 //! random filler). Times are the message's own `sent_ns`.
 //!
@@ -269,7 +271,7 @@ impl TextGen {
         }
         while line.len() < len {
             line.push(' ');
-            if rng.random_bool(0.5) {
+            if rng.random_bool(0.3) {
                 line.push_str(pick(rng, WORDS));
                 line.push('=');
                 push_value(rng, &mut line);
@@ -307,43 +309,52 @@ fn weighted<T: Copy>(rng: &mut SmallRng, from: &[(T, u32)]) -> T {
 
 fn push_value(rng: &mut SmallRng, line: &mut String) {
     use std::fmt::Write as _;
-    let _ = match rng.random_range(0..4u32) {
-        0 => write!(line, "{}", rng.random_range(0..10_000u32)),
-        1 => write!(line, "{:016x}", rng.random::<u64>()),
-        2 => write!(line, "{}", pick(rng, WORDS)),
-        _ => write!(
+    // Mostly values that recur (small numbers, words, pooled ids); now and then a fresh
+    // id, as a span or a correlation id is.
+    let _ = match rng.random_range(0..10u32) {
+        0..3 => write!(line, "{}", skewed(rng, 1000)),
+        3..6 => write!(line, "{}", pick(rng, WORDS)),
+        6..8 => write!(
             line,
-            "{}.{:03}",
-            rng.random_range(0..500u32),
-            rng.random_range(0..1000u32)
+            "{}.{}",
+            rng.random_range(0..100u32),
+            rng.random_range(0..10u32)
         ),
+        8 => write!(line, "{}", pick(rng, SERVICES)),
+        _ => write!(line, "{:08x}", rng.random::<u32>()),
     };
+}
+
+/// An index into a pool of `n`, skewed as real traffic is (a few clients, users and
+/// objects make most of it): the cube of a uniform draw, so the first 10% of the pool
+/// take about 46% of the draws.
+fn skewed(rng: &mut SmallRng, n: u32) -> u32 {
+    let u: f64 = rng.random();
+    ((u * u * u) * f64::from(n)) as u32
 }
 
 fn address(rng: &mut SmallRng, line: &mut String) {
     use std::fmt::Write as _;
-    // Clients cluster in a few networks, as they do behind a load balancer.
-    let _ = match rng.random_range(0..3u32) {
+    // A pool of 4,096 clients, most of them in a few networks (as behind a load
+    // balancer), the rest anywhere; each pool index is always the same address.
+    let i = skewed(rng, 4096);
+    let h = i.wrapping_mul(2_654_435_761);
+    let _ = match i % 3 {
         0 => write!(
             line,
             "10.{}.{}.{}",
-            rng.random_range(0..4u32),
-            rng.random_range(0..32u32),
-            rng.random_range(1..255u32)
+            h >> 30,
+            (h >> 20) % 32,
+            1 + (h >> 8) % 254
         ),
-        1 => write!(
-            line,
-            "192.168.{}.{}",
-            rng.random_range(0..8u32),
-            rng.random_range(1..255u32)
-        ),
+        1 => write!(line, "192.168.{}.{}", (h >> 24) % 8, 1 + (h >> 8) % 254),
         _ => write!(
             line,
             "{}.{}.{}.{}",
-            rng.random_range(1..224u32),
-            rng.random_range(0..256u32),
-            rng.random_range(0..256u32),
-            rng.random_range(1..255u32)
+            1 + (h >> 24) % 223,
+            (h >> 16) % 256,
+            (h >> 8) % 256,
+            1 + h % 254
         ),
     };
 }
@@ -357,7 +368,7 @@ fn path(rng: &mut SmallRng, line: &mut String) {
         pick(rng, RESOURCES)
     );
     if rng.random_bool(0.6) {
-        let _ = write!(line, "/{}", rng.random_range(1..100_000u32));
+        let _ = write!(line, "/{}", 1 + skewed(rng, 100_000));
     }
     if rng.random_bool(0.3) {
         let _ = write!(line, "/{}", pick(rng, RESOURCES));
@@ -423,7 +434,7 @@ fn access(rng: &mut SmallRng, ns: u64, line: &mut String) {
     if rng.random_bool(0.8) {
         line.push_str(" - - [");
     } else {
-        let _ = write!(line, " - user{} [", rng.random_range(1..5000u32));
+        let _ = write!(line, " - user{} [", 1 + skewed(rng, 5000));
     }
     timestamp(ns, true, line);
     let _ = write!(line, "] \"{} ", weighted(rng, METHODS));
@@ -454,7 +465,7 @@ fn application(rng: &mut SmallRng, ns: u64, line: &mut String) {
     let _ = write!(
         line,
         " user_id={} request_id={:016x} duration_ms={}",
-        rng.random_range(1..200_000u32),
+        1 + skewed(rng, 200_000),
         rng.random::<u64>(),
         rng.random_range(0..3000u32)
     );
