@@ -22,9 +22,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Analyzer sink for the log distributor: verifies every probe (magic, crc32), counts
-/// corrupt, foreign and duplicate frames, logs every arrival as CSV into --out, and ACKs
-/// what it has logged when --acks is given. Reconnects with backoff when the distributor
+/// Analyzer sink for the log distributor: verifies every probe (magic, crc32; text probes
+/// and their PRI too), counts corrupt, foreign and duplicate frames, logs every arrival as
+/// CSV into --out, and ACKs what it has logged when --acks is given. Reconnects with backoff when the distributor
 /// goes away. SIGTERM or SIGINT: flush and exit 0.
 ///
 /// The same settings deserialize from a profile's `[[analyzers]]` table (field names with
@@ -79,6 +79,12 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t)]
     #[serde(default)]
     pub traffic: runfolder::Traffic,
+    /// Accept BATCH frames compressed with this codec (HELLO flag bit 1 or 2): the sink
+    /// decodes them, checks each one's `count` and `raw_len` against what decoded, and
+    /// counts them with the bytes on the wire and before compression in `link-<ID>.csv`.
+    #[arg(long, value_enum, value_name = "CODEC")]
+    #[serde(default)]
+    pub compress: Option<runfolder::Compression>,
     /// Largest LOG frame expected (as the distributor's --max-frame).
     #[arg(long, value_name = "BYTES", default_value_t = protocol::log::DEFAULT_MAX_FRAME)]
     #[serde(default = "default_max_frame")]
@@ -117,6 +123,7 @@ impl Config {
             log: record::LogMode::default(),
             traffic: runfolder::Traffic::default(),
             recv_buffer: None,
+            compress: None,
             max_frame: default_max_frame(),
             tls: runner::tls::ClientFlags::default(),
         }
@@ -142,6 +149,7 @@ impl Config {
             ("delay-us", self.delay_us.map(|d| d.to_string())),
             ("slow-capacity", self.slow_capacity.map(|c| c.to_string())),
             ("recv-buffer", self.recv_buffer.map(|b| b.to_string())),
+            ("compress", self.compress.map(|c| c.to_string())),
         ];
         for (flag, value) in optional {
             if let Some(value) = value {
@@ -175,6 +183,14 @@ impl Config {
             "--capacity and --delay-us cannot be used together"
         );
         Ok(())
+    }
+}
+
+/// The protocol's codec for a setting.
+pub(crate) fn codec(c: runfolder::Compression) -> protocol::codec::Codec {
+    match c {
+        runfolder::Compression::Lz4 => protocol::codec::Codec::Lz4,
+        runfolder::Compression::Zstd => protocol::codec::Codec::Zstd,
     }
 }
 
@@ -238,6 +254,7 @@ mod tests {
             log: record::LogMode::Summary,
             traffic: runfolder::Traffic::Foreign,
             recv_buffer: Some(65536),
+            compress: Some(runfolder::Compression::Zstd),
             max_frame: 4096,
             tls: runner::tls::ClientFlags::minted(
                 std::path::Path::new("/tls/ca.pem"),

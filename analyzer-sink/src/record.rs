@@ -11,7 +11,8 @@
 //!   `seqs-<id>.csv` (written at exit: this mode is for rates where a row per message is
 //!   too much, not for runs that kill the sink).
 //!
-//! Both write `totals-<id>.csv` at exit. Every file is a table of the run folder's schema
+//! Both write `totals-<id>.csv` and `link-<id>.csv` (BATCH frames, bytes on the wire and
+//! before compression, text probes) at exit. Every file is a table of the run folder's schema
 //! (`runfolder::rows`); columns are documented there and in the README.
 
 use crate::verify::{Arrival, Counts, Tracker};
@@ -73,12 +74,18 @@ impl Recorder {
     }
 
     /// Flushes and closes everything, writing the end-of-run files.
-    pub fn finish(self, tracker: &Tracker, totals: &TotalsRow) -> anyhow::Result<()> {
+    pub fn finish(
+        self,
+        tracker: &Tracker,
+        totals: &TotalsRow,
+        link: &LinkRow,
+    ) -> anyhow::Result<()> {
         let dir = match self {
             Recorder::Full(f) => f.finish()?,
             Recorder::Summary(s) => s.finish(tracker)?,
         };
-        totals.write(&dir, tracker.counts())
+        totals.write(&dir, tracker.counts())?;
+        link.write(&dir, tracker.counts())
     }
 }
 
@@ -350,6 +357,38 @@ pub struct TotalsRow {
     pub first_arrival_ns: u64,
     /// See `first_arrival_ns`.
     pub last_arrival_ns: u64,
+}
+
+/// The sink's `link-<id>.csv` row, less what the tracker counted.
+#[derive(Debug, Clone)]
+pub struct LinkRow {
+    /// Analyzer id.
+    pub id: String,
+    /// What the HELLO asked for.
+    pub compression: Option<runfolder::Compression>,
+    /// What the links carried, over every session.
+    pub stats: protocol::analyzer::DownstreamStats,
+    /// Sessions ended by a bad frame from the distributor.
+    pub bad_frames: u64,
+}
+
+impl LinkRow {
+    fn write(&self, dir: &Path, c: Counts) -> anyhow::Result<()> {
+        let mut out = TableWriter::create(&names::LINK.path(dir, &self.id))?;
+        out.write(&rows::SinkLink {
+            id: self.id.clone(),
+            compression: self.compression,
+            batches: self.stats.batches,
+            batched: self.stats.batched,
+            wire_bytes: self.stats.wire_bytes,
+            raw_bytes: self.stats.raw_bytes,
+            bad_frames: self.bad_frames,
+            text_probes: c.text_probes,
+            pri_mismatch: c.pri_mismatch,
+        })?;
+        out.flush()?;
+        Ok(())
+    }
 }
 
 impl TotalsRow {

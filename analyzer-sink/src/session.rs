@@ -4,10 +4,10 @@
 
 use crate::Config;
 use crate::pace::{Pacer, rate_from_flags};
-use crate::record::{Recorder, TotalsRow};
+use crate::record::{LinkRow, Recorder, TotalsRow};
 use crate::verify::{Counts, Tracker};
 use bytes::BytesMut;
-use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
+use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, DownstreamStats, Hello};
 use runner::backoff::Backoff;
 use runner::framed::FramedRead;
 use runner::net::{Stream, WriteHalf};
@@ -81,6 +81,10 @@ pub struct Sink {
     sessions: u64,
     first_arrival_ns: u64,
     last_arrival_ns: u64,
+    /// What the links carried, over every session.
+    link: DownstreamStats,
+    /// Sessions ended by a bad frame from the distributor.
+    bad_frames: u64,
 }
 
 impl Sink {
@@ -98,6 +102,8 @@ impl Sink {
             sessions: 0,
             first_arrival_ns: 0,
             last_arrival_ns: 0,
+            link: DownstreamStats::default(),
+            bad_frames: 0,
         })
     }
 
@@ -160,6 +166,9 @@ impl Sink {
                     // a failure it logs itself); an error or a bad frame is news.
                     if matches!(why, Lost::Closed) {
                         tracing::info!(id = %self.config.id, %why, "session closed; reconnecting");
+                    } else if matches!(why, Lost::BadFrame(_)) {
+                        self.bad_frames += 1;
+                        tracing::error!(id = %self.config.id, session = self.sessions, %why, "protocol error from the distributor; reconnecting");
                     } else {
                         tracing::warn!(id = %self.config.id, %why, "session lost; reconnecting");
                     }
@@ -195,7 +204,13 @@ impl Sink {
             first_arrival_ns: self.first_arrival_ns,
             last_arrival_ns: self.last_arrival_ns,
         };
-        self.recorder.finish(&self.tracker, &totals)?;
+        let link = LinkRow {
+            id: self.config.id.clone(),
+            compression: self.config.compress,
+            stats: self.link,
+            bad_frames: self.bad_frames,
+        };
+        self.recorder.finish(&self.tracker, &totals, &link)?;
         tracing::info!(
             id = %self.config.id, received = counts.received, unique = counts.unique,
             duplicates = counts.duplicates, corrupt = counts.corrupt, non_probe = counts.non_probe,
@@ -242,6 +257,7 @@ impl Sink {
         let hello = Hello {
             version: wire::VERSION,
             acks: self.config.acks,
+            compression: self.config.compress.map(crate::codec),
             weight: self.config.weight,
             id: self.config.id.clone(),
         };
@@ -262,16 +278,30 @@ impl Sink {
                 tracing::info!(id = %self.config.id, distributor = %self.config.distributor, "connected")
             }
         }
+        let decoder = DownstreamDecoder::new(self.config.max_frame)
+            .with_codec(self.config.compress.map(crate::codec));
+        let mut framed = FramedRead::new(rd, decoder, READ_CHUNK);
+        let end = self.read_session(&mut framed, &mut wr, stopping).await;
+        let s = framed.decoder().stats();
+        self.link.wire_bytes += s.wire_bytes;
+        self.link.raw_bytes += s.raw_bytes;
+        self.link.batches += s.batches;
+        self.link.batched += s.batched;
+        end
+    }
+
+    /// Reads, verifies, logs and ACKs one session's frames until it ends.
+    async fn read_session(
+        &mut self,
+        framed: &mut FramedRead<runner::net::ReadHalf, DownstreamDecoder>,
+        wr: &mut WriteHalf,
+        stopping: &CancellationToken,
+    ) -> End {
         let base = self.tracker.counts().received;
         let mut acks = AckState {
             sent: 0,
             at: Instant::now(),
         };
-        let mut framed = FramedRead::new(
-            rd,
-            DownstreamDecoder::new(self.config.max_frame),
-            READ_CHUNK,
-        );
         let mut tick = tokio::time::interval(ACK_INTERVAL);
         let mut quiet_until: Option<tokio::time::Instant> = None;
         loop {
@@ -296,7 +326,7 @@ impl Sink {
             let read = tokio::select! {
                 r = framed.read() => r,
                 _ = tick.tick() => {
-                    if let Err(e) = self.ack(&mut wr, &mut acks, base, true).await {
+                    if let Err(e) = self.ack(wr, &mut acks, base, true).await {
                         return e;
                     }
                     continue;
@@ -308,7 +338,7 @@ impl Sink {
                     }
                     // Final ACK for what was logged, then stop.
                     let _ = self.recorder.flush_pending();
-                    let _ = self.ack(&mut wr, &mut acks, base, true).await;
+                    let _ = self.ack(wr, &mut acks, base, true).await;
                     return End::Lost(Lost::Stopping);
                 }
             };
@@ -338,7 +368,7 @@ impl Sink {
                     if let Err(e) = self.recorder.flush_pending() {
                         return End::Fatal(e);
                     }
-                    if let Err(e) = self.ack(&mut wr, &mut acks, base, false).await {
+                    if let Err(e) = self.ack(wr, &mut acks, base, false).await {
                         return e;
                     }
                     tokio::time::sleep(wait).await;
@@ -356,7 +386,7 @@ impl Sink {
             if let Err(e) = self.recorder.flush_pending() {
                 return End::Fatal(e);
             }
-            if let Err(e) = self.ack(&mut wr, &mut acks, base, false).await {
+            if let Err(e) = self.ack(wr, &mut acks, base, false).await {
                 return e;
             }
         }

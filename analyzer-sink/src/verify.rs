@@ -1,9 +1,18 @@
-//! Verification of every arrival: magic and crc (PROTOCOL.md §4), duplicate detection by
-//! (emitter, seq), and the exact set of seqs seen per emitter.
+//! Verification of every arrival: magic and crc of binary probes, or the text probe that
+//! ends the payload (PROTOCOL.md §4) with its priority checked against its PRI (§8),
+//! duplicate detection by (emitter, seq), and the exact set of seqs seen per emitter.
+//!
+//! A payload is read as a binary probe first; one that is not a good binary probe but
+//! holds `LDT1:` is read as a text probe from its last `LDT1:`. A text probe's crc does
+//! not cover the priority (a shipper may rewrite the header it came in), so its DELIVER
+//! priority must equal the mapping of its PRI (`severity * 32 + min(facility, 23)`, 161
+//! without one): a text probe that fails that is counted as corrupt, like a binary probe
+//! whose priority changed, and in `pri_mismatch` too.
 
 use protocol::analyzer::Deliver;
 use protocol::order::OrderCheck;
-use protocol::probe::{self, ProbeError};
+use protocol::probe::text::{self, TextProbeError};
+use protocol::probe::{self, Probe, ProbeError};
 use std::collections::{BTreeMap, HashMap};
 
 /// One DELIVER frame as the sink saw it: its row of `arrivals-<id>.csv` (emitter and seq
@@ -45,6 +54,20 @@ pub struct Counts {
     pub inversions: u64,
     /// Frames overtaken (see [`Arrival::overtaken`]).
     pub overtaken: u64,
+    /// Probes read as text probes (good or not).
+    pub text_probes: u64,
+    /// Text probes whose priority is not the mapping of their PRI (also in `corrupt`).
+    pub pri_mismatch: u64,
+}
+
+/// What a payload is, verified.
+enum Verdict {
+    /// A good probe.
+    Good(Probe),
+    /// A probe that changed on the way; its fields as read, if they could be.
+    Corrupt(Option<Probe>),
+    /// Not a probe.
+    Foreign,
 }
 
 /// Seqs per chunk of the seen-set: 64 Ki seqs in 8 KiB.
@@ -131,8 +154,8 @@ impl Tracker {
             duplicate: false,
             session: u64::from(self.session),
         };
-        match probe::verify(d.priority, &d.payload) {
-            Ok(p) => {
+        match self.verdict(d) {
+            Verdict::Good(p) => {
                 a.emitter = Some(p.emitter);
                 a.seq = Some(p.seq);
                 a.sent_ns = p.sent_ns;
@@ -144,19 +167,46 @@ impl Tracker {
                     self.counts.unique += 1;
                 }
             }
-            Err(ProbeError::Crc { probe, .. }) => {
+            Verdict::Corrupt(fields) => {
                 // The fields may be the corrupted part: reported, never marked as seen.
-                a.emitter = Some(probe.emitter);
-                a.seq = Some(probe.seq);
-                a.sent_ns = probe.sent_ns;
+                if let Some(p) = fields {
+                    a.emitter = Some(p.emitter);
+                    a.seq = Some(p.seq);
+                    a.sent_ns = p.sent_ns;
+                }
                 self.counts.corrupt += 1;
             }
-            Err(ProbeError::NotProbe { .. }) => self.counts.non_probe += 1,
+            Verdict::Foreign => self.counts.non_probe += 1,
         }
         Arrival {
             row: a,
             inverted,
             overtaken,
+        }
+    }
+
+    /// Binary probe first, then a text probe if the payload holds `LDT1:`.
+    fn verdict(&mut self, d: &Deliver) -> Verdict {
+        let binary = match probe::verify(d.priority, &d.payload) {
+            Ok(p) => return Verdict::Good(p),
+            Err(e) => e,
+        };
+        if text::find(&d.payload).is_none() {
+            return match binary {
+                ProbeError::Crc { probe, .. } => Verdict::Corrupt(Some(probe)),
+                ProbeError::NotProbe { .. } => Verdict::Foreign,
+            };
+        }
+        self.counts.text_probes += 1;
+        match text::verify(&d.payload) {
+            Ok(p) if d.priority == protocol::syslog::priority_of(&d.payload) => Verdict::Good(p),
+            Ok(p) => {
+                self.counts.pri_mismatch += 1;
+                Verdict::Corrupt(Some(p))
+            }
+            Err(TextProbeError::Crc { probe, .. }) => Verdict::Corrupt(Some(probe)),
+            Err(TextProbeError::Malformed { .. }) => Verdict::Corrupt(None),
+            Err(TextProbeError::NotProbe { .. }) => Verdict::Foreign,
         }
     }
 
@@ -243,10 +293,63 @@ mod tests {
                 // frames dispatched at 2: an inversion, and it was overtaken.
                 inversions: 1,
                 overtaken: 1,
+                text_probes: 0,
+                pri_mismatch: 0,
             }
         );
         // The corrupt seq 6 is not counted as seen.
         assert_eq!(t.ranges(), vec![(1, 5, 5)]);
+    }
+
+    fn syslog(pri: u8, priority: u8, emitter: u32, seq: u64) -> Deliver {
+        let mut b =
+            BytesMut::from(format!("<{pri}>1 2026-12-02T06:03:00Z h app 1 probe - ").as_bytes());
+        text::encode(
+            Probe {
+                emitter,
+                seq,
+                sent_ns: 100,
+            },
+            b"GET /x 200",
+            &mut b,
+        )
+        .unwrap();
+        Deliver {
+            priority,
+            queued_ns: 1,
+            dispatch_ns: 2,
+            payload: b.freeze(),
+        }
+    }
+
+    #[test]
+    fn text_probes_and_their_priority() {
+        let mut t = Tracker::new();
+        // <34>: facility 4, severity 2: priority 68.
+        assert!(t.observe(&syslog(34, 68, 1, 0), 150).row.crc_ok);
+        let wrong = t.observe(&syslog(34, 67, 1, 1), 150);
+        assert!(!wrong.row.crc_ok && wrong.row.seq == Some(1));
+        let mut bad = syslog(34, 68, 1, 2);
+        let mut raw = bad.payload.to_vec();
+        let n = raw.len();
+        raw[n - 1] = b'Y';
+        bad.payload = Bytes::from(raw);
+        assert!(!t.observe(&bad, 150).row.crc_ok);
+        let mut garbled = syslog(34, 68, 1, 3);
+        garbled.payload = Bytes::from_static(b"<34>1 - - - - - LDT1:x:1");
+        assert_eq!(t.observe(&garbled, 150).row.emitter, None);
+        // A shipper's LF at the end is not covered.
+        let mut lf = syslog(13, 161, 2, 0);
+        let mut raw = lf.payload.to_vec();
+        raw.push(b'\n');
+        lf.payload = Bytes::from(raw);
+        assert!(t.observe(&lf, 150).row.crc_ok);
+        let c = t.counts();
+        assert_eq!(
+            (c.unique, c.corrupt, c.text_probes, c.pri_mismatch),
+            (2, 3, 5, 1)
+        );
+        assert_eq!(t.ranges(), vec![(1, 0, 0), (2, 0, 0)]);
     }
 
     #[test]

@@ -139,6 +139,7 @@ async fn try_takeover(
     Hello {
         version: wire::VERSION,
         acks: false,
+        compression: None,
         weight: 1.0,
         id: claims.to_owned(),
     }

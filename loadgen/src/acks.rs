@@ -7,13 +7,13 @@
 //! HELLO: the distributor may deliver some twice, never none. What was secured is a prefix
 //! of the seqs (messages go out, and are sent again, in seq order), recorded as `secured`.
 
+use crate::emitter::Writer;
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
+use protocol::codec::Codec;
 use protocol::emitter::EmitterHello;
-use runner::net::WriteHalf;
 use std::collections::VecDeque;
 use std::time::Instant;
-use tokio::io::AsyncWriteExt;
 
 /// Bytes per write when sending the window again.
 const RESEND_BATCH: usize = 64 * 1024;
@@ -35,11 +35,13 @@ pub struct Acked {
 }
 
 impl Acked {
-    /// A window of `window` messages for an emitter that says `id` in its HELLO.
-    pub fn new(id: &str, window: usize) -> anyhow::Result<Self> {
+    /// A window of `window` messages for an emitter that says `id` in its HELLO (and
+    /// `compression`, if its stream is compressed).
+    pub fn new(id: &str, window: usize, compression: Option<Codec>) -> anyhow::Result<Self> {
         let mut hello = BytesMut::new();
         EmitterHello {
             acks: true,
+            compression,
             id: id.to_owned(),
         }
         .encode(&mut hello)?;
@@ -99,21 +101,20 @@ impl Acked {
         n
     }
 
-    /// Opens a new connection: the HELLO, then every message of the window again. Counts
-    /// start again at 0 on it.
-    pub async fn open(&mut self, wr: &mut WriteHalf) -> std::io::Result<()> {
+    /// Opens a new connection: the HELLO, then every message of the window again
+    /// (through the connection's compressor, if it has one). Counts start again at 0 on it.
+    pub(crate) async fn open(&mut self, wr: &mut Writer) -> std::io::Result<()> {
         self.acked = 0;
+        wr.send_plain(&self.hello).await?;
         let mut out = BytesMut::with_capacity(RESEND_BATCH + 1024);
-        out.extend_from_slice(&self.hello);
         for (_, frame, _) in &self.pending {
             if out.len() + frame.len() > RESEND_BATCH && !out.is_empty() {
-                wr.write_all(&out).await?;
+                wr.send(&out).await?;
                 out.clear();
             }
             out.extend_from_slice(frame);
         }
-        wr.write_all(&out).await?;
-        wr.flush().await
+        wr.send(&out).await
     }
 
     /// The seqs written and not secured, as a range (they may or may not have arrived).
@@ -129,7 +130,7 @@ mod tests {
     use super::*;
 
     fn kept(n: u64) -> Acked {
-        let mut a = Acked::new("e", 4).unwrap();
+        let mut a = Acked::new("e", 4, None).unwrap();
         let batch = Bytes::from(vec![0u8; n as usize * 10]);
         a.keep(
             &batch,

@@ -18,13 +18,15 @@ use crate::pacing::Schedule;
 use crate::progress::Counters;
 use anyhow::Context as _;
 use bytes::BytesMut;
-use protocol::emitter::{Reply, ReplyDecoder};
+use protocol::codec::StreamCompressor;
+use protocol::emitter::{EmitterHello, Reply, ReplyDecoder};
 use runner::backoff::Backoff;
 use runner::framed::FramedRead;
 use runner::net::{ReadHalf, Stream, WriteHalf};
 use runner::tls::{Client, TlsError};
 use std::io::ErrorKind;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -63,8 +65,10 @@ pub struct Report {
     pub emitter: u32,
     /// Messages written = the next seq (in-doubt ones included).
     pub sent: u64,
-    /// Bytes written (LOG frames).
+    /// Bytes written (LOG frames, or framed syslog messages), before compression.
     pub bytes: u64,
+    /// Bytes written on the sockets (EMITTER HELLOs included), after compression.
+    pub wire_bytes: u64,
     /// Write or connect errors.
     pub errors: u64,
     /// Connections made after the first.
@@ -154,13 +158,61 @@ async fn connect_retrying(
     }
 }
 
+/// The write side of a connection: what goes after the EMITTER HELLO passes through the
+/// connection's compressor (`--compress`), flushed at every write.
+pub(crate) struct Writer {
+    wr: WriteHalf,
+    compressor: Option<StreamCompressor>,
+    /// The compressed bytes of the write under way.
+    buf: BytesMut,
+    /// Bytes written on the socket by this emitter, over all its connections.
+    wire: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Writes `raw` (compressed, if the connection is) and flushes.
+    pub(crate) async fn send(&mut self, raw: &[u8]) -> std::io::Result<()> {
+        let bytes = match self.compressor.as_mut() {
+            None => raw,
+            Some(c) => {
+                self.buf.clear();
+                c.compress(raw, &mut self.buf)
+                    .map_err(std::io::Error::other)?;
+                &self.buf[..]
+            }
+        };
+        self.wr.write_all(bytes).await?;
+        self.wire.fetch_add(bytes.len() as u64, Relaxed);
+        // Flushed: over TLS, bytes may otherwise wait inside the session.
+        self.wr.flush().await
+    }
+
+    /// Writes `bytes` as they are (an EMITTER HELLO).
+    pub(crate) async fn send_plain(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.wr.write_all(bytes).await?;
+        self.wire.fetch_add(bytes.len() as u64, Relaxed);
+        Ok(())
+    }
+
+    /// Ends the compressed stream (best effort) and closes the write side.
+    async fn close(&mut self) {
+        if let Some(c) = self.compressor.as_mut() {
+            self.buf.clear();
+            if c.finish(&mut self.buf).is_ok() && self.wr.write_all(&self.buf).await.is_ok() {
+                self.wire.fetch_add(self.buf.len() as u64, Relaxed);
+            }
+        }
+        let _ = self.wr.shutdown().await;
+    }
+}
+
 /// A live connection.
 struct Conn {
     peer: Peer,
-    wr: WriteHalf,
+    out: Writer,
     /// The first seq written on this connection.
     first_seq: u64,
-    /// With `--acks`: its HELLO (and the window) not written yet.
+    /// With `--acks` or `--compress`: its EMITTER HELLO (and the window) not written yet.
     fresh: bool,
 }
 
@@ -206,17 +258,30 @@ enum PeerState {
 }
 
 impl Conn {
-    fn new(s: Stream, first_seq: u64, acks: bool) -> Self {
+    /// `hello`: the connection opens with an EMITTER HELLO (so the distributor may answer
+    /// with a REJECT, and with ACKs); `compressor`: what follows it is compressed.
+    fn new(
+        s: Stream,
+        first_seq: u64,
+        hello: bool,
+        compressor: Option<StreamCompressor>,
+        wire: &Arc<AtomicU64>,
+    ) -> Self {
         let (rd, wr) = s.split();
         let peer = match rd {
-            ReadHalf::Plain(rd) if !acks => Peer::Plain(rd),
+            ReadHalf::Plain(rd) if !hello => Peer::Plain(rd),
             rd => Peer::Watched(watch_peer(rd)),
         };
         Self {
             peer,
-            wr,
+            out: Writer {
+                wr,
+                compressor,
+                buf: BytesMut::new(),
+                wire: Arc::clone(wire),
+            },
             first_seq,
-            fresh: acks,
+            fresh: hello,
         }
     }
 
@@ -266,7 +331,7 @@ impl Conn {
     }
 
     async fn close(mut self) {
-        let _ = self.wr.shutdown().await;
+        self.out.close().await;
     }
 }
 
@@ -360,6 +425,10 @@ pub async fn run(
     };
     let priority = PriorityGen::new(config.priority_mode, config.priority, config.priority_range);
     let mut generator = EmitterGen::new(config.seed, id, priority, size);
+    generator = match config.format {
+        runfolder::Format::Log => generator.with_payload(config.payload()),
+        runfolder::Format::Syslog => generator.syslog(config.framing),
+    };
     let schedule = match config.rate {
         crate::Rate::PerSecond(r) => Some(Schedule::new(r).with_phase(Schedule::spread(
             id - config.emitter_id_base,
@@ -376,20 +445,45 @@ pub async fn run(
         counts: Box::new([0; 256]),
         rows: Vec::new(),
     };
-    let mut acked = match config.acks {
-        true => {
-            let name = identity.map_or_else(|| format!("emitter-{id}"), |i| i.to_string());
-            match Acked::new(&name, config.ack_window) {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    tracing::error!(emitter = id, error = %e, "cannot set up the acknowledged session");
-                    return report;
-                }
+    let name = identity.map_or_else(|| format!("emitter-{id}"), |i| i.to_string());
+    let codec = config.codec();
+    // Without --acks, --compress still opens each connection with an EMITTER HELLO.
+    let mut hello = BytesMut::new();
+    if let Err(e) = (EmitterHello {
+        acks: config.acks,
+        compression: codec,
+        id: name.clone(),
+    })
+    .encode(&mut hello)
+    {
+        tracing::error!(emitter = id, error = %e, "cannot make the EMITTER HELLO");
+        return report;
+    }
+    let wire = Arc::new(AtomicU64::new(0));
+    let connection = |s: Stream, first_seq: u64| -> Option<Conn> {
+        let compressor = match codec.map(|c| StreamCompressor::new(c, config.zstd_level)) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                // Checked by Config::validate before any emitter starts.
+                tracing::error!(emitter = id, error = %e, "cannot make the compressor");
+                return None;
             }
-        }
+        };
+        let hello = config.acks || codec.is_some();
+        Some(Conn::new(s, first_seq, hello, compressor, &wire))
+    };
+    let mut acked = match config.acks {
+        true => match Acked::new(&name, config.ack_window, codec) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!(emitter = id, error = %e, "cannot set up the acknowledged session");
+                return report;
+            }
+        },
         false => None,
     };
-    let mut conn = Some(Conn::new(stream, 0, config.acks));
+    let mut conn = connection(stream, 0);
     let mut handled = 0u64; // messages due so far that were sent or counted unsent
     let mut bounds: Vec<(u64, usize, usize)> = Vec::new();
     let mut out = BytesMut::with_capacity(BATCH_BYTES + config.size_max + 64);
@@ -401,7 +495,7 @@ pub async fn run(
         let Some(c) = conn.as_mut() else {
             conn = reconnect(&config, &mut report, &counters, &stop)
                 .await
-                .map(|s| Conn::new(s, report.sent, config.acks));
+                .and_then(|s| connection(s, report.sent));
             if let (Some(s), Some(_)) = (schedule, conn.as_ref()) {
                 // What came due while disconnected is not sent late.
                 let due = s.due(started.elapsed());
@@ -412,16 +506,20 @@ pub async fn run(
             }
             continue;
         };
-        if let Some(a) = acked.as_mut() {
-            if std::mem::take(&mut c.fresh)
-                && let Err(e) = a.open(&mut c.wr).await
-            {
-                tracing::warn!(emitter = id, error = %e, "cannot open the acknowledged session; reconnecting");
+        if std::mem::take(&mut c.fresh) {
+            let opened = match acked.as_mut() {
+                Some(a) => a.open(&mut c.out).await,
+                None => c.out.send_plain(&hello).await,
+            };
+            if let Err(e) = opened {
+                tracing::warn!(emitter = id, error = %e, "cannot open the session (EMITTER HELLO); reconnecting");
                 report.errors += 1;
                 counters.errors.fetch_add(1, Relaxed);
                 conn = None;
                 continue;
             }
+        }
+        if let Some(a) = acked.as_mut() {
             a.apply(c.acked());
         }
         match c.peer() {
@@ -555,6 +653,7 @@ pub async fn run(
     }
     seconds.flush();
     report.seconds = seconds.rows;
+    report.wire_bytes = wire.load(Relaxed);
     report
 }
 
@@ -590,11 +689,7 @@ async fn write_batch(
             "no connection",
         ));
     };
-    // Flushed: over TLS, bytes may otherwise wait inside the session.
-    let write = async {
-        c.wr.write_all(bytes).await?;
-        c.wr.flush().await
-    };
+    let write = c.out.send(bytes);
     tokio::pin!(write);
     tokio::select! {
         r = &mut write => return r,

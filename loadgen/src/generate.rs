@@ -2,7 +2,19 @@
 //!
 //! - [`PriorityGen`]: the four priority modes.
 //! - [`SizeGen`]: log-normal payload sizes around a mean, clamped to `[min, max]`.
-//! - [`EmitterGen`]: whole LOG frames carrying probes (PROTOCOL.md §4).
+//! - [`EmitterGen`]: whole LOG frames carrying probes (PROTOCOL.md §4), with random or
+//!   log-like ([`crate::text`]) filler; or syslog messages (§8) ending in text probes.
+//!
+//! # Syslog messages (`--format syslog`)
+//!
+//! Each message is an RFC 5424 line, `<PRI>1 TIMESTAMP loadgen loadgen <emitter> probe -
+//! LDT1:<emitter>:<seq>:<sent_ns>:<crc> <filler>`, framed by octet counting
+//! (`MSG-LEN SP MSG`) or a LF. The priority mode draws a priority `p`; the PRI is the one
+//! that maps back to it (severity `p / 32`, facility `p % 32`, at most 23), and the
+//! priority recorded is what the distributor will give it: `p` itself, except that levels
+//! 24-31 of each band of 32 (which no PRI reaches) become level 23 of their band. The size
+//! drawn is the whole SYSLOG-MSG's; a size below its fixed part (header and probe fields,
+//! about 100 bytes) is raised to it plus one byte of filler.
 //!
 //! # The `weighted` priority distribution
 //!
@@ -14,11 +26,13 @@
 //! tiers that the range does not reach are left out and the weights renormalised (so
 //! `0-255` gives exactly 60/30/10, and `0-3` is uniform).
 
+use crate::text::TextGen;
 use bytes::{BufMut, BytesMut};
 use protocol::probe::{self, Probe};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
+use runfolder::{Payload, SyslogFraming};
 
 /// How an emitter chooses each message's priority (shared with profiles and files).
 pub use runfolder::PriorityMode;
@@ -218,7 +232,7 @@ impl SizeGen {
     }
 }
 
-/// Builds one emitter's LOG frames.
+/// Builds one emitter's LOG frames (or syslog messages).
 #[derive(Debug, Clone)]
 pub struct EmitterGen {
     emitter: u32,
@@ -226,10 +240,26 @@ pub struct EmitterGen {
     size: SizeGen,
     filler: Vec<u8>,
     rng: SmallRng,
+    content: Content,
+    /// Scratch for text filler.
+    text: Vec<u8>,
+}
+
+/// What an emitter's messages are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    /// LOG frames with binary probes; text filler or random.
+    Log {
+        /// Filler that reads like logs.
+        text: bool,
+    },
+    /// Syslog messages ending in text probes.
+    Syslog(SyslogFraming),
 }
 
 impl EmitterGen {
-    /// The generator of emitter `emitter` in a run seeded with `seed`.
+    /// The generator of emitter `emitter` in a run seeded with `seed`: LOG frames with
+    /// random filler.
     pub fn new(seed: u64, emitter: u32, priority: PriorityGen, size: SizeGen) -> Self {
         let mut rng =
             SmallRng::seed_from_u64(seed ^ u64::from(emitter).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -241,32 +271,102 @@ impl EmitterGen {
             size,
             filler,
             rng,
+            content: Content::Log { text: false },
+            text: Vec::new(),
         }
     }
 
-    /// Appends the LOG frame of message `seq`, stamped `sent_ns`, to `out`; returns its
-    /// priority and its length on the wire.
+    /// LOG frames whose filler is `payload`.
+    pub fn with_payload(mut self, payload: Payload) -> Self {
+        self.content = Content::Log {
+            text: payload == Payload::Text,
+        };
+        self
+    }
+
+    /// Syslog messages framed by `framing` instead of LOG frames.
+    pub fn syslog(mut self, framing: SyslogFraming) -> Self {
+        self.content = Content::Syslog(framing);
+        self
+    }
+
+    /// Appends the LOG frame (or framed syslog message) of message `seq`, stamped
+    /// `sent_ns`, to `out`; returns the priority the distributor gives it and its length
+    /// on the wire.
     pub fn frame(&mut self, seq: u64, sent_ns: u64, out: &mut BytesMut) -> (u8, usize) {
         let priority = self.priority.next(&mut self.rng);
         let size = self.size.next(&mut self.rng);
-        let filler_len = size - probe::MIN_LEN;
-        let offset = (seq % 256) as usize;
-        let frame_len = protocol::log::HEADER_LEN + size;
-        out.reserve(frame_len);
-        out.put_u32(frame_len as u32);
-        out.put_u8(priority);
         let probe = Probe {
             emitter: self.emitter,
             seq,
             sent_ns,
         };
-        probe::encode(
-            priority,
-            probe,
-            &self.filler[offset..offset + filler_len],
-            out,
-        );
+        match self.content {
+            Content::Log { text } => self.log_frame(priority, size, probe, text, out),
+            Content::Syslog(framing) => self.syslog_frame(priority, size, probe, framing, out),
+        }
+    }
+
+    fn log_frame(
+        &mut self,
+        priority: u8,
+        size: usize,
+        probe: Probe,
+        text: bool,
+        out: &mut BytesMut,
+    ) -> (u8, usize) {
+        let filler_len = size - probe::MIN_LEN;
+        let frame_len = protocol::log::HEADER_LEN + size;
+        out.reserve(frame_len);
+        out.put_u32(frame_len as u32);
+        out.put_u8(priority);
+        if text {
+            self.text.clear();
+            TextGen.fill(&mut self.rng, probe.sent_ns, filler_len, &mut self.text);
+            probe::encode(priority, probe, &self.text, out);
+        } else {
+            let offset = (probe.seq % 256) as usize;
+            probe::encode(
+                priority,
+                probe,
+                &self.filler[offset..offset + filler_len],
+                out,
+            );
+        }
         (priority, frame_len)
+    }
+
+    fn syslog_frame(
+        &mut self,
+        drawn: u8,
+        size: usize,
+        probe: Probe,
+        framing: SyslogFraming,
+        out: &mut BytesMut,
+    ) -> (u8, usize) {
+        let pri = protocol::syslog::pri_for_priority(drawn);
+        let mut header = format!("<{pri}>1 ");
+        let mut stamp = String::with_capacity(24);
+        crate::text::timestamp(probe.sent_ns, false, &mut stamp);
+        header.push_str(&stamp);
+        header.push_str(&format!(" loadgen loadgen {} probe - ", probe.emitter));
+        let fixed = header.len() + probe::text::overhead(probe);
+        let filler_len = size.saturating_sub(fixed).max(1);
+        self.text.clear();
+        crate::text::TextGen.fill(&mut self.rng, probe.sent_ns, filler_len, &mut self.text);
+        let msg_len = fixed + filler_len;
+        let start = out.len();
+        if framing == SyslogFraming::Octet {
+            out.put_slice(format!("{msg_len} ").as_bytes());
+        }
+        out.put_slice(header.as_bytes());
+        // The filler meets the rules by construction (printable, no trailing space, no
+        // LDT1); a failure here would be a bug of the generator, caught by its tests.
+        let _ = probe::text::encode(probe, &self.text, out);
+        if framing == SyslogFraming::Lf {
+            out.put_u8(b'\n');
+        }
+        (protocol::syslog::priority_of_pri(pri), out.len() - start)
     }
 }
 
@@ -360,6 +460,79 @@ mod tests {
         let n = 100_000;
         let urgent = (0..n).filter(|_| g.next(&mut rng) < 4).count() as f64 / n as f64;
         assert!((urgent - 0.6).abs() < 0.01, "{urgent}");
+    }
+
+    #[test]
+    fn text_payloads_are_probes_with_log_lines() {
+        let size = SizeGen::new(512.0, 0.5, 64, 8192).unwrap();
+        let make = || {
+            EmitterGen::new(
+                5,
+                2,
+                PriorityGen::new(PriorityMode::Random, 0, range("0-255")),
+                size.clone(),
+            )
+            .with_payload(Payload::Text)
+        };
+        let (mut a, mut b) = (make(), make());
+        let (mut wa, mut wb) = (BytesMut::new(), BytesMut::new());
+        for seq in 0..300 {
+            a.frame(seq, 1_764_655_380_000_000_000 + seq, &mut wa);
+            b.frame(seq, 1_764_655_380_000_000_000 + seq, &mut wb);
+        }
+        assert_eq!(wa, wb, "same seed, same bytes");
+        let mut d = LogDecoder::new(DEFAULT_MAX_FRAME);
+        let mut n = 0;
+        while let Some(f) = d.decode(&mut wa).unwrap() {
+            let p = probe::verify(f.priority, &f.payload).unwrap();
+            assert_eq!(p.seq, n);
+            let filler = &f.payload[24..f.payload.len() - 4];
+            probe::text::check_filler(filler).unwrap();
+            n += 1;
+        }
+        assert_eq!(n, 300);
+    }
+
+    #[test]
+    fn syslog_messages_carry_text_probes_and_their_pri() {
+        use protocol::syslog::{SyslogDecoder, priority_of};
+        for framing in [SyslogFraming::Octet, SyslogFraming::Lf] {
+            let size = SizeGen::new(300.0, 0.5, 28, 8192).unwrap();
+            let mut g = EmitterGen::new(
+                1,
+                4,
+                PriorityGen::new(PriorityMode::Random, 0, range("0-255")),
+                size,
+            )
+            .syslog(framing);
+            let mut wire = BytesMut::new();
+            let mut recorded = Vec::new();
+            for seq in 0..400 {
+                let before = wire.len();
+                let (p, len) = g.frame(seq, 1_764_655_380_000_000_000, &mut wire);
+                assert_eq!(len, wire.len() - before);
+                recorded.push(p);
+            }
+            let mut d = SyslogDecoder::new(1 << 20);
+            let mut seq = 0;
+            while let Some(m) = d.decode(&mut wire).unwrap() {
+                let p = probe::text::verify(&m.payload).unwrap();
+                assert_eq!((p.emitter, p.seq), (4, seq));
+                assert_eq!(m.priority, recorded[seq as usize]);
+                assert_eq!(priority_of(&m.payload), m.priority);
+                assert!(m.payload.starts_with(b"<"));
+                assert!(
+                    std::str::from_utf8(&m.payload)
+                        .unwrap()
+                        .contains(" 2025-12-02T06:03:00.000Z loadgen loadgen 4 probe - LDT1:4:")
+                );
+                seq += 1;
+            }
+            assert_eq!(seq, 400);
+            assert!(wire.is_empty());
+            // Levels 24-31 of a band are recorded as 23 of it.
+            assert!(recorded.iter().all(|p| p % 32 <= 23));
+        }
     }
 
     #[test]

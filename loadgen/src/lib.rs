@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`generate`]: seeded generators of priorities, sizes and whole LOG frames.
+//! - [`generate`]: seeded generators of priorities, sizes and whole LOG frames (or
+//!   syslog messages).
+//! - [`text`]: filler that reads like people's logs (`--payload text`).
 //! - [`pacing`]: the open-loop schedule (what is due by now).
 //! - [`emitter`]: one emitter's connection: pacing, batching, reconnects, counters.
 //! - [`output`]: the per-second CSV and the manifest.
@@ -18,6 +20,7 @@ pub mod generate;
 pub mod output;
 pub mod pacing;
 pub mod progress;
+pub mod text;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -184,10 +187,37 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = default_ack_window())]
     #[serde(default = "default_ack_window")]
     pub ack_window: usize,
+    /// What the target is sent: `log` (LOG frames with binary probes, to the emitter port)
+    /// or `syslog` (RFC 5424 lines ending in text probes, to a syslog port).
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default)]
+    pub format: runfolder::Format,
+    /// The probes' filler: `random` bytes, or `text` that reads like people's logs (the
+    /// default, and the only choice, for `--format syslog`).
+    #[arg(long, value_enum)]
+    #[serde(default)]
+    pub payload: Option<runfolder::Payload>,
+    /// With `--format syslog`: octet counting (`MSG-LEN SP MSG`) or a LF after each message.
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default)]
+    pub framing: runfolder::SyslogFraming,
+    /// Compress each connection's stream with this codec (it opens with an EMITTER HELLO
+    /// naming it; with or without --acks). The compressor is flushed at every write.
+    #[arg(long, value_enum, value_name = "CODEC")]
+    #[serde(default)]
+    pub compress: Option<runfolder::Compression>,
+    /// zstd's level with `--compress zstd` (1-19).
+    #[arg(long, value_name = "N", default_value_t = default_zstd_level())]
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
     /// TLS to the distributor (the harness passes the files it minted; not in profiles).
     #[command(flatten)]
     #[serde(skip)]
     pub tls: runner::tls::ClientFlags,
+}
+
+fn default_zstd_level() -> i32 {
+    protocol::codec::DEFAULT_ZSTD_LEVEL
 }
 
 fn default_target() -> SocketAddr {
@@ -250,12 +280,34 @@ impl Default for Config {
             connect_timeout: default_connect_timeout(),
             acks: false,
             ack_window: default_ack_window(),
+            format: runfolder::Format::default(),
+            payload: None,
+            framing: runfolder::SyslogFraming::default(),
+            compress: None,
+            zstd_level: default_zstd_level(),
             tls: runner::tls::ClientFlags::default(),
         }
     }
 }
 
 impl Config {
+    /// What the probes' filler is.
+    pub fn payload(&self) -> runfolder::Payload {
+        match (self.payload, self.format) {
+            (Some(p), _) => p,
+            (None, runfolder::Format::Syslog) => runfolder::Payload::Text,
+            (None, runfolder::Format::Log) => runfolder::Payload::Random,
+        }
+    }
+
+    /// The codec of `--compress`.
+    pub fn codec(&self) -> Option<protocol::codec::Codec> {
+        self.compress.map(|c| match c {
+            runfolder::Compression::Lz4 => protocol::codec::Codec::Lz4,
+            runfolder::Compression::Zstd => protocol::codec::Codec::Zstd,
+        })
+    }
+
     /// The command line that gives these settings (`loadgen` parses it back the same).
     pub fn to_args(&self) -> Vec<String> {
         let mut args = vec![
@@ -275,9 +327,18 @@ impl Config {
             format!("--out={}", self.out.display()),
             format!("--connect-timeout={}", self.connect_timeout),
             format!("--ack-window={}", self.ack_window),
+            format!("--format={}", self.format),
+            format!("--framing={}", self.framing),
+            format!("--zstd-level={}", self.zstd_level),
         ];
         if self.acks {
             args.push("--acks".to_owned());
+        }
+        if let Some(p) = self.payload {
+            args.push(format!("--payload={p}"));
+        }
+        if let Some(c) = self.compress {
+            args.push(format!("--compress={c}"));
         }
         args.extend(self.tls.to_args());
         args
@@ -301,6 +362,23 @@ impl Config {
                 .is_some(),
             "--emitter-id-base + --emitters exceeds the u32 emitter id space"
         );
+        if self.format == runfolder::Format::Syslog {
+            anyhow::ensure!(
+                !self.acks && self.compress.is_none(),
+                "--format syslog has no EMITTER HELLO: --acks and --compress are for --format log"
+            );
+            anyhow::ensure!(
+                self.payload != Some(runfolder::Payload::Random),
+                "--format syslog sends text: --payload random cannot end a text probe"
+            );
+        }
+        if self.compress == Some(runfolder::Compression::Zstd) {
+            anyhow::ensure!(
+                protocol::codec::ZSTD_LEVELS.contains(&self.zstd_level),
+                "--zstd-level {} is outside 1-19",
+                self.zstd_level
+            );
+        }
         generate::SizeGen::new(
             self.size_mean,
             self.size_sigma,
@@ -376,6 +454,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             h.len()
         );
     }
+    if let Some(codec) = config.compress {
+        let raw: u64 = reports.iter().map(|r| r.bytes).sum();
+        let wire: u64 = reports.iter().map(|r| r.wire_bytes).sum();
+        println!(
+            "loadgen: {codec}: {:.1} MB of LOG frames in {:.1} MB on the wire ({:.2}x)",
+            raw as f64 / 1e6,
+            wire as f64 / 1e6,
+            raw as f64 / wire.max(1) as f64
+        );
+    }
     reports.sort_by_key(|r| r.emitter);
     output::write(&config, &reports)?;
     Ok(Summary {
@@ -408,6 +496,11 @@ mod tests {
             connect_timeout: 2.0,
             acks: true,
             ack_window: 100,
+            format: runfolder::Format::Log,
+            payload: Some(runfolder::Payload::Text),
+            framing: runfolder::SyslogFraming::Lf,
+            compress: Some(runfolder::Compression::Zstd),
+            zstd_level: 7,
             tls: runner::tls::ClientFlags {
                 tls_server_name: Some("distributor.example".into()),
                 ..runner::tls::ClientFlags::minted(

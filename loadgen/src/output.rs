@@ -10,13 +10,16 @@
 //!   the time from a message's first write to its ACK over every emitter (µs percentiles
 //!   and the histogram).
 //!
+//! - `wire-<base>.csv` ([`runfolder::rows::EmitterWire`]): one row per emitter, its bytes
+//!   before compression (`raw_bytes`) and on the wire (`wire_bytes`).
+//!
 //! `<base>` is `--emitter-id-base`, so several loadgen processes can share a folder.
 
 use crate::Config;
 use crate::emitter::Report;
 use runfolder::TableWriter;
 use runfolder::names;
-use runfolder::rows::{EmitterTotals, LatencyClass, Sent, SeqRanges};
+use runfolder::rows::{EmitterTotals, EmitterWire, LatencyClass, Sent, SeqRanges};
 
 /// Writes the files.
 pub fn write(config: &Config, reports: &[Report]) -> Result<(), runfolder::Error> {
@@ -53,6 +56,17 @@ pub fn write(config: &Config, reports: &[Report]) -> Result<(), runfolder::Error
         })?;
     }
     totals.flush()?;
+    let mut wire = TableWriter::<EmitterWire>::create(&names::WIRE.path(&config.out, base))?;
+    for r in reports {
+        wire.write(&EmitterWire {
+            emitter: r.emitter,
+            format: config.format,
+            compression: config.compress,
+            raw_bytes: r.bytes,
+            wire_bytes: r.wire_bytes,
+        })?;
+    }
+    wire.flush()?;
     if let Some(h) = secured_latency(reports) {
         let row =
             runfolder::latency::row(LatencyClass::All, &h).map_err(|e| runfolder::Error::Io {

@@ -275,14 +275,14 @@ fn the_binary_says_it_waits_for_the_distributor() {
 /// A distributor that speaks PROTOCOL.md §5: reads the EMITTER HELLO and the frames,
 /// acknowledges them. Its first connection acknowledges only `ack_first` frames and then
 /// breaks off (a crash); later ones acknowledge everything as it arrives.
-async fn acking_distributor(
-    ack_first: u64,
-) -> (std::net::SocketAddr, Seen, Arc<Mutex<Vec<String>>>) {
+type Hellos = Arc<Mutex<Vec<(String, Option<protocol::codec::Codec>)>>>;
+
+async fn acking_distributor(ack_first: u64) -> (std::net::SocketAddr, Seen, Hellos) {
     use protocol::emitter::{EmitterDecoder, Item};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
-    let hellos: Arc<Mutex<Vec<String>>> = Arc::default();
+    let hellos: Hellos = Arc::default();
     let (s2, h2) = (Arc::clone(&seen), Arc::clone(&hellos));
     tokio::spawn(async move {
         let mut first = true;
@@ -304,7 +304,7 @@ async fn acking_distributor(
                         match item {
                             Item::Hello(h) => {
                                 assert!(h.acks);
-                                hellos.lock().unwrap().push(h.id);
+                                hellos.lock().unwrap().push((h.id, h.compression));
                             }
                             Item::Log(f) => {
                                 let p = protocol::probe::verify(f.priority, &f.payload).unwrap();
@@ -356,10 +356,8 @@ async fn with_acks_what_a_crash_left_unsecured_is_sent_again() {
         "everything was acknowledged in the end"
     );
     assert!(e.in_doubt.is_empty(), "{:?}", e.in_doubt);
-    assert_eq!(
-        hellos.lock().unwrap().as_slice(),
-        ["emitter-0", "emitter-0"]
-    );
+    let hellos: Vec<String> = hellos.lock().unwrap().iter().map(|h| h.0.clone()).collect();
+    assert_eq!(hellos, ["emitter-0", "emitter-0"]);
     let seen = seen.lock().unwrap();
     let seqs = &seen[&0];
     // Every seq arrived; the ones after the 300 acknowledged before the crash came again,
@@ -408,4 +406,269 @@ async fn a_full_window_waits_for_acks_and_drops_nothing() {
         e.max_lag
     );
     assert_eq!(seen.lock().unwrap()[&0].len(), 50);
+}
+
+/// What a compressed emitter connection carried, as a receiver saw it.
+#[derive(Debug, Default, Clone)]
+struct Received {
+    hello: Option<protocol::emitter::EmitterHello>,
+    compressed: u64,
+    ended_at_boundary: bool,
+}
+
+/// A receiver of compressed emitter streams (no ACKs): decodes each connection with the
+/// protocol's EmitterDecoder, records every probe, what each connection's HELLO said and
+/// how many bytes it carried.
+async fn decompressing_sink() -> (std::net::SocketAddr, Seen, Arc<Mutex<Vec<Received>>>) {
+    use protocol::emitter::{EmitterDecoder, Item};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let conns: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let (s2, c2) = (Arc::clone(&seen), Arc::clone(&conns));
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (seen, conns) = (Arc::clone(&s2), Arc::clone(&c2));
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                let mut dec = EmitterDecoder::new(DEFAULT_MAX_FRAME);
+                let mut got = Received::default();
+                loop {
+                    buf.reserve(1 << 16);
+                    if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        assert!(
+                            buf.is_empty() && dec.held() == 0,
+                            "the emitter stopped mid-frame"
+                        );
+                        got.compressed = dec.wire_bytes();
+                        got.ended_at_boundary = dec.at_boundary();
+                        conns.lock().unwrap().push(got);
+                        return;
+                    }
+                    while let Some(item) = dec.decode(&mut buf).unwrap() {
+                        match item {
+                            Item::Hello(h) => got.hello = Some(h),
+                            Item::Log(f) => {
+                                let p = protocol::probe::verify(f.priority, &f.payload).unwrap();
+                                seen.lock()
+                                    .unwrap()
+                                    .entry(p.emitter)
+                                    .or_default()
+                                    .push(p.seq);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen, conns)
+}
+
+fn wire_rows(out: &std::path::Path) -> Vec<runfolder::rows::EmitterWire> {
+    let r = runfolder::TableReader::<runfolder::rows::EmitterWire>::open(
+        &runfolder::names::WIRE.path(out, 0),
+    )
+    .unwrap();
+    let mut rows = Vec::new();
+    for row in r {
+        rows.push(row.unwrap());
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_streams_without_acks_arrive_whole() {
+    use protocol::codec::Codec;
+    for (flag, codec) in [("lz4", Codec::Lz4), ("zstd", Codec::Zstd)] {
+        let (addr, seen, conns) = decompressing_sink().await;
+        let scratch = tempdir(&format!("compress-{flag}"));
+        let out = scratch.path();
+        let c = config(
+            addr,
+            out,
+            &[
+                "--emitters",
+                "2",
+                "--rate",
+                "2000",
+                "--duration",
+                "1",
+                "--compress",
+                flag,
+                "--payload",
+                "text",
+            ],
+        );
+        let summary = loadgen::run(c, std::future::pending()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_gap_free(&seen, &summary);
+        let conns = conns.lock().unwrap().clone();
+        assert_eq!(conns.len(), 2);
+        for r in &conns {
+            let h = r.hello.as_ref().unwrap();
+            assert_eq!((h.acks, h.compression), (false, Some(codec)));
+            assert!(h.id.starts_with("emitter-"));
+            assert!(
+                r.ended_at_boundary,
+                "{flag}: the stream was finished at close"
+            );
+        }
+        let rows = wire_rows(out);
+        let wire: u64 = rows.iter().map(|r| r.wire_bytes).sum();
+        let raw: u64 = rows.iter().map(|r| r.raw_bytes).sum();
+        assert_eq!(
+            wire,
+            conns.iter().map(|r| r.compressed).sum::<u64>(),
+            "{flag}"
+        );
+        // Small flushed writes (10 messages at this rate) compress less than big batches.
+        assert!(
+            wire * 3 < raw * 2,
+            "{flag}: log text compresses: {wire} of {raw}"
+        );
+        assert!(rows.iter().all(|r| r.compression.is_some()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_acks_and_compression_a_crash_resends_on_a_new_stream() {
+    let (addr, seen, hellos) = acking_distributor(300).await;
+    let scratch = tempdir("acks-zstd");
+    let mut c = acked(addr, scratch.path(), "2", "500");
+    c.compress = Some(runfolder::Compression::Zstd);
+    let summary = loadgen::run(c, std::future::pending()).await.unwrap();
+    let e = &summary.emitters[0];
+    assert_eq!(e.secured, Some(e.sent));
+    let hellos = hellos.lock().unwrap().clone();
+    assert_eq!(hellos.len(), 2);
+    assert!(
+        hellos
+            .iter()
+            .all(|h| h.1 == Some(protocol::codec::Codec::Zstd))
+    );
+    let mut unique = seen.lock().unwrap()[&0].clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique, (0..e.sent).collect::<Vec<_>>());
+}
+
+/// A syslog listener: every message's text probe verified; counts per priority (the
+/// section 8 mapping of its PRI) and the framings seen.
+async fn syslog_sink() -> (std::net::SocketAddr, Seen, Arc<Mutex<BTreeMap<u8, u64>>>) {
+    use protocol::syslog::SyslogDecoder;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let by_priority: Arc<Mutex<BTreeMap<u8, u64>>> = Arc::default();
+    let (s2, p2) = (Arc::clone(&seen), Arc::clone(&by_priority));
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (seen, by_priority) = (Arc::clone(&s2), Arc::clone(&p2));
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                let mut dec = SyslogDecoder::new(DEFAULT_MAX_FRAME);
+                loop {
+                    buf.reserve(1 << 16);
+                    if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        assert!(buf.is_empty(), "the emitter stopped mid-message");
+                        return;
+                    }
+                    while let Some(m) = dec.decode(&mut buf).unwrap() {
+                        let p = protocol::probe::text::verify(&m.payload).unwrap();
+                        assert!(m.pri.is_some());
+                        seen.lock()
+                            .unwrap()
+                            .entry(p.emitter)
+                            .or_default()
+                            .push(p.seq);
+                        *by_priority.lock().unwrap().entry(m.priority).or_default() += 1;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen, by_priority)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_lines_in_both_framings_carry_text_probes() {
+    for framing in ["octet", "lf"] {
+        let (addr, seen, by_priority) = syslog_sink().await;
+        let scratch = tempdir(&format!("syslog-{framing}"));
+        let out = scratch.path();
+        let c = config(
+            addr,
+            out,
+            &[
+                "--format",
+                "syslog",
+                "--framing",
+                framing,
+                "--emitters",
+                "2",
+                "--rate",
+                "1000",
+                "--duration",
+                "1",
+                "--priority-mode",
+                "weighted",
+            ],
+        );
+        let summary = loadgen::run(c, std::future::pending()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_gap_free(&seen, &summary);
+        // What the loadgen recorded per priority is what the PRI of each line maps to.
+        let mut recorded: BTreeMap<u8, u64> = BTreeMap::new();
+        let r = runfolder::TableReader::<runfolder::rows::Sent>::open(
+            &runfolder::names::SENT.path(out, 0),
+        )
+        .unwrap();
+        for row in r {
+            let row = row.unwrap();
+            *recorded.entry(row.priority).or_default() += row.sent;
+        }
+        assert_eq!(recorded, *by_priority.lock().unwrap(), "{framing}");
+        assert!(recorded.len() > 10, "weighted draws many levels");
+        let rows = wire_rows(out);
+        assert!(
+            rows.iter()
+                .all(|r| r.format == runfolder::Format::Syslog && r.raw_bytes == r.wire_bytes)
+        );
+    }
+}
+
+#[test]
+fn syslog_and_compression_settings_are_checked() {
+    for (args, needle) in [
+        (&["--format", "syslog", "--acks"][..], "--format syslog"),
+        (
+            &["--format", "syslog", "--compress", "lz4"][..],
+            "--format syslog",
+        ),
+        (
+            &["--format", "syslog", "--payload", "random"][..],
+            "--payload random",
+        ),
+        (
+            &["--compress", "zstd", "--zstd-level", "20"][..],
+            "--zstd-level 20",
+        ),
+    ] {
+        let c = config(
+            "127.0.0.1:9".parse().unwrap(),
+            std::path::Path::new("/tmp"),
+            args,
+        );
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let ok = config(
+        "127.0.0.1:9".parse().unwrap(),
+        std::path::Path::new("/tmp"),
+        &["--format", "syslog"],
+    );
+    assert_eq!(ok.payload(), runfolder::Payload::Text);
 }

@@ -7,7 +7,8 @@
 //! +---------+------+---------+-------+-------------+------------------+
 //! |frame_len| 0x48 | version | flags | weight f64  | id (1..=64 UTF-8)|
 //! +---------+------+---------+-------+-------------+------------------+
-//!                    u16 = 1   bit 0 = acks
+//!                    u16 = 1   bit 0 = acks, bit 1 = lz4 BATCH frames welcome,
+//!                              bit 2 = zstd (at most one of bits 1 and 2)
 //!
 //! DELIVER distributor -> analyzer
 //!  0         4      5          6            14             22
@@ -20,13 +21,19 @@
 //! |   13    | 0x41 | count u64 (cumulative)      |
 //! +---------+------+-----------------------------+
 //!
+//! BATCH   distributor -> analyzer (bit 1 or 2 set): whole DELIVER frames, compressed;
+//!         see [`crate::batch`]
+//!
 //! REJECT  distributor -> analyzer, then the connection closes
 //! +---------+------+-----------------------------+
 //! |frame_len| 0x45 | reason (UTF-8)              |
 //! +---------+------+-----------------------------+
 //! ```
 
+use crate::batch::{self, BatchError, KIND_BATCH};
+use crate::codec::Codec;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::collections::VecDeque;
 
 /// `kind` of a HELLO frame (`H`).
 pub const KIND_HELLO: u8 = 0x48;
@@ -60,6 +67,8 @@ pub struct Hello {
     pub version: u16,
     /// Whether the analyzer will send ACK frames (flag bit 0).
     pub acks: bool,
+    /// The codec of the BATCH frames the analyzer accepts (flag bit 1 or 2), if any.
+    pub compression: Option<Codec>,
     /// The analyzer's weight as sent.
     pub weight: f64,
     /// 1 to 64 bytes of UTF-8.
@@ -80,7 +89,8 @@ impl Hello {
         dst.put_u32(frame_len as u32);
         dst.put_u8(KIND_HELLO);
         dst.put_u16(self.version);
-        dst.put_u8(if self.acks { FLAG_ACKS } else { 0 });
+        let acks = if self.acks { FLAG_ACKS } else { 0 };
+        dst.put_u8(acks | self.compression.map_or(0, Codec::flag));
         dst.put_f64(self.weight);
         dst.put_slice(self.id.as_bytes());
         Ok(())
@@ -102,9 +112,14 @@ pub enum HelloError {
     /// A version other than 1.
     #[error("unsupported protocol version {0} (this distributor speaks version 1)")]
     Version(u16),
-    /// Flag bits other than bit 0.
-    #[error("unknown flag bits 0x{0:02x} (only bit 0, acks, is defined)")]
+    /// Flag bits other than bits 0 to 2.
+    #[error("unknown flag bits 0x{0:02x} (bit 0 acks, bit 1 lz4 and bit 2 zstd are defined)")]
     Flags(u8),
+    /// Flag bits 1 and 2 both set.
+    #[error(
+        "HELLO flags 0x{0:02x} set bits 1 (lz4) and 2 (zstd); at most one codec may be asked for"
+    )]
+    BothCodecs(u8),
     /// An id that is empty, longer than 64 bytes or not UTF-8.
     #[error("analyzer {0}")]
     Id(#[from] crate::IdError),
@@ -144,14 +159,16 @@ pub fn decode_hello(buf: &mut BytesMut) -> Result<Option<Hello>, HelloError> {
         return Err(HelloError::Version(version));
     }
     let flags = frame[7];
-    if flags & !FLAG_ACKS != 0 {
+    if flags & !(FLAG_ACKS | Codec::FLAGS) != 0 {
         return Err(HelloError::Flags(flags));
     }
+    let compression = Codec::from_flags(flags).map_err(|_| HelloError::BothCodecs(flags))?;
     let weight = f64::from_bits(crate::be_u64(&frame, 8));
     let id = check_id(&frame[HELLO_HEADER_LEN..])?.to_owned();
     Ok(Some(Hello {
         version,
         acks: flags & FLAG_ACKS != 0,
+        compression,
         weight,
         id,
     }))
@@ -268,7 +285,7 @@ pub enum DownstreamError {
         /// Byte offset of the frame in the stream.
         offset: u64,
     },
-    /// A kind other than DELIVER or REJECT.
+    /// A kind other than DELIVER or REJECT (or BATCH, when a codec was asked for).
     #[error("unknown frame kind 0x{kind:02x} at stream offset {offset}")]
     Kind {
         /// The kind byte.
@@ -276,13 +293,41 @@ pub enum DownstreamError {
         /// Byte offset of the frame in the stream.
         offset: u64,
     },
+    /// A BATCH frame that is refused.
+    #[error("BATCH frame at stream offset {offset}: {source}")]
+    Batch {
+        /// Why.
+        source: BatchError,
+        /// Byte offset of the BATCH frame in the stream.
+        offset: u64,
+    },
 }
 
-/// Incremental decoder of the distributor -> analyzer stream.
+/// What a [`DownstreamDecoder`] has read, for the accounting of compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DownstreamStats {
+    /// Bytes of whole frames decoded, as on the wire.
+    pub wire_bytes: u64,
+    /// The same frames with every BATCH counted as the DELIVER frames it carries (its
+    /// `raw_len`): the bytes before compression.
+    pub raw_bytes: u64,
+    /// BATCH frames.
+    pub batches: u64,
+    /// DELIVER frames that came inside BATCH frames.
+    pub batched: u64,
+}
+
+/// Incremental decoder of the distributor -> analyzer stream. Told the codec the HELLO
+/// asked for ([`DownstreamDecoder::with_codec`]), it also takes BATCH frames and hands out
+/// the DELIVER frames inside them one by one, in order, as if they had come plain.
 #[derive(Debug, Clone)]
 pub struct DownstreamDecoder {
     max_frame: u32,
     offset: u64,
+    codec: Option<Codec>,
+    /// DELIVER frames of the last BATCH not handed out yet.
+    unpacked: VecDeque<Deliver>,
+    stats: DownstreamStats,
 }
 
 impl DownstreamDecoder {
@@ -291,20 +336,48 @@ impl DownstreamDecoder {
         Self {
             max_frame: max_log_frame.saturating_add((DELIVER_HEADER_LEN - 5) as u32),
             offset: 0,
+            codec: None,
+            unpacked: VecDeque::new(),
+            stats: DownstreamStats::default(),
         }
+    }
+
+    /// The same, accepting BATCH frames of `codec` (what the HELLO asked for).
+    pub fn with_codec(mut self, codec: Option<Codec>) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// What was read so far.
+    pub fn stats(&self) -> DownstreamStats {
+        self.stats
     }
 
     /// Takes the next frame out of `buf`; `Ok(None)` while incomplete.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Downstream>, DownstreamError> {
+        loop {
+            if let Some(d) = self.unpacked.pop_front() {
+                return Ok(Some(Downstream::Deliver(d)));
+            }
+            match self.next_frame(buf)? {
+                Some(Frame::One(f)) => return Ok(Some(f)),
+                Some(Frame::Batch) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn next_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DownstreamError> {
         if buf.len() < 5 {
             return Ok(None);
         }
         let frame_len = crate::be_u32(buf, 0);
         let kind = buf[4];
         let offset = self.offset;
-        let min = match kind {
-            KIND_DELIVER => DELIVER_HEADER_LEN as u32,
-            KIND_REJECT => 5,
+        let (min, max) = match (kind, self.codec) {
+            (KIND_DELIVER, _) => (DELIVER_HEADER_LEN as u32, self.max_frame),
+            (KIND_REJECT, _) => (5, self.max_frame),
+            (KIND_BATCH, Some(_)) => (batch::HEADER_LEN as u32, batch::MAX_FRAME_LEN),
             _ => return Err(DownstreamError::Kind { kind, offset }),
         };
         if frame_len < min {
@@ -314,12 +387,19 @@ impl DownstreamDecoder {
                 offset,
             });
         }
-        if frame_len > self.max_frame {
+        if frame_len > max {
             return Err(DownstreamError::TooLong {
                 frame_len,
-                max: self.max_frame,
+                max,
                 offset,
             });
+        }
+        if let (KIND_BATCH, Some(codec)) = (kind, self.codec)
+            && buf.len() >= batch::HEADER_LEN
+        {
+            // Refused from its header alone, before the body is buffered.
+            batch::check_header(buf, codec)
+                .map_err(|source| DownstreamError::Batch { source, offset })?;
         }
         let len = frame_len as usize;
         if buf.len() < len {
@@ -328,17 +408,43 @@ impl DownstreamDecoder {
         }
         let frame = buf.split_to(len).freeze();
         self.offset += len as u64;
-        Ok(Some(if kind == KIND_DELIVER {
-            Downstream::Deliver(Deliver {
-                priority: frame[5],
-                queued_ns: crate::be_u64(&frame, 6),
-                dispatch_ns: crate::be_u64(&frame, 14),
-                payload: frame.slice(DELIVER_HEADER_LEN..),
-            })
-        } else {
-            Downstream::Reject(String::from_utf8_lossy(&frame[5..]).into_owned())
+        self.stats.wire_bytes += len as u64;
+        Ok(Some(match kind {
+            KIND_DELIVER => {
+                self.stats.raw_bytes += len as u64;
+                Frame::One(Downstream::Deliver(Deliver {
+                    priority: frame[5],
+                    queued_ns: crate::be_u64(&frame, 6),
+                    dispatch_ns: crate::be_u64(&frame, 14),
+                    payload: frame.slice(DELIVER_HEADER_LEN..),
+                }))
+            }
+            KIND_REJECT => {
+                self.stats.raw_bytes += len as u64;
+                Frame::One(Downstream::Reject(
+                    String::from_utf8_lossy(&frame[5..]).into_owned(),
+                ))
+            }
+            _ => {
+                let codec = self.codec.unwrap_or(Codec::Lz4);
+                let delivers = batch::decode(&frame, codec, self.max_frame)
+                    .map_err(|source| DownstreamError::Batch { source, offset })?;
+                self.stats.batches += 1;
+                self.stats.batched += delivers.len() as u64;
+                self.stats.raw_bytes += u64::from(crate::be_u32(&frame, 10));
+                self.unpacked.extend(delivers);
+                Frame::Batch
+            }
         }))
     }
+}
+
+/// One frame off the stream.
+enum Frame {
+    /// A DELIVER or a REJECT.
+    One(Downstream),
+    /// A BATCH, unpacked into [`DownstreamDecoder::unpacked`].
+    Batch,
 }
 
 #[cfg(test)]
@@ -350,6 +456,7 @@ mod tests {
         Hello {
             version: VERSION,
             acks,
+            compression: None,
             weight,
             id: id.to_owned(),
         }
@@ -385,7 +492,12 @@ mod tests {
     fn hello_rejections() {
         let case = |mut b: BytesMut| decode_hello(&mut b);
         assert_eq!(case(raw_hello(2, 0, b"x")), Err(HelloError::Version(2)));
-        assert_eq!(case(raw_hello(1, 2, b"x")), Err(HelloError::Flags(2)));
+        assert_eq!(case(raw_hello(1, 8, b"x")), Err(HelloError::Flags(8)));
+        assert_eq!(case(raw_hello(1, 7, b"x")), Err(HelloError::BothCodecs(7)));
+        for (flags, codec) in [(2, Codec::Lz4), (5, Codec::Zstd)] {
+            let h = case(raw_hello(1, flags, b"x")).unwrap().unwrap();
+            assert_eq!((h.compression, h.acks), (Some(codec), flags & 1 != 0));
+        }
         assert_eq!(
             case(raw_hello(1, 0, b"")),
             Err(HelloError::Id(crate::IdError::Empty))
@@ -483,10 +595,76 @@ mod tests {
         );
     }
 
+    #[test]
+    fn batches_unpack_between_plain_frames_and_are_counted() {
+        let mut raw = BytesMut::new();
+        for i in 0..5u64 {
+            raw.extend_from_slice(&deliver_header(1, i, i, 10));
+            raw.extend_from_slice(b"0123456789");
+        }
+        for codec in Codec::ALL {
+            let mut wire = BytesMut::from(&deliver_header(0, 100, 100, 1)[..]);
+            wire.extend_from_slice(b"p");
+            let e = batch::BatchEncoder::new(codec, 3)
+                .unwrap()
+                .encode(&raw, &mut wire)
+                .unwrap();
+            encode_reject("bye", &mut wire);
+            let total = wire.len() as u64;
+            let mut d = DownstreamDecoder::new(1 << 20).with_codec(Some(codec));
+            let mut got = Vec::new();
+            while let Some(f) = d.decode(&mut wire).unwrap() {
+                got.push(f);
+            }
+            assert_eq!(got.len(), 7);
+            assert!(matches!(&got[0], Downstream::Deliver(x) if x.queued_ns == 100));
+            for (i, f) in got[1..6].iter().enumerate() {
+                assert!(
+                    matches!(f, Downstream::Deliver(x) if x.queued_ns == i as u64 && &x.payload[..] == b"0123456789")
+                );
+            }
+            assert_eq!(got[6], Downstream::Reject("bye".into()));
+            let s = d.stats();
+            assert_eq!((s.batches, s.batched, s.wire_bytes), (1, 5, total));
+            assert_eq!(
+                s.raw_bytes,
+                total - u64::from(e.frame_len) + raw.len() as u64
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_is_refused_without_a_codec_and_by_its_header_alone() {
+        let mut header = BytesMut::new();
+        header.put_u32(1000);
+        header.put_u8(KIND_BATCH);
+        header.put_u8(1);
+        header.put_u32(1);
+        header.put_u32(batch::MAX_RAW_LEN + 1);
+        assert_eq!(
+            DownstreamDecoder::new(4096).decode(&mut header.clone()),
+            Err(DownstreamError::Kind {
+                kind: 0x42,
+                offset: 0
+            })
+        );
+        let mut d = DownstreamDecoder::new(4096).with_codec(Some(Codec::Lz4));
+        assert_eq!(
+            d.decode(&mut header.clone()),
+            Err(DownstreamError::Batch {
+                source: BatchError::RawTooLong(batch::MAX_RAW_LEN + 1),
+                offset: 0
+            })
+        );
+        // 13 bytes: not yet decided.
+        assert_eq!(d.decode(&mut BytesMut::from(&header[..13])), Ok(None));
+    }
+
     proptest! {
         #[test]
-        fn hello_round_trips(id in "[a-zA-Z0-9_.-]{1,64}", weight in 0.001f64..1e9, acks in any::<bool>()) {
-            let h = hello(&id, weight, acks);
+        fn hello_round_trips(id in "[a-zA-Z0-9_.-]{1,64}", weight in 0.001f64..1e9, acks in any::<bool>(), codec in 0usize..3) {
+            let mut h = hello(&id, weight, acks);
+            h.compression = [None, Some(Codec::Lz4), Some(Codec::Zstd)][codec];
             let mut b = BytesMut::new();
             h.encode(&mut b).unwrap();
             prop_assert_eq!(decode_hello(&mut b).unwrap(), Some(h));

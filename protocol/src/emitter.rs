@@ -6,8 +6,10 @@
 //!  0            4         5       6        7
 //! +------------+---------+-------+--------+-----------------------+
 //! | "LDE1"     | version | flags | id_len | id (1..=64, UTF-8)    |
-//! | 4C 44 45 31|  u8 = 1 | bit 0 |   u8   |                       |
+//! | 4C 44 45 31|  u8 = 1 |       |   u8   |                       |
 //! +------------+---------+-------+--------+-----------------------+
+//!   flags: bit 0 = send ACKs; bit 1 = the rest is one lz4 stream, bit 2 = zstd
+//!   (at most one of bits 1 and 2; see crate::codec)
 //!   read as a frame_len the magic is 1,279,542,577: above any max_frame
 //!   the distributor accepts (256 MiB), so it is never a LOG frame
 //!
@@ -17,8 +19,13 @@
 //!
 //! A connection whose first four bytes are anything else is a plain LOG stream (§1): the
 //! first four bytes decide. [`EmitterDecoder`] makes that decision and then decodes LOG
-//! frames; a bad EMITTER HELLO is an error the distributor answers with a REJECT.
+//! frames, decompressing them first when the HELLO named a codec (LOG frames are then cut
+//! from the decompressed stream as they complete; offsets in a [`LogError`] count the
+//! HELLO and the decompressed bytes, offsets in a [`DecompressError`] the compressed
+//! bytes after the HELLO). A bad EMITTER HELLO is an error the distributor answers with a
+//! REJECT.
 
+use crate::codec::{Codec, DecompressError, Step, StreamDecoder};
 use crate::log::{LogDecoder, LogError, LogFrame};
 use bytes::{Buf, BufMut, BytesMut};
 
@@ -38,6 +45,8 @@ pub const MAX_ID_LEN: usize = crate::MAX_ID_LEN;
 pub struct EmitterHello {
     /// Whether the emitter wants ACKs.
     pub acks: bool,
+    /// The codec of the rest of the stream (flag bit 1 or 2), if it is compressed.
+    pub compression: Option<Codec>,
     /// The emitter's name, for logs and metrics (and, over mutual TLS, its identity).
     pub id: String,
 }
@@ -49,7 +58,8 @@ impl EmitterHello {
         dst.reserve(HELLO_HEADER_LEN + self.id.len());
         dst.put_slice(&MAGIC);
         dst.put_u8(VERSION);
-        dst.put_u8(if self.acks { FLAG_ACKS } else { 0 });
+        let acks = if self.acks { FLAG_ACKS } else { 0 };
+        dst.put_u8(acks | self.compression.map_or(0, Codec::flag));
         dst.put_u8(self.id.len() as u8);
         dst.put_slice(self.id.as_bytes());
         Ok(())
@@ -62,9 +72,16 @@ pub enum HelloError {
     /// A version other than 1.
     #[error("unsupported EMITTER HELLO version {0} (this distributor speaks version 1)")]
     Version(u8),
-    /// Flag bits other than bit 0.
-    #[error("unknown EMITTER HELLO flag bits 0x{0:02x} (only bit 0, acks, is defined)")]
+    /// Flag bits other than bits 0 to 2.
+    #[error(
+        "unknown EMITTER HELLO flag bits 0x{0:02x} (bit 0 acks, bit 1 lz4 and bit 2 zstd are defined)"
+    )]
     Flags(u8),
+    /// Flag bits 1 and 2 both set.
+    #[error(
+        "EMITTER HELLO flags 0x{0:02x} set bits 1 (lz4) and 2 (zstd); at most one codec may be named"
+    )]
+    BothCodecs(u8),
     /// `id_len` 0 or over 64, or an id that is not UTF-8.
     #[error("emitter {0} (id_len {1})")]
     Id(crate::IdError, usize),
@@ -80,9 +97,13 @@ pub fn decode_hello(buf: &mut BytesMut) -> Result<Option<EmitterHello>, HelloErr
     if buf.len() > 4 && buf[4] != VERSION {
         return Err(HelloError::Version(buf[4]));
     }
-    if buf.len() > 5 && buf[5] & !FLAG_ACKS != 0 {
+    if buf.len() > 5 && buf[5] & !(FLAG_ACKS | Codec::FLAGS) != 0 {
         return Err(HelloError::Flags(buf[5]));
     }
+    let compression = match buf.get(5) {
+        Some(flags) => Codec::from_flags(*flags).map_err(|_| HelloError::BothCodecs(*flags))?,
+        None => None,
+    };
     if buf.len() < HELLO_HEADER_LEN {
         return Ok(None);
     }
@@ -99,7 +120,11 @@ pub fn decode_hello(buf: &mut BytesMut) -> Result<Option<EmitterHello>, HelloErr
     let id = check_id(&buf[HELLO_HEADER_LEN..HELLO_HEADER_LEN + id_len])?.to_owned();
     let acks = buf[5] & FLAG_ACKS != 0;
     buf.advance(HELLO_HEADER_LEN + id_len);
-    Ok(Some(EmitterHello { acks, id }))
+    Ok(Some(EmitterHello {
+        acks,
+        compression,
+        id,
+    }))
 }
 
 /// What an emitter connection carries, decoded.
@@ -120,15 +145,33 @@ pub enum StreamError {
     /// A bad LOG frame.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A compressed stream that does not decode (its offset counts the compressed bytes
+    /// after the EMITTER HELLO).
+    #[error(transparent)]
+    Decompress(#[from] DecompressError),
 }
 
 /// Decodes one emitter connection: the first four bytes decide between an EMITTER HELLO
-/// and a plain LOG stream, then LOG frames follow.
-#[derive(Debug, Clone)]
+/// and a plain LOG stream, then LOG frames follow (decompressed first when the HELLO named
+/// a codec).
+#[derive(Debug)]
 pub struct EmitterDecoder {
     /// Still before the first four bytes.
     opening: bool,
     log: LogDecoder,
+    /// Bytes of the EMITTER HELLO, if there was one.
+    hello_len: u64,
+    /// After an EMITTER HELLO that named a codec.
+    inflate: Option<Inflate>,
+}
+
+/// The decompressing side of a compressed emitter stream.
+#[derive(Debug)]
+struct Inflate {
+    stream: StreamDecoder,
+    /// Decompressed bytes not yet cut into LOG frames: at most one partial LOG frame
+    /// (refused beyond max_frame by the LOG decoder) and one decoded unit.
+    raw: BytesMut,
 }
 
 impl EmitterDecoder {
@@ -137,12 +180,42 @@ impl EmitterDecoder {
         Self {
             opening: true,
             log: LogDecoder::new(max_frame),
+            hello_len: 0,
+            inflate: None,
         }
     }
 
-    /// Stream offset of the next undecoded byte.
+    /// Stream offset of the next undecoded byte of the LOG stream (the HELLO included;
+    /// with compression, counted in decompressed bytes).
     pub fn offset(&self) -> u64 {
         self.log.offset()
+    }
+
+    /// The codec the EMITTER HELLO named, once it has been decoded.
+    pub fn compression(&self) -> Option<Codec> {
+        self.inflate.as_ref().map(|i| i.stream.codec())
+    }
+
+    /// Bytes of the connection taken so far, as on the wire (HELLO and compressed bytes).
+    pub fn wire_bytes(&self) -> u64 {
+        match &self.inflate {
+            Some(i) => self.hello_len + i.stream.offset(),
+            None => self.log.offset(),
+        }
+    }
+
+    /// Decompressed bytes held inside the decoder: the start of a LOG frame whose rest
+    /// has not arrived. At the end of a connection, nonzero means a truncated frame (as
+    /// undecoded bytes left in the caller's buffer do).
+    pub fn held(&self) -> usize {
+        self.inflate.as_ref().map_or(0, |i| i.raw.len())
+    }
+
+    /// Whether the compressed stream so far ends at a frame of its codec's boundary (always
+    /// true without compression). At the end of a connection, false means the last
+    /// compressed frame was cut; every LOG frame decoded before it stands.
+    pub fn at_boundary(&self) -> bool {
+        self.inflate.as_ref().is_none_or(|i| i.stream.at_boundary())
     }
 
     /// Takes the next item out of `buf`; `Ok(None)` while it is incomplete.
@@ -159,11 +232,27 @@ impl EmitterDecoder {
                     return Ok(None);
                 };
                 self.opening = false;
-                self.log.skip((before - buf.len()) as u64);
+                self.hello_len = (before - buf.len()) as u64;
+                self.log.skip(self.hello_len);
+                self.inflate = hello.compression.map(|codec| Inflate {
+                    stream: StreamDecoder::new(codec),
+                    raw: BytesMut::new(),
+                });
                 return Ok(Some(Item::Hello(hello)));
             }
         }
-        Ok(self.log.decode(buf)?.map(Item::Log))
+        let Some(inflate) = self.inflate.as_mut() else {
+            return Ok(self.log.decode(buf)?.map(Item::Log));
+        };
+        // A LOG frame as soon as its bytes are decoded; another unit only when none is.
+        loop {
+            if let Some(frame) = self.log.decode(&mut inflate.raw)? {
+                return Ok(Some(Item::Log(frame)));
+            }
+            if inflate.stream.step(buf, &mut inflate.raw)? == Step::NeedInput {
+                return Ok(None);
+            }
+        }
     }
 }
 
@@ -172,6 +261,10 @@ impl crate::Decode for EmitterDecoder {
     type Error = StreamError;
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, StreamError> {
         EmitterDecoder::decode(self, buf)
+    }
+
+    fn held(&self) -> usize {
+        EmitterDecoder::held(self)
     }
 }
 
@@ -258,6 +351,7 @@ mod tests {
         let mut out = BytesMut::new();
         EmitterHello {
             acks,
+            compression: None,
             id: id.to_owned(),
         }
         .encode(&mut out)
@@ -294,6 +388,7 @@ mod tests {
                 items[0],
                 Item::Hello(EmitterHello {
                     acks: true,
+                    compression: None,
                     id: "em".into()
                 })
             );
@@ -319,9 +414,10 @@ mod tests {
 
     #[test]
     fn refuses_each_bad_field() {
-        let cases: [(&[u8], HelloError); 5] = [
+        let cases: [(&[u8], HelloError); 6] = [
             (b"LDE1\x02", HelloError::Version(2)),
-            (b"LDE1\x01\x03", HelloError::Flags(3)),
+            (b"LDE1\x01\x09", HelloError::Flags(9)),
+            (b"LDE1\x01\x06", HelloError::BothCodecs(6)),
             (b"LDE1\x01\x00\x00", HelloError::Id(IdError::Empty, 0)),
             (
                 b"LDE1\x01\x00\x41",
@@ -340,11 +436,75 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_stream_after_the_hello() {
+        for codec in Codec::ALL {
+            let mut wire = BytesMut::new();
+            EmitterHello {
+                acks: false,
+                compression: Some(codec),
+                id: "z".into(),
+            }
+            .encode(&mut wire)
+            .unwrap();
+            assert_eq!(
+                &wire[..],
+                &[0x4C, 0x44, 0x45, 0x31, 1, codec.flag(), 1, b'z']
+            );
+            let mut c = crate::codec::StreamCompressor::new(codec, 3).unwrap();
+            let mut log = BytesMut::new();
+            for i in 0..200u8 {
+                crate::log::encode(i, &[i; 300], &mut log).unwrap();
+            }
+            // A frame cut across two flushes still comes out whole.
+            c.compress(&log[..1000], &mut wire).unwrap();
+            c.compress(&log[1000..], &mut wire).unwrap();
+            let raw_end = 8 + log.len() as u64;
+            // A bad compressed byte after it: named at its compressed offset.
+            let compressed = wire.len() as u64 - 8;
+            wire.extend_from_slice(b"\xff\xff\xff\xff");
+            for cut in [0, 9, 500, wire.len()] {
+                let mut d = EmitterDecoder::new(1 << 20);
+                let mut buf = BytesMut::from(&wire[..cut]);
+                let mut got = Vec::new();
+                let mut fault = None;
+                for part in [&wire[cut..], &[][..]] {
+                    loop {
+                        match d.decode(&mut buf) {
+                            Ok(Some(i)) => got.push(i),
+                            Ok(None) => break,
+                            Err(e) => {
+                                fault = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    buf.extend_from_slice(part);
+                }
+                assert_eq!(got.len(), 201, "{codec} cut {cut}");
+                assert!(
+                    matches!(&got[200], Item::Log(f) if f.priority == 199 && f.payload.len() == 300)
+                );
+                assert_eq!(
+                    (d.offset(), d.compression(), d.held()),
+                    (raw_end, Some(codec), 0)
+                );
+                assert_eq!(d.wire_bytes(), 8 + compressed);
+                assert!(!d.at_boundary(), "{codec}: the frame is open");
+                assert!(
+                    matches!(fault, Some(StreamError::Decompress(e)) if e.to_string().contains(&format!("compressed offset {compressed}"))),
+                    "{codec} cut {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn encode_refuses_ids_the_protocol_does_not_allow() {
         let long = "x".repeat(65);
         let mut out = BytesMut::new();
         let e = EmitterHello {
             acks: false,
+            compression: None,
             id: long,
         };
         assert_eq!(

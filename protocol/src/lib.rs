@@ -6,12 +6,18 @@
 //!
 //! - [`log`]: the emitter stream (emitter -> distributor): back-to-back LOG frames.
 //! - [`emitter`]: the optional EMITTER HELLO in front of that stream, and the decoder that
-//!   tells the two apart; the distributor's ACKs to emitters reuse [`analyzer::encode_ack`].
-//! - [`analyzer`]: the analyzer session: HELLO and ACK (analyzer -> distributor), DELIVER
-//!   and REJECT (distributor -> analyzer).
+//!   tells the two apart (and decompresses a stream the HELLO says is compressed); the
+//!   distributor's ACKs to emitters reuse [`analyzer::encode_ack`].
+//! - [`analyzer`]: the analyzer session: HELLO and ACK (analyzer -> distributor), DELIVER,
+//!   BATCH and REJECT (distributor -> analyzer).
+//! - [`codec`]: compression (§7): lz4 and zstd, the emitter's streaming compressor and the
+//!   incremental decompressor of compressed emitter streams.
+//! - [`batch`]: BATCH frames (§7): compressed runs of DELIVER frames.
+//! - [`syslog`]: the syslog listener's framing (§8, RFC 6587) and the PRI -> priority
+//!   mapping.
 //! - [`order`]: the delivery-order rule of §3, checked online.
 //! - [`probe`]: the test message the load generator puts inside a LOG payload and the
-//!   analyzer sink verifies end to end.
+//!   analyzer sink verifies end to end, binary or as text (§4).
 //!
 //! Every decoder is incremental: it is handed a growing [`bytes::BytesMut`], checks a frame's
 //! declared length against its maximum *before* buffering the body, returns `Ok(None)` while
@@ -20,10 +26,13 @@
 //! arbitrary bytes. There is no I/O here; what to do about an error is the caller's policy.
 
 pub mod analyzer;
+pub mod batch;
+pub mod codec;
 pub mod emitter;
 pub mod log;
 pub mod order;
 pub mod probe;
+pub mod syslog;
 
 /// An incremental decoder of one frame kind: takes the next whole frame out of a growing
 /// buffer, `Ok(None)` while it is incomplete. Every decoder of this crate implements it, so
@@ -36,6 +45,14 @@ pub trait Decode {
 
     /// Takes the next whole frame out of `buf`; `Ok(None)` while it is incomplete.
     fn decode(&mut self, buf: &mut bytes::BytesMut) -> Result<Option<Self::Frame>, Self::Error>;
+
+    /// Bytes the decoder holds itself that are not yet a whole frame (a compressed
+    /// stream's decompressed start of a frame); 0 for decoders that keep nothing. A
+    /// reader's count of buffered bytes (a frame timeout, a truncated frame at EOF) adds
+    /// these to what is in its buffer.
+    fn held(&self) -> usize {
+        0
+    }
 }
 
 impl Decode for log::LogDecoder {

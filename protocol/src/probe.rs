@@ -8,6 +8,10 @@
 //! +------+------------+--------+-----------+----------+---------+
 //!  crc32 (IEEE) over the priority byte, then payload bytes [0, 24 + n)
 //! ```
+//!
+//! [`text`] is the same probe as text, for messages that must stay text (syslog).
+
+pub mod text;
 
 use bytes::{BufMut, BytesMut};
 

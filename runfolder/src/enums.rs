@@ -131,6 +131,60 @@ spelled!(PriorityMode {
     Cyclic => "cyclic",
 });
 
+/// A codec of the links (PROTOCOL.md section 7), as settings and files spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    /// The LZ4 frame format: fast, a modest ratio.
+    Lz4,
+    /// Zstandard: a higher ratio for more CPU.
+    Zstd,
+}
+spelled!(Compression { Lz4 => "lz4", Zstd => "zstd" });
+
+/// What a loadgen puts in each probe's filler (PROTOCOL.md section 4).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Payload {
+    /// Random bytes: incompressible.
+    #[default]
+    Random,
+    /// Lines like people's logs (timestamps, addresses, paths, statuses, user agents,
+    /// words): what compression meets in production.
+    Text,
+}
+spelled!(Payload { Random => "random", Text => "text" });
+
+/// What a loadgen speaks to its target.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// LOG frames with binary probes, to the emitter port (PROTOCOL.md sections 1 and 5).
+    #[default]
+    Log,
+    /// RFC 5424 syslog lines ending in text probes, to a syslog port (section 8).
+    Syslog,
+}
+spelled!(Format { Log => "log", Syslog => "syslog" });
+
+/// How syslog messages are framed on TCP (RFC 6587).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyslogFraming {
+    /// Octet counting: `MSG-LEN SP SYSLOG-MSG`.
+    #[default]
+    Octet,
+    /// Non-transparent framing: `SYSLOG-MSG LF`.
+    Lf,
+}
+spelled!(SyslogFraming { Octet => "octet", Lf => "lf" });
+
 /// What a chaos event of a profile does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -44,8 +44,8 @@ pub mod rows;
 pub mod table;
 
 pub use enums::{
-    Better, ChaosAction, Fsync, LogMode, Method, Overflow, PriorityMode, ProbeOutcome, Routing,
-    Status, Traffic, Unit, Verdict, WhenFull,
+    Better, ChaosAction, Compression, Format, Fsync, LogMode, Method, Overflow, Payload,
+    PriorityMode, ProbeOutcome, Routing, Status, SyslogFraming, Traffic, Unit, Verdict, WhenFull,
 };
 pub use table::{Error, Table, TableReader, TableWriter};
 

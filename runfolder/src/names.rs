@@ -74,6 +74,11 @@ pub const LATENCY: Family = Family::csv("latency-");
 pub const SEQS: Family = Family::csv("seqs-");
 /// A sink's totals at exit (key: analyzer id).
 pub const TOTALS: Family = Family::csv("totals-");
+/// A sink's link at exit: BATCH frames, bytes on the wire and before compression, text
+/// probes (key: analyzer id).
+pub const LINK: Family = Family::csv("link-");
+/// A loadgen's bytes per emitter before and after compression (key: emitter id base).
+pub const WIRE: Family = Family::csv("wire-");
 /// The distributor's per-second stats (key: the incarnation, 1, 2, ... across restarts).
 pub const STATS: Family = Family::csv("stats-");
 /// A component's log (key: `distributor-<n>`, `sink-<id>`, `loadgen`).

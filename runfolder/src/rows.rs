@@ -2,7 +2,8 @@
 //! column is documented here and in the README.
 
 use crate::enums::{
-    Better, ChaosAction, LogMode, Method, ProbeOutcome, Status, Traffic, Unit, Verdict,
+    Better, ChaosAction, Compression, Format, LogMode, Method, ProbeOutcome, Status, Traffic, Unit,
+    Verdict,
 };
 use crate::table::table;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -187,6 +188,52 @@ table! {
         pub first_arrival_ns: u64,
         /// Last arrival, ns since the epoch.
         pub last_arrival_ns: u64,
+    }
+}
+
+table! {
+    /// `link-<id>.csv` (analyzer sink): one row at exit, what its link to the distributor
+    /// carried (PROTOCOL.md sections 7 and 4).
+    pub struct SinkLink {
+        /// Analyzer id.
+        pub id: String,
+        /// The codec its HELLO asked for (`--compress`); empty for none.
+        pub compression: Option<Compression>,
+        /// BATCH frames received.
+        pub batches: u64,
+        /// DELIVER frames that came inside BATCH frames.
+        pub batched: u64,
+        /// Bytes of frames received, as on the wire.
+        pub wire_bytes: u64,
+        /// The same with each BATCH counted as the DELIVER frames it carries: the bytes
+        /// before compression.
+        pub raw_bytes: u64,
+        /// Sessions ended by bytes from the distributor that are not frames (a bad BATCH:
+        /// a `count` or `raw_len` that does not match what decoded, a stream that does not
+        /// decode); each is logged with the session and the stream offset.
+        pub bad_frames: u64,
+        /// Probes verified as text probes (PROTOCOL.md section 4).
+        pub text_probes: u64,
+        /// Text probes whose DELIVER priority is not the section 8 mapping of their PRI
+        /// (also counted as corrupt in `totals-<id>.csv`).
+        pub pri_mismatch: u64,
+    }
+}
+
+table! {
+    /// `wire-<base>.csv` (loadgen): one row per emitter, its bytes before and after
+    /// compression.
+    pub struct EmitterWire {
+        /// Emitter id.
+        pub emitter: u32,
+        /// What it sent (`--format`).
+        pub format: Format,
+        /// The codec of its stream (`--compress`); empty for none.
+        pub compression: Option<Compression>,
+        /// Bytes of LOG frames (or syslog messages, framed) written: before compression.
+        pub raw_bytes: u64,
+        /// Bytes written on the socket (EMITTER HELLOs included): after compression.
+        pub wire_bytes: u64,
     }
 }
 
@@ -740,6 +787,38 @@ mod tests {
             emitter: 1,
             first: 0,
             last: 9,
+        });
+        round_trip(SinkLink {
+            id: "a1".into(),
+            compression: Some(Compression::Zstd),
+            batches: 2,
+            batched: 30,
+            wire_bytes: 900,
+            raw_bytes: 3000,
+            bad_frames: 0,
+            text_probes: 30,
+            pri_mismatch: 1,
+        });
+        round_trip(SinkLink {
+            compression: None,
+            ..SinkLink {
+                id: "a2".into(),
+                compression: None,
+                batches: 0,
+                batched: 0,
+                wire_bytes: 1,
+                raw_bytes: 1,
+                bad_frames: 1,
+                text_probes: 0,
+                pri_mismatch: 0,
+            }
+        });
+        round_trip(EmitterWire {
+            emitter: 3,
+            format: Format::Syslog,
+            compression: Some(Compression::Lz4),
+            raw_bytes: 10,
+            wire_bytes: 4,
         });
         round_trip(SinkTotals {
             id: "a1".into(),

@@ -150,6 +150,8 @@ async fn detects_corrupt_duplicate_and_foreign_frames() {
             non_probe: 1,
             inversions: 0,
             overtaken: 0,
+            text_probes: 0,
+            pri_mismatch: 0,
         }
     );
     let rows = csv_rows(&dir.join("arrivals-s1.csv"));
@@ -400,4 +402,152 @@ fn the_binary_warns_once_when_the_distributor_cannot_be_reached() {
         "{err}"
     );
     assert!(err.contains(&closed.to_string()), "{err}");
+}
+
+/// The link row the sink wrote.
+fn link_row(dir: &Path, id: &str) -> runfolder::rows::SinkLink {
+    let mut r = runfolder::TableReader::<runfolder::rows::SinkLink>::open(
+        &runfolder::names::LINK.path(dir, id),
+    )
+    .unwrap();
+    r.next().unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn compressed_sessions_decode_batches_and_count_them() {
+    use protocol::batch::BatchEncoder;
+    use protocol::codec::Codec;
+    for (flag, codec) in [("lz4", Codec::Lz4), ("zstd", Codec::Zstd)] {
+        let dir = tempdir(&format!("batches-{flag}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, sink) = start_sink(
+            listener.local_addr().unwrap(),
+            &dir,
+            &["--id", "c1", "--compress", flag],
+        );
+        let (mut s, hello) = accept(&listener).await;
+        assert_eq!(hello.compression, Some(codec));
+        // 10 plain DELIVER frames, then 3 BATCH frames of 100, then 10 plain again.
+        let mut enc = BatchEncoder::new(codec, 3).unwrap();
+        let mut wire = BytesMut::new();
+        let mut seq = 0;
+        let mut raw_total = 0;
+        for _ in 0..10 {
+            wire.extend_from_slice(&deliver(1, 4, seq));
+            seq += 1;
+        }
+        raw_total += wire.len();
+        for _ in 0..3 {
+            let mut raw = BytesMut::new();
+            for _ in 0..100 {
+                raw.extend_from_slice(&deliver(1, 4, seq));
+                seq += 1;
+            }
+            raw_total += raw.len();
+            enc.encode(&raw, &mut wire).unwrap();
+        }
+        let before_tail = wire.len();
+        for _ in 0..10 {
+            wire.extend_from_slice(&deliver(1, 4, seq));
+            seq += 1;
+        }
+        raw_total += wire.len() - before_tail;
+        s.write_all(&wire).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.send(()).unwrap();
+        let counts = sink.await.unwrap().unwrap();
+        assert_eq!(
+            (counts.received, counts.unique, counts.corrupt),
+            (320, 320, 0)
+        );
+        let link = link_row(&dir, "c1");
+        assert_eq!(link.compression, Some(codec_setting(flag)));
+        assert_eq!((link.batches, link.batched, link.bad_frames), (3, 300, 0));
+        assert_eq!(link.wire_bytes, wire.len() as u64);
+        assert_eq!(link.raw_bytes, raw_total as u64);
+        assert!(link.wire_bytes < link.raw_bytes);
+    }
+}
+
+fn codec_setting(flag: &str) -> runfolder::Compression {
+    match flag {
+        "lz4" => runfolder::Compression::Lz4,
+        _ => runfolder::Compression::Zstd,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_count_is_wrong_ends_the_session_and_is_counted() {
+    let dir = tempdir("bad-batch");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, sink) = start_sink(
+        listener.local_addr().unwrap(),
+        &dir,
+        &["--id", "b1", "--compress", "lz4"],
+    );
+    let (mut s, _) = accept(&listener).await;
+    let mut raw = BytesMut::new();
+    for seq in 0..5 {
+        raw.extend_from_slice(&deliver(0, 1, seq));
+    }
+    let mut wire = BytesMut::new();
+    protocol::batch::BatchEncoder::new(protocol::codec::Codec::Lz4, 3)
+        .unwrap()
+        .encode(&raw, &mut wire)
+        .unwrap();
+    // count 5 -> 6: the frames inside no longer match it.
+    wire[9] = 6;
+    s.write_all(&wire).await.unwrap();
+    // The sink drops the session and comes back with a new HELLO.
+    let (s2, again) = accept(&listener).await;
+    assert_eq!(again.id, "b1");
+    drop((s, s2));
+    stop.send(()).unwrap();
+    let counts = sink.await.unwrap().unwrap();
+    assert_eq!(counts.received, 0, "nothing of a refused batch is taken");
+    let link = link_row(&dir, "b1");
+    assert_eq!((link.bad_frames, link.batches), (1, 0));
+}
+
+#[tokio::test]
+async fn text_probes_are_verified_with_their_pri() {
+    use protocol::probe::text;
+    let dir = tempdir("text");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, sink) = start_sink(listener.local_addr().unwrap(), &dir, &["--id", "t1"]);
+    let (mut s, _) = accept(&listener).await;
+    let mut wire = BytesMut::new();
+    for seq in 0..20u64 {
+        // <PRI> 8 * 3 + 4 (daemon.warning): priority 4 * 32 + 3 = 131; seq 7 arrives at
+        // the wrong priority.
+        let mut payload = BytesMut::from(&b"<28>1 2026-12-02T06:03:00Z host app 1 probe - "[..]);
+        let probe = Probe {
+            emitter: 9,
+            seq,
+            sent_ns: protocol::now_ns(),
+        };
+        text::encode(probe, b"GET /api/v1/users/7 200 1532", &mut payload).unwrap();
+        payload.extend_from_slice(b"\n");
+        wire.extend_from_slice(&raw_deliver(if seq == 7 { 130 } else { 131 }, &payload));
+    }
+    s.write_all(&wire).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    let counts = sink.await.unwrap().unwrap();
+    assert_eq!(
+        (
+            counts.unique,
+            counts.corrupt,
+            counts.text_probes,
+            counts.pri_mismatch
+        ),
+        (19, 1, 20, 1)
+    );
+    let link = link_row(&dir, "t1");
+    assert_eq!(
+        (link.text_probes, link.pri_mismatch, link.compression),
+        (20, 1, None)
+    );
+    let rows = csv_rows(&dir.join("arrivals-t1.csv"));
+    assert_eq!((&rows[7][2], &rows[7][8]), ("7", "0"), "seq 7: crc_ok 0");
 }

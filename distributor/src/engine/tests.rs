@@ -38,6 +38,7 @@ fn hello(id: &str) -> Hello {
     Hello {
         version: 1,
         acks: false,
+        compression: None,
         weight: 1.0,
         id: id.into(),
     }

@@ -200,7 +200,7 @@ impl Connection {
                 self.reject(&Refusal::Malformed(e)).await;
                 false
             }
-            Some(StreamError::Log(e)) => {
+            Some(e @ (StreamError::Log(_) | StreamError::Decompress(_))) => {
                 self.shared.with(|c| c.protocol_error());
                 tracing::warn!(%peer, error = %e, "protocol error from emitter; closing this connection");
                 false

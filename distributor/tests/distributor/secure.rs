@@ -145,7 +145,7 @@ async fn a_bad_emitter_hello_is_rejected_and_only_that_connection_ends() {
     let mut good = connect(d.emitter, None, &log_stream(1, [1; 5], 64)).await;
     for (bytes, reason) in [
         (&b"LDE1\x02\x01\x01e"[..], "version 2"),
-        (b"LDE1\x01\x02\x01e", "flag bits 0x02"),
+        (b"LDE1\x01\x08\x01e", "flag bits 0x08"),
         (b"LDE1\x01\x01\x00", "empty"),
         (b"LDE1\x01\x01\x41", "id_len 65"),
         (b"LDE1\x01\x01\x02\xc3\x28", "not valid UTF-8"),

@@ -269,6 +269,7 @@ pub fn hello(id: &str, weight: f64, acks: bool) -> BytesMut {
     Hello {
         version: wire::VERSION,
         acks,
+        compression: None,
         weight,
         id: id.to_owned(),
     }
@@ -282,6 +283,7 @@ pub fn emitter_hello(id: &str, acks: bool) -> BytesMut {
     let mut b = BytesMut::new();
     EmitterHello {
         acks,
+        compression: None,
         id: id.to_owned(),
     }
     .encode(&mut b)
