@@ -246,6 +246,8 @@ impl Snapshot {
             fsync_us: j.fsync_us,
             fsync_max_us: j.fsync_max_us,
             emitter_acks: t.emitter_acks,
+            journal_write_errors: j.write_errors,
+            journal_disk_full: u64::from(j.disk_full),
             protocol_errors: t.protocol_errors,
             truncated: t.truncated,
             emitter_connections_open: t.emitter_connections_open,
@@ -330,11 +332,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[1],
-            "5,*,1,2.5,10,7,8,3,0,7,0,0,2,1,0,0,0,0,0,0,0,1,0,2,1234,99,0,0,0,0,0,0,0,0,0,0,0,0"
+            "5,*,1,2.5,10,7,8,3,0,7,0,0,2,1,0,0,0,0,0,0,0,1,0,2,1234,99,0,0,0,0,0,0,0,0,0,0,0,0,0,0"
         );
         assert_eq!(
             lines[2],
-            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,2,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0"
+            "5,\"a,\"\"1\"\"\",1,2.5,0,7,8,3,0,7,0,0,2,0,0,0,0,0,0,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0"
         );
         let back = runfolder::table::read_all::<Stats>(&path).unwrap();
         assert_eq!(back, sample_snapshot().stats_rows());

@@ -334,6 +334,12 @@ table! {
         /// ACK frames sent to emitters so far.
         #[serde(default)]
         pub emitter_acks: u64,
+        /// Writes to the journal's files that failed so far (each tried again in place).
+        #[serde(default)]
+        pub journal_write_errors: u64,
+        /// 1 while the journal's disk is full (nothing new is taken), else 0.
+        #[serde(default)]
+        pub journal_disk_full: u64,
     }
     added = [
         "dropped_forbidden",
@@ -347,7 +353,9 @@ table! {
         "fsyncs",
         "fsync_us",
         "fsync_max_us",
-        "emitter_acks"
+        "emitter_acks",
+        "journal_write_errors",
+        "journal_disk_full"
     ];
 }
 
@@ -560,6 +568,8 @@ impl Stats {
             fsync_us: 0,
             fsync_max_us: 0,
             emitter_acks: 0,
+            journal_write_errors: 0,
+            journal_disk_full: 0,
         }
     }
 }

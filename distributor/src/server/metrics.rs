@@ -42,6 +42,8 @@
 //! | `distributor_journal_fsync_max_seconds` | gauge | the longest fdatasync of the last one to two seconds |
 //! | `distributor_journal_torn_tails_total` | counter | records cut by a crash, cut off at start |
 //! | `distributor_journal_corrupt_records_total` | counter | records whose bytes were wrong |
+//! | `distributor_journal_write_errors_total` | counter | writes to the journal that failed (tried again in place) |
+//! | `distributor_journal_disk_full` | gauge | 1 while the journal's disk is full: nothing new is taken, what is inside is still delivered |
 //! | `distributor_analyzer_delivered_frames_total{analyzer}` | counter | delivered to the analyzer |
 //! | `distributor_routed_frames_total{analyzer}` | counter | queued for it (re-routes included) |
 //! | `distributor_spilled_out_frames_total{analyzer}` | counter | chosen for it by weight, sent to another (its queue full) |
@@ -232,6 +234,18 @@ fn encode_journal(
         "distributor_journal_torn_tails",
         "Records cut by a crash, cut off at start.",
         j.torn,
+    )?;
+    counter(
+        enc,
+        "distributor_journal_write_errors",
+        "Writes to the journal's files that failed (each tried again in place).",
+        j.write_errors,
+    )?;
+    gauge(
+        enc,
+        "distributor_journal_disk_full",
+        "1 while the journal's disk is full: no new frame is taken, the frames inside are still delivered.",
+        u64::from(j.disk_full),
     )?;
     counter(
         enc,
