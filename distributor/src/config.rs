@@ -259,6 +259,12 @@ pub struct Config {
         with = "secs_serde"
     )]
     pub forget_after: Duration,
+    /// Analyzer ids without a session remembered at most (each keeps its series in
+    /// /metrics and its stats CSV row, about 1.3 KB of /metrics); past it the least
+    /// recently seen are folded into the totals at once, whatever `--forget-after` says.
+    #[arg(long, value_name = "N", default_value_t = default_max_remembered_ids())]
+    #[serde(default = "default_max_remembered_ids", alias = "max_remembered_ids")]
+    pub max_remembered_ids: usize,
     /// Serve OpenMetrics text (what Prometheus scrapes) at `http://HOST:PORT/metrics`
     /// (`https://` with `--tls-cert`); off unless set.
     #[arg(long, value_name = "HOST:PORT", value_parser = runner::addr::parse)]
@@ -388,6 +394,9 @@ fn default_frame_timeout() -> Duration {
 }
 fn default_forget_after() -> Duration {
     Duration::from_secs(600)
+}
+fn default_max_remembered_ids() -> usize {
+    1024
 }
 fn default_handshake_timeout() -> Duration {
     Duration::from_secs(10)
@@ -623,6 +632,7 @@ impl Config {
             max_analyzers: self.max_analyzers,
             max_weight: self.max_weight,
             forget_after: self.forget_after,
+            max_remembered_ids: self.max_remembered_ids,
         }
     }
 }

@@ -31,6 +31,7 @@ pub(crate) mod frame;
 pub(crate) mod health;
 pub(crate) mod holding;
 pub(crate) mod ids;
+pub(crate) mod log_budget;
 pub(crate) mod placement;
 pub(crate) mod queues;
 pub mod router;
@@ -46,6 +47,7 @@ use crate::journal::{Journal, Recovered};
 use frame::{COMPACT_AFTER_NS, Frame};
 use health::{Hang, RetrySchedule};
 use ids::Ids;
+use log_budget::{Line, LogBudget};
 use placement::Placement;
 use protocol::analyzer::Hello;
 use router::{Router, Routing};
@@ -91,6 +93,9 @@ pub(crate) struct EngineConfig {
     pub(crate) max_weight: f64,
     /// An id without a session this long is forgotten: its counters fold into one total.
     pub(crate) forget_after: Duration,
+    /// Ids without a session remembered at most; past it the least recently seen are
+    /// forgotten at once.
+    pub(crate) max_remembered_ids: usize,
 }
 
 /// The analyzer writers one locked call woke, to notify once the lock is released: a few
@@ -127,11 +132,14 @@ pub(crate) struct Engine {
     wakes: Vec<Arc<Notify>>,
     room_freed: bool,
     draining: bool,
+    /// Lines about analyzer sessions, which clients can cause at any rate.
+    session_lines: LogBudget,
 }
 
 impl Engine {
     /// An empty distributor state, in memory.
     pub(crate) fn new(cfg: EngineConfig) -> Self {
+        let remembered = cfg.max_remembered_ids;
         Self {
             router: Router::new(cfg.routing, cfg.seed),
             placement: Placement::memory(cfg.holding_capacity, cfg.retry),
@@ -139,12 +147,19 @@ impl Engine {
             live: Vec::new(),
             bytes: 0,
             totals: Totals::default(),
-            ids: Ids::default(),
+            ids: Ids::new(remembered),
             next_key: 1,
             wakes: Vec::new(),
             room_freed: false,
             draining: false,
+            session_lines: LogBudget::default(),
         }
+    }
+
+    /// Whether a line about an analyzer session (start, end, refusal) may be logged at
+    /// `now` (see [`log_budget`]).
+    pub(crate) fn session_line(&mut self, now: std::time::Instant) -> Line {
+        self.session_lines.line(now)
     }
 
     /// Journals every frame taken from now on, and takes the records the last run left
@@ -309,7 +324,9 @@ impl Engine {
         let released = self.placement.take_back(unplaced, now.instant);
         self.bytes -= released;
         self.room_freed = true;
-        tracing::warn!(analyzer = %s.id, session = key, %reason, rerouted, "analyzer session ended");
+        if let Line::Log { suppressed } = self.session_lines.line(now.instant) {
+            tracing::warn!(analyzer = %s.id, session = key, %reason, rerouted, suppressed, "analyzer session ended");
+        }
         Some(rerouted)
     }
 

@@ -5,6 +5,7 @@
 
 use crate::profile::{LOADGEN_IDENTITY, Profile};
 use bytes::BytesMut;
+use certs::{Authority, Leaf, MintError, Usage};
 use protocol::analyzer::{self as wire, Downstream, DownstreamDecoder, Hello};
 use runfolder::ProbeOutcome;
 use runfolder::names;
@@ -13,7 +14,6 @@ use runfolder::rows::Probe;
 use runner::framed::FramedRead;
 use runner::net::Stream;
 use runner::tls::ClientFlags;
-use runner::tls::mint::{Authority, Leaf, MintError, Usage};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

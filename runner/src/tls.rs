@@ -1,12 +1,11 @@
 //! TLS for every component, with rustls and the `ring` provider (no OpenSSL): server and
 //! client settings read from PEM files, the peer identity of a client certificate, the
-//! reasons a handshake fails, and [`mint`] for the certificates tests and the harness make.
+//! reasons a handshake fails. Certificates for tests and the harness are minted by the
+//! `certs` crate, which the distributor does not link.
 //!
 //! Identity: the first DNS name among a certificate's subject alternative names, else its
 //! subject common name. Versions: TLS 1.3, and 1.2 with AEAD suites only (rustls's safe
 //! defaults).
-
-pub mod mint;
 
 use crate::net::Stream;
 use rustls::pki_types::pem::PemObject as _;
@@ -202,7 +201,7 @@ pub struct ClientFlags {
 
 impl ClientFlags {
     /// The flags of a client of CA `ca` presenting `<dir>/<name>.pem` and `.key` (the
-    /// layout [`mint::Authority::write_leaf`] writes).
+    /// layout `certs::Authority::write_leaf` writes).
     pub fn minted(ca: &Path, dir: &Path, name: &str) -> Self {
         Self {
             tls_ca: Some(ca.to_owned()),

@@ -31,6 +31,7 @@ fn engine() -> Engine {
         max_analyzers: 2,
         max_weight: 100.0,
         forget_after: Duration::from_secs(60),
+        max_remembered_ids: 1024,
     })
 }
 

@@ -5,6 +5,7 @@ use super::Shared;
 use crate::accounting::waits::WriterWaits;
 use crate::engine::Now;
 use crate::engine::frame::Frame;
+use crate::engine::log_budget::Line;
 use crate::engine::session::{Registered, RejectReason, SessionEnd, SessionKey, Violation};
 use bytes::BytesMut;
 use protocol::analyzer as wire;
@@ -35,8 +36,19 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// SO_SNDBUF of analyzer connections, before the kernel doubles it.
 const ANALYZER_SNDBUF: usize = 64 * 1024;
 
-async fn reject(mut wr: WriteHalf, peer: SocketAddr, reason: &RejectReason) {
-    tracing::warn!(%peer, %reason, "rejecting analyzer");
+/// Whether a line about an analyzer connection may be logged (any client can cause them at
+/// any rate): `Some(lines left out before it)`.
+fn line(shared: &Shared) -> Option<u64> {
+    match shared.with(|c| c.session_line(std::time::Instant::now())) {
+        Line::Log { suppressed } => Some(suppressed),
+        Line::Quiet => None,
+    }
+}
+
+async fn reject(shared: &Shared, mut wr: WriteHalf, peer: SocketAddr, reason: &RejectReason) {
+    if let Some(suppressed) = line(shared) {
+        tracing::warn!(%peer, %reason, suppressed, "rejecting analyzer");
+    }
     let mut frame = BytesMut::new();
     wire::encode_reject(&reason.to_string(), &mut frame);
     // Best effort: the peer may already be gone; the connection closes either way.
@@ -79,15 +91,19 @@ pub(super) async fn session(
                 c.protocol_error();
                 c.rejected_hello(crate::accounting::RejectKind::Malformed);
             });
-            reject(wr, peer, &RejectReason::Malformed(e)).await;
+            reject(&shared, wr, peer, &RejectReason::Malformed(e)).await;
             return;
         }
         Ok(Ok(None)) => {
-            tracing::info!(%peer, "analyzer connection closed before its HELLO");
+            if let Some(suppressed) = line(&shared) {
+                tracing::info!(%peer, suppressed, "analyzer connection closed before its HELLO");
+            }
             return;
         }
         Ok(Err(e)) => {
-            tracing::info!(%peer, error = %e, "analyzer connection ended before its HELLO");
+            if let Some(suppressed) = line(&shared) {
+                tracing::info!(%peer, error = %e, suppressed, "analyzer connection ended before its HELLO");
+            }
             return;
         }
         Err(_) => {
@@ -95,24 +111,28 @@ pub(super) async fn session(
                 c.protocol_error();
                 c.closed_connection(crate::accounting::CloseReason::NoHello);
             });
-            tracing::warn!(%peer, timeout_s = HELLO_TIMEOUT.as_secs_f64(), "no HELLO within the HELLO timeout; closing");
+            if let Some(suppressed) = line(&shared) {
+                tracing::warn!(%peer, timeout_s = HELLO_TIMEOUT.as_secs_f64(), suppressed, "no HELLO within the HELLO timeout; closing");
+            }
             return;
         }
     };
     if let Err(reason) = admit(&shared, &hello.id, identity) {
         shared.with(|c| c.rejected_hello(reason.kind()));
-        reject(wr, peer, &reason).await;
+        reject(&shared, wr, peer, &reason).await;
         return;
     }
     let registered = match shared.with(|c| c.register(&hello, Now::read())) {
         Ok(r) => r,
         Err(reason) => {
-            reject(wr, peer, &reason).await;
+            reject(&shared, wr, peer, &reason).await;
             return;
         }
     };
     let key = registered.key;
-    tracing::info!(analyzer = %hello.id, %peer, session = key, weight = registered.weight, acks = hello.acks, "analyzer session started");
+    if let Some(suppressed) = line(&shared) {
+        tracing::info!(analyzer = %hello.id, %peer, session = key, weight = registered.weight, acks = hello.acks, suppressed, "analyzer session started");
+    }
     let reason = tokio::select! {
         r = write_loop(&shared, &registered, wr) => r,
         r = read_loop(&shared, key, framed.with_decoder(AckDecoder, ACK_CHUNK), hello.acks) => Some(r),

@@ -2,10 +2,10 @@
 //! minted here (rcgen), identities, the access file and its reload, over real sockets.
 
 use crate::support::*;
+use certs::{Authority, Leaf, Usage};
 use distributor::DropReason;
 use protocol::analyzer::Downstream;
 use runner::net::Stream;
-use runner::tls::mint::{Authority, Leaf, Usage};
 use runner::tls::{Client, ClientFiles};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
