@@ -17,6 +17,7 @@ mod http;
 mod loops;
 pub(crate) mod metrics;
 mod nofile;
+pub(crate) mod process;
 mod tls;
 
 use crate::accounting::{DropReason, Listener, Snapshot};
@@ -198,6 +199,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Snapshot, RunError> {
+    process::record_start();
     config.validate()?;
     let tls = match config.tls() {
         Some(files) => Some(Tls::new(files, config.handshake_timeout)?),

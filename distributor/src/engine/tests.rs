@@ -156,10 +156,12 @@ fn ids_gone_long_enough_are_forgotten_but_still_counted() {
         (before.routed, before.written, before.delivered)
     );
     assert!(
-        crate::server::metrics::render(s.clone())
+        crate::server::metrics::render(s.clone(), Default::default())
             .contains("distributor_forgotten_analyzers_total 2")
     );
-    assert!(!crate::server::metrics::render(s.clone()).contains("analyzer=\"x1\""));
+    assert!(
+        !crate::server::metrics::render(s.clone(), Default::default()).contains("analyzer=\"x1\"")
+    );
 }
 
 #[test]

@@ -260,7 +260,9 @@ async fn read_loop(
         };
         if let Some(v) = violation {
             shared.with(|c| c.protocol_error());
-            tracing::warn!(session = key, error = %v, "analyzer protocol error");
+            if let Some(suppressed) = line(shared) {
+                tracing::warn!(session = key, error = %v, suppressed, "analyzer protocol error");
+            }
             return SessionEnd::Protocol(v);
         }
         match framed.read().await {

@@ -52,7 +52,7 @@ async fn respond(shared: &Shared, stream: Stream) -> std::io::Result<()> {
         (b"GET" | b"HEAD", b"/metrics") => (
             "200 OK",
             super::metrics::CONTENT_TYPE,
-            super::metrics::render(shared.snapshot()),
+            super::metrics::render(shared.snapshot(), super::process::ProcessStats::read()),
         ),
         (b"GET" | b"HEAD", _) => (
             "404 Not Found",

@@ -1,5 +1,6 @@
 //! The OpenMetrics text of `/metrics` (what Prometheus scrapes), encoded by
-//! `prometheus-client` from one [`Snapshot`], after the engine's lock is released. Names are
+//! `prometheus-client` from one [`Snapshot`], after the engine's lock is released, and the
+//! standard `process_*` series ([`super::process`]). Names are
 //! `distributor_<name>_<unit>[_total]`; labels come from a small fixed set (`analyzer`,
 //! `reason`, `priority`, `priority_class`, `listener`). Every family, as the test
 //! `the_table_lists_every_family` holds it:
@@ -56,7 +57,14 @@
 //! | `distributor_analyzer_weight{analyzer}` | gauge | its weight |
 //! | `distributor_queued_frames{analyzer}` | gauge | frames in its priority queues |
 //! | `distributor_inflight_frames{analyzer}` | gauge | frames dispatched to it, not yet released |
+//! | `distributor_build_info{version,commit}` | gauge | 1, labelled with the build's version and git commit |
+//! | `process_cpu_seconds_total` | counter | user and system CPU time |
+//! | `process_resident_memory_bytes` | gauge | resident memory |
+//! | `process_open_fds` | gauge | open file descriptors |
+//! | `process_max_fds` | gauge | the soft limit on file descriptors |
+//! | `process_start_time_seconds` | gauge | when the process started, since the Unix epoch |
 
+use super::process::{ProcessCollector, ProcessStats};
 use crate::accounting::waits;
 use crate::accounting::{
     AnalyzerStats, CloseReason, DropReason, EmitterReject, FailureReason, Listener, RejectKind,
@@ -70,11 +78,12 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use runner::tls::HandshakeFailure;
 
-/// The exposition of `snapshot` in the OpenMetrics text format, encoded by
-/// `prometheus-client` through a collector over it.
-pub(crate) fn render(snapshot: Snapshot) -> String {
+/// The exposition of `snapshot` and `process` in the OpenMetrics text format, encoded by
+/// `prometheus-client` through a collector over each.
+pub(crate) fn render(snapshot: Snapshot, process: ProcessStats) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(SnapshotCollector(snapshot)));
+    registry.register_collector(Box::new(ProcessCollector(process)));
     let mut out = String::with_capacity(8192);
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
@@ -519,9 +528,19 @@ impl Collector for SnapshotCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    fn sample_process() -> ProcessStats {
+        ProcessStats {
+            cpu_seconds: Some(1.5),
+            resident_bytes: Some(4096),
+            open_fds: Some(7),
+            max_fds: None,
+            start_time: 1_700_000_000.25,
+        }
+    }
+
     #[test]
     fn prometheus_text() {
-        let text = render(crate::accounting::sample_snapshot());
+        let text = render(crate::accounting::sample_snapshot(), sample_process());
         assert!(
             text.contains("\ndistributor_received_frames_total 10\n"),
             "{text}"
@@ -572,10 +591,30 @@ mod tests {
         assert!(text.contains(
             "distributor_queue_wait_seconds_bucket{le=\"2.5\",priority_class=\"192-255\"} 1\n"
         ));
+        assert!(text.contains("\nprocess_cpu_seconds_total 1.5\n"), "{text}");
+        assert!(
+            text.contains("\nprocess_resident_memory_bytes 4096.0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nprocess_start_time_seconds 1700000000.25\n"),
+            "{text}"
+        );
+        // A figure the kernel did not give is left out, not shown as 0.
+        assert!(!text.contains("process_max_fds"), "{text}");
+        let build = format!(
+            "\ndistributor_build_info{{version=\"{}\",commit=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            runner::COMMIT
+        );
+        assert!(text.contains(&build), "{text}");
         assert!(text.ends_with("# EOF\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
-            assert!(name.starts_with("distributor_"), "{line}");
+            assert!(
+                name.starts_with("distributor_") || name.starts_with("process_"),
+                "{line}"
+            );
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
     }
@@ -585,7 +624,11 @@ mod tests {
         // A snapshot with a journal, so that every family is rendered.
         let mut s = crate::accounting::sample_snapshot();
         s.journal = Some(crate::journal::JournalStats::default());
-        let text = render(s);
+        let all = ProcessStats {
+            max_fds: Some(1024),
+            ..sample_process()
+        };
+        let text = render(s, all);
         let rendered: std::collections::BTreeSet<String> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -600,11 +643,8 @@ mod tests {
         let doc = include_str!("metrics.rs");
         let listed: std::collections::BTreeSet<String> = doc
             .lines()
-            .filter_map(|l| l.strip_prefix("//! | `distributor_"))
-            .map(|l| {
-                let name = l.split(['`', '{']).next().unwrap();
-                format!("distributor_{name}")
-            })
+            .filter_map(|l| l.strip_prefix("//! | `"))
+            .map(|l| l.split(['`', '{']).next().unwrap().to_owned())
             .collect();
         assert_eq!(rendered, listed, "the module's table and /metrics differ");
     }

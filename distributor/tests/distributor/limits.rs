@@ -252,21 +252,29 @@ async fn analyzers_and_metrics_keep_descriptors_while_emitters_hold_the_rest() {
     d.stop();
 }
 
+/// 100,000 analyzer ids, each one session, inside the forget window (`--forget-after`
+/// 600 s): the remembered ids stay at `--max-remembered-ids`, the rest are folded into
+/// the totals at once; /metrics, the stats CSV's rows, memory and the log stay bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn churned_analyzer_ids_leave_metrics_small() {
-    let d = Running::start(distributor::Config {
-        forget_after: Duration::from_millis(200),
-        ..config()
-    })
-    .await;
-    let n = 20_000;
-    let batches: Vec<_> = (0..8)
+async fn churning_100k_analyzer_ids_keeps_metrics_memory_and_the_log_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.csv");
+    let d = Process::start(
+        &[
+            "--max-remembered-ids",
+            "1000",
+            "--stats-csv",
+            stats.to_str().unwrap(),
+        ],
+        None,
+    );
+    let n = 100_000;
+    let tasks: Vec<_> = (0..8)
         .map(|b| {
             let addr = d.analyzer;
             tokio::spawn(async move {
                 for i in (b..n).step_by(8) {
-                    let mut a =
-                        Analyzer::connect(addr, &format!("throwaway-{i}"), 1.0, false).await;
+                    let mut a = Analyzer::connect(addr, &format!("churn-{i}"), 1.0, false).await;
                     // The distributor says nothing to a best-effort analyzer without
                     // frames: wait until it counted the session, then go.
                     let _ = a.next(Duration::from_millis(1)).await;
@@ -275,16 +283,65 @@ async fn churned_analyzer_ids_leave_metrics_small() {
             })
         })
         .collect();
-    for b in batches {
-        b.await.unwrap();
+    let mut largest_scrape = 0;
+    let churn = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    tokio::pin!(churn);
+    loop {
+        tokio::select! {
+            () = &mut churn => break,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                largest_scrape = largest_scrape.max(d.metrics().await.len());
+            }
+        }
     }
-    d.wait_metric("distributor_analyzer_sessions_total", n as f64)
+    d.wait_metric("distributor_analyzer_sessions_total", "", |v| v == n as f64)
         .await;
-    d.wait_metric("distributor_forgotten_analyzers_total", n as f64)
-        .await;
+    // Every id but the remembered ones is folded into the totals, long before 600 s.
+    d.wait_metric("distributor_forgotten_analyzers_total", "", |v| {
+        v >= (n - 1000) as f64
+    })
+    .await;
     let text = d.metrics().await;
-    assert!(text.len() < 16 * 1024, "{} bytes of metrics", text.len());
-    d.stop().await;
+    largest_scrape = largest_scrape.max(text.len());
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("distributor_analyzer_live{"))
+        .count();
+    assert!(series <= 1000, "{series} analyzers in /metrics");
+    // About 1.3 KB of /metrics an id: 1,000 ids stay under 2 MiB.
+    assert!(
+        largest_scrape < 2 * MIB as usize,
+        "{largest_scrape} bytes of /metrics"
+    );
+    let peak = d.memory("VmHWM");
+    assert!(peak < 150 * MIB, "peak RSS {} MiB", peak / MIB);
+    let log = d.stop();
+    // 50 session lines per 10 s at most, each later one saying how many it left out.
+    let sessions = log
+        .iter()
+        .filter(|l| l.contains("analyzer session"))
+        .count();
+    assert!(sessions < 400, "{sessions} session lines");
+    assert!(
+        log.iter()
+            .any(|l| log_field(l, "suppressed").is_some_and(|s| s > 0)),
+        "no line says how many were left out"
+    );
+    // The stats CSV has one row a second per remembered or live analyzer and the totals
+    // row: live are the 8 churners' sessions plus those whose end is not noticed yet.
+    let rows = std::fs::read_to_string(&stats).unwrap();
+    let mut per_second = std::collections::HashMap::<&str, usize>::new();
+    for line in rows.lines().skip(1) {
+        *per_second
+            .entry(line.split(',').next().unwrap())
+            .or_default() += 1;
+    }
+    let most = per_second.values().max().copied().unwrap_or(0);
+    assert!(most <= 1001 + 64, "{most} stats rows in one second");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,5 +445,66 @@ async fn idle_and_quiet_emitter_connections_hold_little_memory() {
         "{per_connection} bytes per quiet connection"
     );
     drop(open);
+    d.stop();
+}
+
+/// 20 acknowledged emitters that never read their ACKs (a 4 KiB receive buffer each, so
+/// the distributor's send side toward them fills): every frame is still taken and
+/// delivered, no connection is closed as slow, and once one reads, its ACKs reach the
+/// count of all its frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_emitters_that_never_read_their_acks_keep_sending() {
+    let d = Process::start(&[], None);
+    let (emitters, frames) = (20u32, 20_000usize);
+    let total = emitters as usize * frames;
+    let mut analyzer = Analyzer::connect(d.analyzer, "a", 1.0, false).await;
+    d.wait_metric("distributor_analyzer_live", "", |v| v == 1.0)
+        .await;
+    let drain = tokio::spawn(async move {
+        let all = analyzer.recv_until(total, SECS(120)).await;
+        (all, analyzer.got.len())
+    });
+    let mut senders = Vec::new();
+    for e in 0..emitters {
+        let addr = d.emitter;
+        senders.push(tokio::spawn(async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let mut s = socket.connect(addr).await.unwrap();
+            s.set_nodelay(true).unwrap();
+            s.write_all(&emitter_hello(&format!("deaf-{e}"), true))
+                .await
+                .unwrap();
+            // Frame by frame, so that the distributor reads (and acknowledges) often.
+            let stream = log_stream(e, (0..frames).map(|i| (i % 256) as u8), 64);
+            for frame in stream.chunks(stream.len() / frames) {
+                s.write_all(frame).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            s
+        }));
+    }
+    let mut sockets = Vec::new();
+    for s in senders {
+        sockets.push(s.await.unwrap());
+    }
+    let (all, got) = drain.await.unwrap();
+    assert!(all, "{got} of {total} delivered");
+    d.wait_metric("distributor_received_frames_total", "", |v| {
+        v == total as f64
+    })
+    .await;
+    assert_eq!(
+        d.metric("distributor_closed_connections_total", "").await,
+        0.0,
+        "a connection was closed"
+    );
+    // Every frame of one emitter acknowledged: the last ACK it reads says all of them.
+    let mut s = runner::net::Stream::Plain(sockets.swap_remove(0));
+    let mut replies = Replies::new();
+    assert!(
+        replies.until(&mut s, frames as u64, SECS(10)).await,
+        "the ACK count never reached {frames}"
+    );
     d.stop();
 }
