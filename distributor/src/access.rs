@@ -1,15 +1,28 @@
 //! The access file (`--access FILE.toml`): what each identity may do.
 //!
 //! ```toml
+//! [roles]
+//! analyzers = ["a*", "audit"] # identities that may connect as analyzers
+//! emitters = ["app-*", "low-*"] # identities that may connect as emitters (absent: all)
+//!
 //! [emitters."low-*"]          # an exact identity, or a prefix ending in `*` ("*": all)
 //! priorities = "128-255"      # a frame outside is dropped, counted as `forbidden`
 //!
-//! [analyzers]
-//! allow = ["a*", "audit"]     # identities that may connect as analyzers (absent: all)
+//! [analyzers.max_weights]     # the highest weight an identity may claim in its HELLO
+//! "a*" = 10
+//! "audit" = 100
 //! ```
 //!
-//! The first emitter rule whose pattern matches, in file order, wins; an emitter no rule
-//! matches may send every priority. An identity is the client certificate's (first DNS
+//! Roles: without `roles.analyzers` every identity may be an analyzer, except when the
+//! distributor requires client certificates (`--tls-client-ca`): then an access file
+//! that names no analyzers lets none connect (default deny, said at start), so that an
+//! emitter's certificate cannot take traffic as an analyzer. `[analyzers] allow = [...]`
+//! is the older spelling of `roles.analyzers`. An emitter outside `roles.emitters` is
+//! refused: with an EMITTER HELLO by a REJECT, else by closing its connection.
+//!
+//! The first emitter rule (and the first `max_weights` pattern) that matches, in file
+//! order, wins; an emitter no rule matches may send every priority; an analyzer no
+//! `max_weights` pattern matches is held to `--max-weight` alone. An identity is the client certificate's (first DNS
 //! name, else common name) over mutual TLS; without it, the id the peer claims (an EMITTER
 //! HELLO's, a HELLO's), or the empty name for a plain emitter, which only `"*"` matches.
 //! The file is read at start and again on SIGHUP; a bad file is refused whole, naming the
@@ -91,17 +104,23 @@ impl Pattern {
 }
 
 /// The rules in force.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Access {
     /// Emitter rules in file order.
     emitters: Vec<(Pattern, RangeInclusive<u8>)>,
     /// Identities that may be analyzers; `None`: every one.
     analyzers: Option<Vec<Pattern>>,
+    /// Identities that may be emitters; `None`: every one.
+    emitter_role: Option<Vec<Pattern>>,
+    /// The highest weight by identity pattern, in file order.
+    max_weights: Vec<(Pattern, f64)>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(default)]
+    roles: RoleRules,
     /// Rules by identity pattern, in file order (the toml table keeps it).
     #[serde(default)]
     emitters: toml::Table,
@@ -111,9 +130,21 @@ struct File {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AnalyzerRules {
+struct RoleRules {
     /// Identity patterns allowed to connect as analyzers.
+    analyzers: Option<Vec<String>>,
+    /// Identity patterns allowed to connect as emitters.
+    emitters: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnalyzerRules {
+    /// The older spelling of `roles.analyzers`.
     allow: Option<Vec<String>>,
+    /// The highest weight by identity pattern.
+    #[serde(default)]
+    max_weights: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,19 +187,79 @@ impl Access {
             let range = parse_priorities(&r.priorities).map_err(|e| rule_err(rule, e))?;
             emitters.push((pattern, range));
         }
-        let analyzers = match file.analyzers.allow {
-            None => None,
-            Some(list) => Some(
-                list.iter()
-                    .map(|p| Pattern::parse(p))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| rule_err("analyzers.allow".into(), e))?,
-            ),
+        let patterns = |list: Option<Vec<String>>, rule: &str| match list {
+            None => Ok(None),
+            Some(list) => list
+                .iter()
+                .map(|p| Pattern::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+                .map_err(|e| rule_err(rule.into(), e)),
         };
+        let analyzers = match (file.roles.analyzers, file.analyzers.allow) {
+            (Some(_), Some(_)) => {
+                return Err(rule_err(
+                    "analyzers.allow".into(),
+                    "roles.analyzers says the same; keep one of them".into(),
+                ));
+            }
+            (Some(list), None) => patterns(Some(list), "roles.analyzers")?,
+            (None, list) => patterns(list, "analyzers.allow")?,
+        };
+        let emitter_role = patterns(file.roles.emitters, "roles.emitters")?;
+        let mut max_weights = Vec::with_capacity(file.analyzers.max_weights.len());
+        for (name, value) in file.analyzers.max_weights {
+            let rule = format!("analyzers.max_weights.{name:?}");
+            let pattern = Pattern::parse(&name).map_err(|e| rule_err(rule.clone(), e))?;
+            let max = match value {
+                toml::Value::Integer(n) => n as f64,
+                toml::Value::Float(x) => x,
+                other => {
+                    return Err(rule_err(
+                        rule,
+                        format!("expected a number, found {}", other.type_str()),
+                    ));
+                }
+            };
+            if !(max.is_finite() && max > 0.0) {
+                return Err(rule_err(
+                    rule,
+                    format!("{max} is not a weight (finite, > 0)"),
+                ));
+            }
+            max_weights.push((pattern, max));
+        }
         Ok(Self {
             emitters,
             analyzers,
+            emitter_role,
+            max_weights,
         })
+    }
+
+    /// The rules for a distributor that requires client certificates: without
+    /// `roles.analyzers`, no identity may be an analyzer (returns whether that applied).
+    pub fn deny_unlisted_analyzers(&mut self) -> bool {
+        if self.analyzers.is_some() {
+            return false;
+        }
+        self.analyzers = Some(Vec::new());
+        true
+    }
+
+    /// Whether `identity` may connect as an emitter.
+    pub fn emitter_allowed(&self, identity: &str) -> bool {
+        self.emitter_role
+            .as_ref()
+            .is_none_or(|allow| allow.iter().any(|p| p.matches(identity)))
+    }
+
+    /// The highest weight `identity` may claim, if the file sets one.
+    pub fn max_weight(&self, identity: &str) -> Option<f64> {
+        self.max_weights
+            .iter()
+            .find(|(p, _)| p.matches(identity))
+            .map(|(_, w)| *w)
     }
 
     /// The priorities `identity` may send: the first matching rule's, else all.
@@ -186,9 +277,15 @@ impl Access {
             .is_none_or(|allow| allow.iter().any(|p| p.matches(identity)))
     }
 
-    /// How many rules there are, for the log.
-    pub fn rules(&self) -> (usize, Option<usize>) {
-        (self.emitters.len(), self.analyzers.as_ref().map(Vec::len))
+    /// How many rules there are, for the log: emitter rules, analyzer patterns (`None`:
+    /// everyone), emitter role patterns (`None`: everyone), weight limits.
+    pub fn rules(&self) -> (usize, Option<usize>, Option<usize>, usize) {
+        (
+            self.emitters.len(),
+            self.analyzers.as_ref().map(Vec::len),
+            self.emitter_role.as_ref().map(Vec::len),
+            self.max_weights.len(),
+        )
     }
 }
 
@@ -225,6 +322,33 @@ mod tests {
     }
 
     #[test]
+    fn roles_and_weights_bind_identities() {
+        let mut a = parse(
+            r#"
+            [roles]
+            analyzers = ["sink-*"]
+            emitters = ["app-*", "low-1"]
+            [analyzers.max_weights]
+            "sink-big" = 100
+            "sink-*" = 2.5
+            "#,
+        )
+        .unwrap();
+        assert!(a.analyzer_allowed("sink-1") && !a.analyzer_allowed("app-1"));
+        assert!(a.emitter_allowed("app-7") && a.emitter_allowed("low-1"));
+        assert!(!a.emitter_allowed("sink-1") && !a.emitter_allowed(""));
+        assert_eq!(a.max_weight("sink-big"), Some(100.0));
+        assert_eq!(a.max_weight("sink-1"), Some(2.5));
+        assert_eq!(a.max_weight("other"), None);
+        assert!(!a.deny_unlisted_analyzers(), "the file names analyzers");
+        // No analyzers named: everyone, unless client certificates are required.
+        let mut open = parse("[roles]\nemitters = [\"*\"]\n").unwrap();
+        assert!(open.analyzer_allowed("app-1") && open.emitter_allowed(""));
+        assert!(open.deny_unlisted_analyzers());
+        assert!(!open.analyzer_allowed("app-1") && !open.analyzer_allowed("a1"));
+    }
+
+    #[test]
     fn a_star_rule_matches_the_empty_name_of_a_plain_emitter() {
         let a = parse("[emitters.\"*\"]\npriorities = \"100-200\"\n").unwrap();
         assert_eq!(a.priorities(""), 100..=200);
@@ -242,6 +366,17 @@ mod tests {
             ("[emitters.x]\nprio = \"1\"", "unknown field `prio`"),
             ("[analyzers]\nallow = [\"\"]", "analyzers.allow"),
             ("[analysers]\nallow = []", "unknown field `analysers`"),
+            ("[roles]\nemitters = [\"a*b\"]", "roles.emitters"),
+            (
+                "[roles]\nanalyzers = [\"a\"]\n[analyzers]\nallow = [\"a\"]",
+                "keep one of them",
+            ),
+            (
+                "[analyzers.max_weights]\na = \"high\"",
+                "analyzers.max_weights.\"a\": expected a number, found string",
+            ),
+            ("[analyzers.max_weights]\na = 0", "0 is not a weight"),
+            ("[roles]\nanalyser = []", "unknown field `analyser`"),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err().to_string();

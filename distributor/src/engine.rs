@@ -263,6 +263,12 @@ impl Engine {
         Ok(registered)
     }
 
+    /// Whether the operator pinned `id`'s weight (`--weight`): its HELLO's weight is not
+    /// used, so no limit applies to it.
+    pub(crate) fn pinned(&self, id: &str) -> bool {
+        self.cfg.pinned.contains_key(id)
+    }
+
     /// The weight a HELLO gets, or why it is refused.
     fn admit_hello(&self, hello: &Hello) -> Result<f64, RejectReason> {
         let weight = match self.cfg.pinned.get(&hello.id) {
@@ -278,6 +284,7 @@ impl Engine {
                     id: hello.id.clone(),
                     weight: hello.weight,
                     max: self.cfg.max_weight,
+                    limit: "--max-weight",
                 });
             }
             None => hello.weight,

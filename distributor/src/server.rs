@@ -205,7 +205,7 @@ pub async fn run(
         Some(files) => Some(Tls::new(files, config.handshake_timeout)?),
         None => None,
     };
-    let access = Rules::new(config.access.clone())?;
+    let access = Rules::new(config.access.clone(), config.tls_client_ca.is_some())?;
     let mut engine = Engine::new(config.engine());
     let journal = match config.journal() {
         Some(cfg) => {

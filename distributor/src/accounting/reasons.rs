@@ -56,8 +56,10 @@ pub enum EmitterReject {
     Malformed,
     /// Over mutual TLS, an id other than the certificate's identity.
     Identity,
+    /// The access file's `roles.emitters` does not list the identity.
+    NotAllowed,
 }
-spelled!(EmitterReject { Malformed => "malformed", Identity => "identity" });
+spelled!(EmitterReject { Malformed => "malformed", Identity => "identity", NotAllowed => "not_allowed" });
 
 /// Why the distributor closed a connection on its own (besides bad input and failures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +72,16 @@ pub enum CloseReason {
     BufferBudget,
     /// At `--max-connections`, the emitter connection idle longest makes room for a new one.
     MaxConnections,
+    /// An emitter without an EMITTER HELLO whose certificate identity the access file's
+    /// `roles.emitters` does not list (one with a HELLO gets a REJECT instead).
+    NotAllowed,
 }
 spelled!(CloseReason {
     SlowFrame => "slow_frame",
     NoHello => "no_hello",
     BufferBudget => "buffer_budget",
     MaxConnections => "max_connections",
+    NotAllowed => "not_allowed",
 });
 
 /// Why an analyzer session failed, as a metric label.

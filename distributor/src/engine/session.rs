@@ -44,8 +44,9 @@ pub enum RejectReason {
         /// The weight it sent.
         weight: f64,
     },
-    /// A weight above `--max-weight`, for an id with no pinned weight.
-    #[error("weight {weight} for analyzer {id:?} exceeds the limit of {max} (--max-weight)")]
+    /// A weight above `--max-weight` or the access file's limit for the identity, for an
+    /// id with no pinned weight.
+    #[error("weight {weight} for analyzer {id:?} exceeds the limit of {max} ({limit})")]
     WeightTooLarge {
         /// The analyzer id.
         id: String,
@@ -53,6 +54,8 @@ pub enum RejectReason {
         weight: f64,
         /// The limit.
         max: f64,
+        /// Which setting sets it.
+        limit: &'static str,
     },
     /// `--max-analyzers` sessions are live and this id is not one of them.
     #[error("{max} analyzers are live, the limit (--max-analyzers); {id:?} is not one of them")]
@@ -71,7 +74,7 @@ pub enum RejectReason {
         identity: String,
     },
     /// The access file does not allow this identity to connect as an analyzer.
-    #[error("{identity:?} may not connect as an analyzer (the access file's [analyzers] allow)")]
+    #[error("{identity:?} may not connect as an analyzer (the access file's roles.analyzers)")]
     NotAllowed {
         /// The identity (or, without mutual TLS, the HELLO id).
         identity: String,

@@ -117,7 +117,7 @@ pub(super) async fn session(
             return;
         }
     };
-    if let Err(reason) = admit(&shared, &hello.id, identity) {
+    if let Err(reason) = admit(&shared, &hello, identity) {
         shared.with(|c| c.rejected_hello(reason.kind()));
         reject(&shared, wr, peer, &reason).await;
         return;
@@ -143,9 +143,15 @@ pub(super) async fn session(
     }
 }
 
-/// Checks a HELLO's id against the certificate's identity (mutual TLS) and the access
-/// file's `[analyzers] allow` (which, without mutual TLS, judges the claimed id).
-fn admit(shared: &Shared, id: &str, identity: Option<String>) -> Result<(), RejectReason> {
+/// Checks a HELLO against the certificate's identity (mutual TLS) and the access file's
+/// `roles.analyzers` and `analyzers.max_weights` (which, without mutual TLS, judge the
+/// claimed id).
+fn admit(
+    shared: &Shared,
+    hello: &wire::Hello,
+    identity: Option<String>,
+) -> Result<(), RejectReason> {
+    let id = hello.id.as_str();
     if let Some(identity) = identity
         && identity != id
     {
@@ -154,9 +160,21 @@ fn admit(shared: &Shared, id: &str, identity: Option<String>) -> Result<(), Reje
             identity,
         });
     }
-    if !shared.access.current().1.analyzer_allowed(id) {
+    let rules = shared.access.current().1;
+    if !rules.analyzer_allowed(id) {
         return Err(RejectReason::NotAllowed {
             identity: id.to_owned(),
+        });
+    }
+    if let Some(max) = rules.max_weight(id)
+        && hello.weight > max
+        && !shared.with(|c| c.pinned(id))
+    {
+        return Err(RejectReason::WeightTooLarge {
+            id: id.to_owned(),
+            weight: hello.weight,
+            max,
+            limit: "the access file's analyzers.max_weights",
         });
     }
     Ok(())

@@ -188,6 +188,18 @@ impl Connection {
                 return false;
             }
         }
+        if !self.from.admitted && !self.batch.is_empty() {
+            // A stream without an EMITTER HELLO: judged by its certificate's identity (the
+            // empty name without one), before any of its frames is taken.
+            if !self.from.allowed(&self.shared) {
+                self.batch.clear();
+                self.shared
+                    .with(|c| c.closed_connection(CloseReason::NotAllowed));
+                tracing::warn!(%peer, identity = %self.from.name, "closing an emitter connection without an EMITTER HELLO: its identity may not connect as an emitter (the access file's roles.emitters)");
+                return false;
+            }
+            self.from.admitted = true;
+        }
         self.from.refresh(&self.shared);
         // One clock reading per wake-up serves the registry and the engine.
         let now = Now::read();
@@ -312,6 +324,7 @@ impl Connection {
         let kind = match reason {
             Refusal::Malformed(_) => EmitterReject::Malformed,
             Refusal::Identity { .. } => EmitterReject::Identity,
+            Refusal::NotAllowed { .. } => EmitterReject::NotAllowed,
         };
         self.shared.with(|c| {
             c.protocol_error();
@@ -359,6 +372,12 @@ enum Refusal {
         /// The identity proven.
         identity: String,
     },
+    /// The access file does not let this identity be an emitter.
+    #[error("{identity:?} may not connect as an emitter (the access file's roles.emitters)")]
+    NotAllowed {
+        /// The identity (or, without mutual TLS, the EMITTER HELLO id).
+        identity: String,
+    },
 }
 
 /// Who an emitter connection is and what follows from it.
@@ -371,6 +390,8 @@ struct From {
     source: Source,
     /// The access rules' generation `source` was made from.
     generation: u64,
+    /// Whether its role was checked (at the EMITTER HELLO, or the first frame without).
+    admitted: bool,
 }
 
 impl From {
@@ -385,7 +406,13 @@ impl From {
             },
             name,
             generation,
+            admitted: false,
         }
+    }
+
+    /// Whether the access rules let this connection's name be an emitter.
+    fn allowed(&self, shared: &Shared) -> bool {
+        shared.access.current().1.emitter_allowed(&self.name)
     }
 
     /// Picks up reloaded access rules (one atomic load when they did not change).
@@ -417,6 +444,12 @@ impl From {
             self.generation = u64::MAX;
             self.refresh(shared);
         }
+        if !self.allowed(shared) {
+            return Err(Refusal::NotAllowed {
+                identity: self.name.clone(),
+            });
+        }
+        self.admitted = true;
         tracing::debug!(emitter = %self.name, acks = hello.acks, "EMITTER HELLO");
         if !hello.acks {
             return Ok(None);

@@ -73,21 +73,38 @@ impl Tls {
 #[derive(Debug)]
 pub(crate) struct Rules {
     path: Option<PathBuf>,
+    /// Client certificates are required: an access file that names no analyzers lets
+    /// none connect.
+    mutual: bool,
     current: RwLock<Arc<Access>>,
     generation: AtomicU64,
 }
 
 impl Rules {
-    pub(super) fn new(path: Option<PathBuf>) -> Result<Self, crate::access::AccessError> {
+    pub(super) fn new(
+        path: Option<PathBuf>,
+        mutual: bool,
+    ) -> Result<Self, crate::access::AccessError> {
         let access = match &path {
-            Some(p) => Access::load(p)?,
+            Some(p) => Self::load(p, mutual)?,
             None => Access::default(),
         };
         Ok(Self {
             path,
+            mutual,
             current: RwLock::new(Arc::new(access)),
             generation: AtomicU64::new(0),
         })
+    }
+
+    /// Reads the file; under mutual TLS, without `roles.analyzers`, no analyzer may connect
+    /// (said in the log, as the way to let them in).
+    fn load(path: &std::path::Path, mutual: bool) -> Result<Access, crate::access::AccessError> {
+        let mut access = Access::load(path)?;
+        if mutual && access.deny_unlisted_analyzers() {
+            tracing::warn!(file = %path.display(), "the access file names no analyzers and client certificates are required: no identity may connect as an analyzer; list them in [roles] analyzers = [...]");
+        }
+        Ok(access)
     }
 
     /// The generation in force.
@@ -145,13 +162,13 @@ pub(crate) fn reload(shared: &Shared) {
         }
         return;
     };
-    match Access::load(path) {
+    match Rules::load(path, shared.access.mutual) {
         Ok(access) => {
-            let (emitters, analyzers) = access.rules();
+            let (emitters, analyzers, emitter_role, max_weights) = access.rules();
             let allowed = access.clone();
             shared.access.replace(access);
             let revoked = shared.with(|c| c.revoke(|id| allowed.analyzer_allowed(id), Now::read()));
-            tracing::info!(file = %path.display(), emitter_rules = emitters, analyzer_patterns = analyzers, ?revoked, "SIGHUP: access rules reloaded");
+            tracing::info!(file = %path.display(), emitter_rules = emitters, analyzer_patterns = analyzers, emitter_patterns = emitter_role, max_weights, ?revoked, "SIGHUP: access rules reloaded");
         }
         Err(e) => {
             tracing::error!(error = %e, "SIGHUP: access file refused; the rules in force stay")

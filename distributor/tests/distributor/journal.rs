@@ -450,11 +450,11 @@ async fn a_full_disk_stops_taking_frames_not_delivering_them_and_recovers_by_its
     let (writer, acked) = acked_emitter(p.emitter, 1, n, 1024).await;
     p.wait_metric("distributor_journal_disk_full", "", |v| v == 1.0)
         .await;
+    // Some frames may have been secured before the disk filled (or none, when the first
+    // group commit was already too large for it); never all of them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let secured_when_full = acked.load(Ordering::Relaxed);
-    assert!(
-        secured_when_full > 0 && secured_when_full < n as u64,
-        "{secured_when_full}"
-    );
+    assert!(secured_when_full < n as u64, "{secured_when_full}");
     let received = p.metric("distributor_received_frames_total", "").await;
     tokio::time::sleep(SECS(1)).await;
     assert_eq!(

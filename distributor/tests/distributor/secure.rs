@@ -168,7 +168,7 @@ async fn a_bad_emitter_hello_is_rejected_and_only_that_connection_ends() {
     let mut r = Replies::new();
     assert_eq!(r.next(&mut good, SECS(1)).await, Some(Reply::Closed));
     let snap = d.stop().await;
-    assert_eq!(snap.totals.rejected_emitter_hellos, [5, 0]);
+    assert_eq!(snap.totals.rejected_emitter_hellos, [5, 0, 0]);
     assert_eq!(snap.totals.received, 10);
 }
 
@@ -219,7 +219,7 @@ async fn mutual_tls_binds_analyzer_ids_to_certificates() {
         1.0
     );
     let snap = d.stop().await;
-    assert_eq!(snap.totals.rejected_emitter_hellos, [0, 1]);
+    assert_eq!(snap.totals.rejected_emitter_hellos, [0, 1, 0]);
     assert_eq!(snap.analyzers["a1"].failures, 0, "a1 was never taken over");
 }
 
@@ -501,4 +501,146 @@ async fn over_tls_what_counts_as_delivered_reaches_the_analyzer() {
         snap.totals.delivered
     );
     assert!(got <= snap.totals.received);
+}
+
+/// A distributor binary over mutual TLS with `access` as its access file.
+fn mutual_process(pki: &Pki, access: &str) -> Process {
+    let path = pki.path("access.toml");
+    write(&path, access);
+    let args = [
+        "--tls-cert",
+        pki.path("distributor.pem").to_str().unwrap(),
+        "--tls-key",
+        pki.path("distributor.key").to_str().unwrap(),
+        "--tls-client-ca",
+        pki.path("ca.pem").to_str().unwrap(),
+        "--access",
+        path.to_str().unwrap(),
+    ]
+    .map(str::to_owned);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut d = Process::start(&args, None);
+    d.scrape_tls = Some(pki.client(None));
+    d
+}
+
+/// The REJECT an analyzer gets, or a panic.
+async fn rejected(a: &mut Analyzer, d: &Process) -> String {
+    match a.next(SECS(5)).await {
+        Some(Downstream::Reject(why)) => why,
+        other => panic!("expected a REJECT, got {other:?}: {:#?}", d.log()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_weights_bind_certificates_under_mutual_tls() {
+    let pki = Pki::new();
+    // Only emitter rules: under mutual TLS no certificate may be an analyzer.
+    let d = mutual_process(&pki, "[emitters.\"low-*\"]\npriorities = \"128-255\"\n");
+    let why = rejected(&mut pki.analyzer(d.analyzer, "a1", "a1").await, &d).await;
+    assert!(
+        why.contains("\"a1\" may not connect as an analyzer"),
+        "{why}"
+    );
+    assert!(
+        d.log().iter().any(|l| l.contains("names no analyzers")),
+        "the default deny is said at start"
+    );
+    d.stop();
+
+    let d = mutual_process(
+        &pki,
+        r#"
+        [roles]
+        analyzers = ["sink-*"]
+        emitters = ["app-*"]
+        [analyzers.max_weights]
+        "sink-big" = 1000
+        "sink-*" = 10
+        "#,
+    );
+    let mut a1 = pki.analyzer(d.analyzer, "sink-1", "sink-1").await;
+    d.wait_metric("distributor_analyzer_live", "", |v| v == 1.0)
+        .await;
+    // An emitter's certificate is refused as an analyzer.
+    let why = rejected(&mut pki.analyzer(d.analyzer, "app-1", "app-1").await, &d).await;
+    assert!(
+        why.contains("\"app-1\" may not connect as an analyzer"),
+        "{why}"
+    );
+    // A weight over the identity's limit is refused, naming the limit; within it, taken.
+    let s = Stream::connect(d.analyzer, Some(&pki.named("sink-2")))
+        .await
+        .unwrap();
+    let mut heavy = Analyzer::over(s, &hello("sink-2", 1e6, false)).await;
+    let why = rejected(&mut heavy, &d).await;
+    assert!(
+        why.contains("exceeds the limit of 10 (the access file's analyzers.max_weights)"),
+        "{why}"
+    );
+    let s = Stream::connect(d.analyzer, Some(&pki.named("sink-big")))
+        .await
+        .unwrap();
+    let _big = Analyzer::over(s, &hello("sink-big", 1000.0, false)).await;
+    d.wait_metric("distributor_analyzer_live", "", |v| v == 2.0)
+        .await;
+    // An analyzer's certificate is refused as an emitter: with an EMITTER HELLO, a REJECT.
+    let mut e = connect(
+        d.emitter,
+        Some(&pki.named("sink-3")),
+        &emitter_hello("sink-3", true),
+    )
+    .await;
+    match Replies::new().next(&mut e, SECS(5)).await {
+        Some(Reply::Reject(why)) => {
+            assert!(
+                why.contains("\"sink-3\" may not connect as an emitter"),
+                "{why}"
+            )
+        }
+        other => panic!("expected a REJECT, got {other:?}"),
+    }
+    // Without one, the connection is closed before any frame is taken.
+    let mut plain = connect(
+        d.emitter,
+        Some(&pki.named("sink-4")),
+        &log_stream(1, [3; 10], 64),
+    )
+    .await;
+    let mut rest = Vec::new();
+    let _ = plain.read_to_end(&mut rest).await;
+    // A listed emitter's frames flow.
+    let mut app = connect(
+        d.emitter,
+        Some(&pki.named("app-1")),
+        &log_stream(2, [5; 10], 64),
+    )
+    .await;
+    app.shutdown().await.unwrap();
+    d.wait_metric("distributor_delivered_frames_total", "", |v| v == 10.0)
+        .await;
+    let text = d.metrics().await;
+    let count = |name: &str, reason: &str| metric_sum(&text, name, &format!("reason=\"{reason}\""));
+    assert_eq!(
+        count("distributor_rejected_hellos_total", "not_allowed"),
+        1.0
+    );
+    assert_eq!(
+        count("distributor_rejected_hellos_total", "weight_too_large"),
+        1.0
+    );
+    assert_eq!(
+        count("distributor_rejected_emitter_hellos_total", "not_allowed"),
+        1.0
+    );
+    assert_eq!(
+        count("distributor_closed_connections_total", "not_allowed"),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&text, "distributor_received_frames_total", ""),
+        10.0
+    );
+    assert!(a1.recv_until(0, SECS(1)).await);
+    d.stop();
 }
