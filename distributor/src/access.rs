@@ -349,6 +349,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_access_file_says_what_it_means() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/access.toml");
+        let a = Access::load(&path).unwrap();
+        assert!(a.analyzer_allowed("analyzer-1") && !a.analyzer_allowed("app-1"));
+        assert!(a.emitter_allowed("app-1") && !a.emitter_allowed("analyzer-1"));
+        assert_eq!(a.max_weight("analyzer-archive"), Some(20.0));
+        assert_eq!(a.max_weight("analyzer-1"), Some(10.0));
+        assert_eq!(a.priorities("batch-7"), 128..=255);
+        assert_eq!(a.priorities("app-1"), 0..=255);
+    }
+
+    #[test]
     fn a_star_rule_matches_the_empty_name_of_a_plain_emitter() {
         let a = parse("[emitters.\"*\"]\npriorities = \"100-200\"\n").unwrap();
         assert_eq!(a.priorities(""), 100..=200);

@@ -120,6 +120,77 @@ pub fn parse_weight(s: &str) -> Result<(String, f64), String> {
     Ok((id.to_owned(), w))
 }
 
+/// An IP network: an address and a prefix length (`10.0.0.0/8`; one address alone is
+/// `/32` or `/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` is inside (an IPv4 address mapped into IPv6 counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (net, ip, bits) = match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => (u32::from(n) as u128, u32::from(i) as u128, 32),
+            (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+            _ => return false,
+        };
+        let shift = bits - u32::from(self.prefix);
+        shift >= 128 || (net >> shift) == (ip >> shift)
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not a network: {addr:?} is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => {
+                    return Err(format!(
+                        "{s:?} is not a network: the prefix length must be 0 to {max}"
+                    ));
+                }
+            },
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for Network {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Every setting of the distributor. In a file the keys are these names with `-` (as in
 /// the flags) or `_`.
 #[derive(Debug, Clone, PartialEq, clap::Args, Deserialize, Serialize)]
@@ -229,6 +300,17 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = default_max_connections())]
     #[serde(default = "default_max_connections", alias = "max_connections")]
     pub max_connections: usize,
+    /// A network of known emitters (repeatable; `10.0.0.0/8`, `2001:db8::/32` or one
+    /// address): at the connection cap, a connection from one of them closes the newest
+    /// connection from elsewhere to take its place, so that busy unknown clients cannot
+    /// lock known emitters out (`known-emitters = [...]` in a file).
+    #[arg(long = "known-emitter", value_name = "CIDR")]
+    #[serde(
+        default,
+        alias = "known_emitters",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub known_emitters: Vec<Network>,
     /// Live analyzer sessions at most; a HELLO with another id gets a REJECT naming the
     /// limit (a live id may still reconnect).
     #[arg(long, value_name = "N", default_value_t = default_max_analyzers())]
@@ -778,15 +860,49 @@ mod tests {
             routing: Routing::Smooth,
             seed: Some(3),
             hang_timeout: Duration::from_millis(1500),
+            known_emitters: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
             ..Config::default()
         };
         let text = cfg.to_toml().unwrap();
+        assert!(
+            text.contains("known-emitters = [\"10.0.0.0/8\", \"::1/128\"]"),
+            "{text}"
+        );
         assert_eq!(toml::from_str::<Config>(&text).unwrap(), cfg);
         let defaults = Config::default().to_toml().unwrap();
         assert_eq!(
             toml::from_str::<Config>(&defaults).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn networks_parse_match_and_name_what_is_wrong() {
+        let n: Network = "10.1.0.0/16".parse().unwrap();
+        assert!(n.contains("10.1.200.3".parse().unwrap()));
+        assert!(!n.contains("10.2.0.1".parse().unwrap()));
+        assert!(
+            n.contains("::ffff:10.1.0.9".parse().unwrap()),
+            "mapped IPv4"
+        );
+        assert!(!n.contains("::1".parse().unwrap()));
+        let all: Network = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        let v6: Network = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        let one: Network = "127.0.0.2".parse().unwrap();
+        assert!(one.contains("127.0.0.2".parse().unwrap()));
+        assert!(!one.contains("127.0.0.3".parse().unwrap()));
+        for (bad, want) in [
+            ("10.0.0.0/33", "the prefix length must be 0 to 32"),
+            ("::/129", "the prefix length must be 0 to 128"),
+            ("10.0.0/8", "\"10.0.0\" is not an IP address"),
+            ("example.org", "is not an IP address"),
+        ] {
+            let e = bad.parse::<Network>().unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 
     #[test]

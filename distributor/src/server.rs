@@ -220,9 +220,10 @@ pub async fn run(
     let shared = Arc::new(Shared {
         engine: Mutex::new(engine),
         room: Notify::new(),
-        conns: Arc::new(conns::Conns::new(
-            usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX),
-        )),
+        conns: Arc::new(
+            conns::Conns::new(usize::try_from(config.max_buffered_bytes).unwrap_or(usize::MAX))
+                .with_known(config.known_emitters.clone()),
+        ),
         waits: crate::accounting::waits::QueueWaits::default(),
         tls,
         access,
@@ -462,7 +463,7 @@ async fn serve<F, Fut>(
                 let permit = match (&permits, &cap) {
                     (Some(permits), Some(cap)) => {
                         let p = tokio::select! {
-                            p = admit(permits, cap, kind, &mut last_warned) => p,
+                            p = admit(permits, cap, kind, peer, &mut last_warned) => p,
                             _ = stop.cancelled() => return,
                         };
                         Some(p)
@@ -555,19 +556,24 @@ fn warn_plain_non_loopback(
 }
 
 /// A permit for a connection accepted at `cap`: at once when one is free, else by closing
-/// the connection idle longest, else when one closes.
+/// the connection idle longest (for a peer in a known emitter network, else the newest
+/// connection from elsewhere), else when one closes.
 async fn admit(
     permits: &Arc<Semaphore>,
     cap: &Cap,
     kind: Listener,
+    peer: SocketAddr,
     last_warned: &mut Option<Instant>,
 ) -> tokio::sync::OwnedSemaphorePermit {
     if let Ok(p) = Arc::clone(permits).try_acquire_owned() {
         return p;
     }
+    let known = cap.conns.is_known(peer.ip());
     let mut evicted = 0u64;
     loop {
-        if cap.conns.evict_idle(conns::IDLE_EVICT_AFTER) {
+        if cap.conns.evict_idle(conns::IDLE_EVICT_AFTER, known)
+            || (known && cap.conns.evict_newest_unknown())
+        {
             evicted += 1;
         }
         let warn = last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));

@@ -46,6 +46,8 @@ pub(crate) struct Conns {
     epoch: Instant,
     /// The distributor stops: every connection opened from now on is told so at once.
     stopping: AtomicBool,
+    /// Networks of known emitters (`--known-emitter`).
+    known: Vec<crate::config::Network>,
 }
 
 /// One connection's figures, shared with whoever may close it.
@@ -57,6 +59,8 @@ struct Conn {
     last_read_ms: AtomicU64,
     /// Waiting on our own backpressure (not reading through no fault of its own).
     blocked: AtomicBool,
+    /// From a known emitter network: never closed to make room for another.
+    known: bool,
     /// Why it was told to close (a [`CloseReason`] index + 1; 0: not told).
     reason: AtomicU8,
     /// The distributor stops.
@@ -95,7 +99,18 @@ impl Conns {
             open: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
             stopping: AtomicBool::new(false),
+            known: Vec::new(),
         }
+    }
+
+    /// The same, with the networks of known emitters.
+    pub(crate) fn with_known(self, known: Vec<crate::config::Network>) -> Self {
+        Self { known, ..self }
+    }
+
+    /// Whether `ip` is in a known emitter network.
+    pub(crate) fn is_known(&self, ip: std::net::IpAddr) -> bool {
+        self.known.iter().any(|n| n.contains(ip))
     }
 
     fn ms(&self, at: Instant) -> u64 {
@@ -106,13 +121,14 @@ impl Conns {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new connection.
-    pub(crate) fn open(self: &Arc<Self>) -> Slot {
+    /// Registers a new connection from `peer`.
+    pub(crate) fn open_from(self: &Arc<Self>, peer: Option<std::net::IpAddr>) -> Slot {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             buffered: AtomicUsize::new(0),
             last_read_ms: AtomicU64::new(self.ms(Instant::now())),
             blocked: AtomicBool::new(false),
+            known: peer.is_some_and(|ip| self.is_known(ip)),
             reason: AtomicU8::new(0),
             stopping: AtomicBool::new(false),
             partial_since_ms: AtomicU64::new(NO_PARTIAL),
@@ -211,14 +227,32 @@ impl Conns {
         closed
     }
 
+    /// At the connection cap, for a connection from a known network: tells the newest
+    /// connection from elsewhere to close, busy or not. Returns whether one was.
+    pub(crate) fn evict_newest_unknown(&self) -> bool {
+        let open = self.lock();
+        let newest = open
+            .iter()
+            .filter(|(_, c)| !c.known && !c.told())
+            .max_by_key(|(id, _)| **id);
+        match newest {
+            Some((_, c)) => {
+                c.tell(CloseReason::MaxConnections);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// At the connection cap: tells the connection that received nothing for longest (at
-    /// least `min_idle`) to close. Returns whether one was.
-    pub(crate) fn evict_idle(&self, min_idle: Duration) -> bool {
+    /// least `min_idle`) to close; one from a known network only for another `known`.
+    /// Returns whether one was.
+    pub(crate) fn evict_idle(&self, min_idle: Duration, known: bool) -> bool {
         let now_ms = self.ms(Instant::now());
         let open = self.lock();
         let oldest = open
             .values()
-            .filter(|c| !c.told() && !c.blocked.load(Ordering::Relaxed))
+            .filter(|c| !c.told() && !c.blocked.load(Ordering::Relaxed) && (known || !c.known))
             .min_by_key(|c| c.last_read_ms.load(Ordering::Relaxed));
         match oldest {
             Some(c)
@@ -341,9 +375,9 @@ mod tests {
     #[test]
     fn over_budget_closes_stalled_then_largest_and_frees_their_bytes() {
         let conns = Arc::new(Conns::new(1000));
-        let a = conns.open();
-        let b = conns.open();
-        let c = conns.open();
+        let a = conns.open_from(None);
+        let b = conns.open_from(None);
+        let c = conns.open_from(None);
         a.read(Instant::now(), 400, 400, true);
         b.read(Instant::now(), 300, 300, true);
         // `a` has been silent for longer than STALLED_AFTER; `b` and `c` are active.
@@ -380,39 +414,76 @@ mod tests {
     }
 
     #[test]
+    fn a_known_network_takes_the_place_of_the_newest_unknown_connection() {
+        let known: crate::config::Network = "127.0.0.2/32".parse().unwrap();
+        let conns = Arc::new(Conns::new(100).with_known(vec![known]));
+        let ip = |s: &str| Some(s.parse().unwrap());
+        let old = conns.open_from(ip("127.0.0.1"));
+        let friend = conns.open_from(ip("127.0.0.2"));
+        let newest = conns.open_from(ip("10.1.1.1"));
+        assert!(conns.is_known("127.0.0.2".parse().unwrap()));
+        assert!(
+            conns.is_known("::ffff:127.0.0.2".parse().unwrap()),
+            "mapped IPv4"
+        );
+        assert!(conns.evict_newest_unknown());
+        assert_eq!(newest.reason(), Some(CloseReason::MaxConnections));
+        assert!(conns.evict_newest_unknown());
+        assert_eq!(old.reason(), Some(CloseReason::MaxConnections));
+        assert!(!conns.evict_newest_unknown(), "a known one is never taken");
+        assert!(
+            !conns.evict_idle(Duration::ZERO, false),
+            "nor closed, idle, for an unknown one"
+        );
+        assert_eq!(friend.reason(), None);
+        assert!(conns.evict_idle(Duration::ZERO, true));
+        assert_eq!(friend.reason(), Some(CloseReason::MaxConnections));
+    }
+
+    #[test]
     fn blocked_connections_are_never_chosen() {
         let conns = Arc::new(Conns::new(100));
-        let a = conns.open();
+        let a = conns.open_from(None);
         a.read(Instant::now(), 90, 90, true);
         a.blocked(true, Duration::ZERO);
         a.conn.last_read_ms.store(0, Ordering::Relaxed);
-        let b = conns.open();
+        let b = conns.open_from(None);
         b.read(Instant::now(), 20, 20, true);
         assert_eq!(b.reason(), Some(CloseReason::BufferBudget), "a is blocked");
         assert_eq!(a.reason(), None);
-        assert!(!conns.evict_idle(Duration::ZERO), "nothing else may go");
+        assert!(
+            !conns.evict_idle(Duration::ZERO, false),
+            "nothing else may go"
+        );
     }
 
     #[test]
     fn idle_eviction_takes_the_longest_idle_past_the_minimum() {
         let conns = Arc::new(Conns::new(100));
-        let a = conns.open();
-        let b = conns.open();
-        assert!(!conns.evict_idle(Duration::from_secs(3600)));
+        let a = conns.open_from(None);
+        let b = conns.open_from(None);
+        assert!(!conns.evict_idle(Duration::from_secs(3600), false));
         b.conn.last_read_ms.store(0, Ordering::Relaxed);
         a.conn.last_read_ms.store(5, Ordering::Relaxed);
-        assert!(conns.evict_idle(Duration::ZERO));
+        assert!(conns.evict_idle(Duration::ZERO, false));
         assert_eq!(b.reason(), Some(CloseReason::MaxConnections));
-        assert!(conns.evict_idle(Duration::ZERO));
+        assert!(conns.evict_idle(Duration::ZERO, false));
         assert_eq!(a.reason(), Some(CloseReason::MaxConnections));
-        assert!(!conns.evict_idle(Duration::ZERO), "both already told");
+        assert!(
+            !conns.evict_idle(Duration::ZERO, false),
+            "both already told"
+        );
     }
 
     #[test]
     fn the_sweep_closes_old_partial_frames_but_not_our_own_waits() {
         let conns = Arc::new(Conns::new(1 << 20));
         let t0 = conns.epoch;
-        let (slow, blocked, whole) = (conns.open(), conns.open(), conns.open());
+        let (slow, blocked, whole) = (
+            conns.open_from(None),
+            conns.open_from(None),
+            conns.open_from(None),
+        );
         slow.read(t0, 10, 10, true);
         blocked.read(t0, 10, 10, true);
         blocked.blocked(true, Duration::ZERO);
@@ -432,9 +503,9 @@ mod tests {
     #[tokio::test]
     async fn a_stop_reaches_connections_opened_before_and_after() {
         let conns = Arc::new(Conns::new(100));
-        let before = conns.open();
+        let before = conns.open_from(None);
         conns.stop_all();
-        let after = conns.open();
+        let after = conns.open_from(None);
         for s in [&before, &after] {
             let got = tokio::time::timeout(Duration::from_secs(1), s.signal(true)).await;
             assert_eq!(got.unwrap(), Signal::Stop);

@@ -71,7 +71,7 @@ pub(super) async fn connection(
     // for them) and a REJECT: each should leave at once, not wait for Nagle. An error here
     // only loses an optimisation.
     let _ = stream.tcp().set_nodelay(true);
-    let slot = shared.conns.open();
+    let slot = shared.conns.open_from(Some(peer.ip()));
     shared.with(|c| c.emitter_connection(true));
     tracing::debug!(%peer, identity = identity.as_deref().unwrap_or(""), "emitter connected");
     let (rd, wr) = stream.split();

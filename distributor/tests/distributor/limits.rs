@@ -508,3 +508,67 @@ async fn acked_emitters_that_never_read_their_acks_keep_sending() {
     );
     d.stop();
 }
+
+/// `--max-connections` filled by busy unknown clients (a 5-byte frame each every 200 ms:
+/// none idle): an emitter from a `--known-emitter` network still gets in, in place of the
+/// newest unknown connection, and every frame it sends is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_emitters_keep_admission_when_busy_strangers_fill_the_cap() {
+    let d = Process::start(
+        &["--max-connections", "50", "--known-emitter", "127.0.0.2/32"],
+        None,
+    );
+    let mut analyzer = Analyzer::connect(d.analyzer, "a", 1.0, false).await;
+    d.wait_metric("distributor_analyzer_live", "", |v| v == 1.0)
+        .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut busy = Vec::new();
+    for _ in 0..50 {
+        let (addr, stop) = (d.emitter, stop.clone());
+        busy.push(tokio::spawn(async move {
+            let Ok(mut s) = TcpStream::connect(addr).await else {
+                return;
+            };
+            let mut frame = bytes::BytesMut::new();
+            protocol::log::encode(200, b"", &mut frame).unwrap();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                if s.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    d.wait_metric("distributor_emitter_connections_open", "", |v| v == 50.0)
+        .await;
+    // A known emitter, from 127.0.0.2.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut known = socket.connect(d.emitter).await.unwrap();
+    known
+        .write_all(&log_stream(7, std::iter::repeat_n(3, 2000), 64))
+        .await
+        .unwrap();
+    known.shutdown().await.unwrap();
+    assert!(
+        analyzer.recv_until(2000, SECS(15)).await,
+        "{} of the known emitter's 2000 frames",
+        analyzer.got.len()
+    );
+    assert!(
+        d.metric(
+            "distributor_closed_connections_total",
+            "reason=\"max_connections\""
+        )
+        .await
+            >= 1.0
+    );
+    stop.cancel();
+    for b in busy {
+        b.await.unwrap();
+    }
+    d.stop();
+}
