@@ -45,10 +45,19 @@ impl RunTls {
         if let Some(r) = restricted {
             clients.push(&r.identity);
         }
+        // Under mutual TLS an access file must name the analyzers (none may connect
+        // otherwise): the profile's, by their exact identities.
         let access = restricted.map(|r| {
+            let analyzers: Vec<String> = profile
+                .analyzers
+                .iter()
+                .map(|a| format!("{:?}", a.id))
+                .collect();
             format!(
-                "# Written by the harness for [security.restricted].\n[emitters.{:?}]\npriorities = {:?}\n",
-                r.identity, r.priorities
+                "# Written by the harness for [security.restricted].\n[roles]\nanalyzers = [{}]\n\n[emitters.{:?}]\npriorities = {:?}\n",
+                analyzers.join(", "),
+                r.identity,
+                r.priorities
             )
         });
         Self::mint_for(run, &clients, access.as_deref())

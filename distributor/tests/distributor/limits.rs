@@ -320,6 +320,11 @@ async fn churning_100k_analyzer_ids_keeps_metrics_memory_and_the_log_bounded() {
     let peak = d.memory("VmHWM");
     assert!(peak < 150 * MIB, "peak RSS {} MiB", peak / MIB);
     let log = d.stop();
+    eprintln!(
+        "{n} ids churned: largest /metrics {largest_scrape} bytes, peak RSS {} MiB, {} log lines",
+        peak / MIB,
+        log.len()
+    );
     // 50 session lines per 10 s at most, each later one saying how many it left out.
     let sessions = log
         .iter()
