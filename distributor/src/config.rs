@@ -285,6 +285,12 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = default_holding_capacity())]
     #[serde(default = "default_holding_capacity", alias = "holding_capacity")]
     pub holding_capacity: usize,
+    /// Seconds between SIGTERM and closing the listeners, while `/ready` answers 503 and
+    /// everything else goes on, so that a load balancer moves new connections away first
+    /// (0: none; the drain timeout follows it).
+    #[arg(long, value_name = "SECS", default_value = secs(Duration::ZERO), value_parser = parse_secs_arg)]
+    #[serde(default, alias = "drain_delay", with = "secs_serde")]
+    pub drain_delay: Duration,
     /// Seconds to drain queues to live analyzers at shutdown.
     #[arg(long, value_name = "SECS", default_value = secs(default_drain_timeout()), value_parser = parse_secs_arg)]
     #[serde(

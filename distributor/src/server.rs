@@ -154,7 +154,17 @@ pub(crate) struct Shared {
     access: Rules,
     /// The journal, with a data directory.
     journal: Option<Arc<Journal>>,
+    /// What `/ready` says: [`READY`] once every listener is served, [`DRAINING`] from
+    /// SIGTERM on.
+    readiness: std::sync::atomic::AtomicU8,
 }
+
+/// [`Shared::readiness`] while the listeners are being set up.
+const STARTING: u8 = 0;
+/// [`Shared::readiness`] while serving.
+const READY: u8 = 1;
+/// [`Shared::readiness`] from SIGTERM on.
+const DRAINING: u8 = 2;
 
 impl Shared {
     /// Runs `f` under the lock, then issues the wake-ups it caused.
@@ -171,6 +181,20 @@ impl Shared {
             self.room.notify_waiters();
         }
         r
+    }
+
+    /// `/ready`'s answer: `None` when ready, else why not (`starting`, `draining`).
+    pub(crate) fn not_ready(&self) -> Option<&'static str> {
+        match self.readiness.load(std::sync::atomic::Ordering::Acquire) {
+            READY => None,
+            DRAINING => Some("draining"),
+            _ => Some("starting"),
+        }
+    }
+
+    fn set_readiness(&self, state: u8) {
+        self.readiness
+            .store(state, std::sync::atomic::Ordering::Release);
     }
 
     /// The counters now, with the emitter connections' buffered bytes.
@@ -228,6 +252,7 @@ pub async fn run(
         tls,
         access,
         journal: journal.clone(),
+        readiness: std::sync::atomic::AtomicU8::new(STARTING),
     });
     let max_connections = nofile::emitter_cap(config.max_connections, config.max_analyzers);
     let emitters_stop = CancellationToken::new();
@@ -333,9 +358,26 @@ pub async fn run(
         None => None,
     };
 
+    shared.set_readiness(READY);
     let failed = tokio::select! {
         () = shutdown => None,
         e = journal_failure(journal.as_deref()) => Some(e),
+    };
+    shared.set_readiness(DRAINING);
+    // Not ready, still serving: a load balancer checking /ready moves new connections
+    // away before the listeners close.
+    let failed = match failed {
+        None if !config.drain_delay.is_zero() => {
+            tracing::info!(
+                drain_delay_s = config.drain_delay.as_secs_f64(),
+                "shutdown: /ready answers 503; serving on for the drain delay"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(config.drain_delay) => None,
+                e = journal_failure(journal.as_deref()) => Some(e),
+            }
+        }
+        failed => failed,
     };
     if let Some(error) = failed {
         // As a crash would: no drain (nothing since the last good flush can be trusted,

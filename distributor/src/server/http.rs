@@ -1,5 +1,7 @@
 //! A minimal HTTP/1.1 endpoint serving `GET /metrics` (the OpenMetrics text that
-//! `prometheus-client` encodes), and `HEAD` of it. One request per connection
+//! `prometheus-client` encodes), `/ready` (200 `ready` while serving; 503 `starting` or
+//! `draining`: what a load balancer checks), `/healthz` (200 while the process answers:
+//! what a liveness probe checks), and `HEAD` of each. One request per connection
 //! (`Connection: close`), which is all a Prometheus scrape needs; lines may end in CRLF or a
 //! bare LF; anything else gets a 404 or 400.
 //!
@@ -54,15 +56,20 @@ async fn respond(shared: &Shared, stream: Stream) -> std::io::Result<()> {
             super::metrics::CONTENT_TYPE,
             super::metrics::render(shared.snapshot(), super::process::ProcessStats::read()),
         ),
+        (b"GET" | b"HEAD", b"/ready") => match shared.not_ready() {
+            None => ("200 OK", "text/plain", "ready\n".to_owned()),
+            Some(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),
+        },
+        (b"GET" | b"HEAD", b"/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
         (b"GET" | b"HEAD", _) => (
             "404 Not Found",
             "text/plain",
-            "only /metrics is served\n".to_owned(),
+            "served: /metrics, /ready, /healthz\n".to_owned(),
         ),
         _ => (
             "400 Bad Request",
             "text/plain",
-            "expected GET /metrics\n".to_owned(),
+            "expected GET /metrics, /ready or /healthz\n".to_owned(),
         ),
     };
     // HEAD: the same headers, no body.

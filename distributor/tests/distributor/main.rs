@@ -685,3 +685,63 @@ async fn shutdown_half_closes_emitters_and_reads_what_they_still_send() {
     assert_eq!(snap.totals.received, 15);
     assert_eq!(reader.await.unwrap(), 15);
 }
+
+/// The status line and body of `GET path` on the metrics listener.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut s, request.as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+        .await
+        .unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    format!("{} {body}", head.lines().next().unwrap())
+}
+
+/// SIGTERM with `--drain-delay 1`: /ready turns 503 at once while the listeners stay open
+/// and frames still flow, /healthz stays 200, and the process then drains and exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_turns_503_for_the_drain_delay_before_the_listeners_close() {
+    let d = Process::start(&["--drain-delay", "1"], None);
+    assert_eq!(
+        http_get(d.metrics, "/ready").await,
+        "HTTP/1.1 200 OK ready\n"
+    );
+    assert_eq!(
+        http_get(d.metrics, "/healthz").await,
+        "HTTP/1.1 200 OK ok\n"
+    );
+    let mut a = Analyzer::connect(d.analyzer, "a", 1.0, false).await;
+    d.wait_metric("distributor_analyzer_live", "", |v| v == 1.0)
+        .await;
+    let pid = nix::unistd::Pid::from_raw(d.pid() as i32);
+    let termed = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut ready = String::new();
+    for _ in 0..50 {
+        ready = http_get(d.metrics, "/ready").await;
+        if ready.contains("503") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ready, "HTTP/1.1 503 Service Unavailable draining\n");
+    assert_eq!(
+        http_get(d.metrics, "/healthz").await,
+        "HTTP/1.1 200 OK ok\n"
+    );
+    // Still serving: a new emitter's frames are taken and delivered.
+    emit(d.emitter, log_stream(4, [7; 50], 64)).await;
+    assert!(a.recv_until(50, SECS(5)).await);
+    assert!(termed.elapsed() < SECS(1), "{:?}", termed.elapsed());
+    let log = d.stop();
+    assert!(termed.elapsed() >= SECS(1), "exited before the delay ended");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("serving on for the drain delay"))
+    );
+    assert!(log.iter().any(|l| l.contains("final accounting")));
+}
