@@ -421,17 +421,20 @@ async fn drive(
         task.abort();
         return Err(e);
     }
-    Ok(vec![task.await.context("the impostor task failed")?])
+    task.await.context("the impostor task failed")
 }
 
 /// The impostor of `[security.impostor]`, started with the load.
-fn impostor(profile: &Profile, setup: &Setup) -> Option<tokio::task::JoinHandle<Probe>> {
+fn impostor(profile: &Profile, setup: &Setup) -> Option<tokio::task::JoinHandle<Vec<Probe>>> {
     let imp = profile.security.as_ref()?.impostor.as_ref()?;
-    let tls = setup.tls.as_ref()?.client(runfolder::profile::IMPOSTOR);
+    let run_tls = setup.tls.as_ref()?;
+    let tls = run_tls.client(runfolder::profile::IMPOSTOR);
+    let emitter = run_tls.client(crate::profile::LOADGEN_IDENTITY);
     let at_s = imp.at * setup.scale;
     let analyzer = std::net::SocketAddr::from(([127, 0, 0, 1], setup.analyzer_port));
     Some(tokio::spawn(crate::tls::impostor(
         tls,
+        emitter,
         analyzer,
         imp.claims.clone(),
         Duration::from_secs_f64(at_s),

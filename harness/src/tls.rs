@@ -45,20 +45,27 @@ impl RunTls {
         if let Some(r) = restricted {
             clients.push(&r.identity);
         }
-        // Under mutual TLS an access file must name the analyzers (none may connect
-        // otherwise): the profile's, by their exact identities.
-        let access = restricted.map(|r| {
-            let analyzers: Vec<String> = profile
+        // With [security], an access file: under mutual TLS it must name the analyzers
+        // (none may connect otherwise): the profile's and the impostor, whose own HELLO
+        // is held to a weight limit it then claims past.
+        let access = security.map(|_| {
+            let mut analyzers: Vec<String> = profile
                 .analyzers
                 .iter()
                 .map(|a| format!("{:?}", a.id))
                 .collect();
-            format!(
-                "# Written by the harness for [security.restricted].\n[roles]\nanalyzers = [{}]\n\n[emitters.{:?}]\npriorities = {:?}\n",
-                analyzers.join(", "),
-                r.identity,
-                r.priorities
-            )
+            analyzers.push(format!("{IMPOSTOR:?}"));
+            let mut text = format!(
+                "# Written by the harness for [security].\n[roles]\nanalyzers = [{}]\n\n[analyzers.max_weights]\n{IMPOSTOR:?} = {IMPOSTOR_MAX_WEIGHT}\n",
+                analyzers.join(", ")
+            );
+            if let Some(r) = restricted {
+                text.push_str(&format!(
+                    "\n[emitters.{:?}]\npriorities = {:?}\n",
+                    r.identity, r.priorities
+                ));
+            }
+            text
         });
         Self::mint_for(run, &clients, access.as_deref())
     }
@@ -113,34 +120,56 @@ impl RunTls {
     }
 }
 
-/// At `at`, connects to the analyzer port as the impostor and says HELLO with `claims`;
-/// returns what the distributor did.
+/// The weight limit the access file sets for the impostor's own identity.
+pub const IMPOSTOR_MAX_WEIGHT: f64 = 10.0;
+
+/// The weight the impostor claims past [`IMPOSTOR_MAX_WEIGHT`].
+pub const IMPOSTOR_HEAVY_WEIGHT: f64 = 1e6;
+
+/// What a run of `[security.impostor]` tries on the analyzer port at `at`, one after the
+/// other, each of which the distributor must refuse:
+/// - `impostor` (its own valid certificate) says HELLO with `claims`, a live analyzer's id;
+/// - the loadgen's certificate, an emitter's, says HELLO as itself;
+/// - `impostor` says HELLO as itself with weight [`IMPOSTOR_HEAVY_WEIGHT`], past its limit.
+///
+/// Returns what the distributor did to each (`security.csv`).
 pub async fn impostor(
-    tls: ClientFlags,
+    impostor: ClientFlags,
+    emitter: ClientFlags,
     analyzer: SocketAddr,
     claims: String,
     at: Duration,
     at_s: f64,
-) -> Probe {
+) -> Vec<Probe> {
     tokio::time::sleep(at).await;
-    let (outcome, detail) = match try_takeover(&tls, analyzer, &claims).await {
-        Ok(done) => done,
-        Err(e) => (ProbeOutcome::Failed, format!("{e:#}")),
-    };
-    Probe {
-        ts_ns: protocol::now_ns(),
-        at_s,
-        identity: IMPOSTOR.to_owned(),
-        claimed: claims,
-        outcome,
-        detail,
+    let attempts = [
+        (&impostor, IMPOSTOR, claims.as_str(), 1.0),
+        (&emitter, LOADGEN_IDENTITY, LOADGEN_IDENTITY, 1.0),
+        (&impostor, IMPOSTOR, IMPOSTOR, IMPOSTOR_HEAVY_WEIGHT),
+    ];
+    let mut probes = Vec::with_capacity(attempts.len());
+    for (tls, identity, claims, weight) in attempts {
+        let (outcome, detail) = match try_takeover(tls, analyzer, claims, weight).await {
+            Ok(done) => done,
+            Err(e) => (ProbeOutcome::Failed, format!("{e:#}")),
+        };
+        probes.push(Probe {
+            ts_ns: protocol::now_ns(),
+            at_s,
+            identity: identity.to_owned(),
+            claimed: claims.to_owned(),
+            outcome,
+            detail,
+        });
     }
+    probes
 }
 
 async fn try_takeover(
     tls: &ClientFlags,
     analyzer: SocketAddr,
     claims: &str,
+    weight: f64,
 ) -> anyhow::Result<(ProbeOutcome, String)> {
     let client = tls.client()?;
     let mut stream = Stream::connect(analyzer, client.as_ref()).await?;
@@ -149,7 +178,7 @@ async fn try_takeover(
         version: wire::VERSION,
         acks: false,
         compression: None,
-        weight: 1.0,
+        weight,
         id: claims.to_owned(),
     }
     .encode(&mut hello)?;

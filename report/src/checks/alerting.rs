@@ -13,16 +13,27 @@ use runfolder::ChaosAction;
 pub const WITHIN_S: f64 = 15.0;
 
 /// Alerts a run without chaos must fire, from what its `[security]` tried: the impostor's
-/// rejected HELLO raises `AnalyzerIdentityRejected`, the restricted emitters' forbidden
-/// frames `FramesDropped{reason="forbidden"}`. As (alert, label, value).
+/// rejected claim to another id raises `AnalyzerIdentityRejected{reason="identity"}`, an
+/// emitter's certificate refused as an analyzer `AnalyzerIdentityRejected{reason=
+/// "not_allowed"}` (a HELLO refused for its weight raises none), the restricted emitters'
+/// forbidden frames `FramesDropped{reason="forbidden"}`. As (alert, label, value).
 fn expected(run: &Run) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut out = Vec::new();
-    let rejected = run.probes.as_deref().unwrap_or_default().iter();
-    if rejected
-        .into_iter()
-        .any(|p| p.outcome == runfolder::ProbeOutcome::Rejected)
-    {
+    let rejected: Vec<&runfolder::rows::Probe> = run
+        .probes
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.outcome == runfolder::ProbeOutcome::Rejected)
+        .collect();
+    if rejected.iter().any(|p| p.identity != p.claimed) {
         out.push(("AnalyzerIdentityRejected", "reason", "identity"));
+    }
+    if rejected
+        .iter()
+        .any(|p| p.identity == p.claimed && p.identity != runfolder::profile::IMPOSTOR)
+    {
+        out.push(("AnalyzerIdentityRejected", "reason", "not_allowed"));
     }
     if run.restricted_sent.is_some_and(|r| r.forbidden > 0) {
         out.push(("FramesDropped", "reason", "forbidden"));

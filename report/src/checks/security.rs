@@ -2,6 +2,9 @@
 //!
 //! - the impostor: an analyzer with a valid certificate of its own said HELLO with a live
 //!   analyzer's id; the distributor must have answered with a REJECT (`security.csv`);
+//!   then an emitter's certificate (the loadgen's) said HELLO on the analyzer port, and
+//!   the impostor said HELLO as itself with a weight past the access file's limit for it:
+//!   each must have been refused too;
 //! - the restricted emitters: every message they sent outside the priorities the access
 //!   file allows them must be dropped and counted `forbidden`, exactly, and nothing else
 //!   may be counted so. (That none of them arrived follows from the accounting check: a
@@ -12,13 +15,39 @@
 use super::{Outcome, Row, Status, Unit};
 use crate::model::Run;
 use runfolder::ProbeOutcome;
+use runfolder::profile::IMPOSTOR;
+use runfolder::rows::Probe;
+
+/// The loadgen's certificate identity: an emitter's.
+const LOADGEN: &str = "loadgen";
 
 /// The security check, or `None` for a run without `[security]`.
 pub fn check(run: &Run) -> Option<Outcome> {
     let security = run.profile.as_ref()?.security.as_ref()?;
     let mut rows = Vec::new();
     if let Some(imp) = &security.impostor {
-        rows.push(impostor(run, &imp.claims));
+        let probes = run.probes.as_deref().unwrap_or_default();
+        let of = |identity: &str, claimed: &str| -> Vec<&Probe> {
+            probes
+                .iter()
+                .filter(|p| p.identity == identity && p.claimed == claimed)
+                .collect()
+        };
+        rows.push(refused(
+            "security:impostor",
+            &of(IMPOSTOR, &imp.claims),
+            &format!("the impostor's claim to {:?}", imp.claims),
+        ));
+        rows.push(refused(
+            "security:role",
+            &of(LOADGEN, LOADGEN),
+            "an emitter's certificate (\"loadgen\") as an analyzer",
+        ));
+        rows.push(refused(
+            "security:weight",
+            &of(IMPOSTOR, IMPOSTOR),
+            "a HELLO past its identity's weight limit",
+        ));
     }
     if let Some(r) = &security.restricted {
         rows.push(forbidden(run, &r.identity, &r.priorities));
@@ -50,31 +79,36 @@ pub fn check(run: &Run) -> Option<Outcome> {
     })
 }
 
-/// Every impostor attempt got a REJECT.
-fn impostor(run: &Run, claims: &str) -> Row {
-    let probes = run.probes.as_deref().unwrap_or_default();
+/// Each of these attempts got a REJECT: PASS; one accepted: FAIL; none answered:
+/// INCONCLUSIVE.
+fn refused(name: &str, probes: &[&Probe], what: &str) -> Row {
     let count = |o: ProbeOutcome| probes.iter().filter(|p| p.outcome == o).count();
     let (rejected, accepted, failed) = (
         count(ProbeOutcome::Rejected),
         count(ProbeOutcome::Accepted),
         count(ProbeOutcome::Failed),
     );
-    let (status, detail) = if accepted > 0 {
-        let why: Vec<&str> = probes
+    let details = |o: Option<ProbeOutcome>| -> Vec<&str> {
+        probes
             .iter()
-            .filter(|p| p.outcome == ProbeOutcome::Accepted)
+            .filter(|p| o.is_none_or(|o| p.outcome == o))
             .map(|p| p.detail.as_str())
-            .collect();
+            .collect()
+    };
+    let (status, detail) = if accepted > 0 {
         (
             Status::Fail,
-            format!("the impostor took over {claims:?}: {}", why.join("; ")),
+            format!(
+                "{what} was accepted: {}",
+                details(Some(ProbeOutcome::Accepted)).join("; ")
+            ),
         )
     } else if rejected == 0 {
-        let why: Vec<&str> = probes.iter().map(|p| p.detail.as_str()).collect();
+        let why = details(None);
         (
             Status::Inconclusive,
             format!(
-                "the impostor's attempt on {claims:?} got no answer ({failed} failed: {}); rerun to decide",
+                "{what} got no answer ({failed} failed: {}); rerun to decide",
                 if why.is_empty() {
                     "no security.csv row".to_owned()
                 } else {
@@ -83,20 +117,13 @@ fn impostor(run: &Run, claims: &str) -> Row {
             ),
         )
     } else {
-        let reason = probes
-            .iter()
-            .find(|p| p.outcome == ProbeOutcome::Rejected)
-            .map_or("", |p| p.detail.as_str());
+        let reason = details(Some(ProbeOutcome::Rejected))[0];
         (
             Status::Pass,
-            format!("the impostor's claim to {claims:?} was rejected (REJECT: {reason})"),
+            format!("{what} was rejected (REJECT: {reason})"),
         )
     };
-    Row::new("security:impostor", status, accepted, 0, detail).measured(
-        accepted as f64,
-        Some(0.0),
-        Unit::None,
-    )
+    Row::new(name, status, accepted, 0, detail).measured(accepted as f64, Some(0.0), Unit::None)
 }
 
 /// The distributor counted exactly the restricted emitters' out-of-range messages as
@@ -165,18 +192,17 @@ count = 1
 "#;
         let mut run = Run {
             profile: Some(ProfileView::parse(text, std::path::Path::new("p.toml")).unwrap()),
+            // The takeover as given; the role and weight attempts refused alongside it.
             probes: Some(
                 probe
-                    .map(|outcome| Probe {
-                        ts_ns: 1,
-                        at_s: 5.0,
-                        identity: "impostor".into(),
-                        claimed: "a1".into(),
-                        outcome,
-                        detail: "why".into(),
+                    .map(|outcome| {
+                        vec![
+                            attempt("impostor", "a1", outcome, "why"),
+                            attempt("loadgen", "loadgen", ProbeOutcome::Rejected, "role"),
+                            attempt("impostor", "impostor", ProbeOutcome::Rejected, "weight"),
+                        ]
                     })
-                    .into_iter()
-                    .collect(),
+                    .unwrap_or_default(),
             ),
             restricted_sent: Some(Restricted {
                 allowed: 10,
@@ -188,9 +214,62 @@ count = 1
         run
     }
 
+    fn attempt(identity: &str, claimed: &str, outcome: ProbeOutcome, detail: &str) -> Probe {
+        Probe {
+            ts_ns: 1,
+            at_s: 5.0,
+            identity: identity.into(),
+            claimed: claimed.into(),
+            outcome,
+            detail: detail.into(),
+        }
+    }
+
+    fn row<'a>(o: &'a Outcome, name: &str) -> &'a Row {
+        o.rows.iter().find(|r| r.check == name).unwrap()
+    }
+
+    /// The verdict, the impostor's row's, the forbidden row's.
     fn status(run: &Run) -> (Status, Status, Status) {
         let o = check(run).unwrap();
-        (o.status, o.rows[1].status, o.rows[2].status)
+        (
+            o.status,
+            row(&o, "security:impostor").status,
+            o.rows.last().unwrap().status,
+        )
+    }
+
+    #[test]
+    fn an_emitter_certificate_as_analyzer_or_a_heavy_hello_accepted_fails() {
+        use ProbeOutcome::{Accepted, Failed, Rejected};
+        let with = |role: ProbeOutcome, weight: ProbeOutcome| {
+            let mut r = run(Some(Rejected), 7, 7);
+            r.probes = Some(vec![
+                attempt("impostor", "a1", Rejected, "HELLO id \"a1\" is not ..."),
+                attempt(
+                    "loadgen",
+                    "loadgen",
+                    role,
+                    "\"loadgen\" may not connect as an analyzer",
+                ),
+                attempt("impostor", "impostor", weight, "exceeds the limit of 10"),
+            ]);
+            check(&r).unwrap()
+        };
+        let o = with(Rejected, Rejected);
+        assert_eq!(o.status, Status::Pass, "{}", o.headline);
+        assert!(
+            row(&o, "security:role")
+                .detail
+                .contains("may not connect as an analyzer")
+        );
+        let o = with(Accepted, Rejected);
+        assert_eq!(o.status, Status::Fail);
+        assert_eq!(row(&o, "security:role").status, Status::Fail);
+        assert_eq!(row(&o, "security:weight").status, Status::Pass);
+        let o = with(Rejected, Accepted);
+        assert_eq!(row(&o, "security:weight").status, Status::Fail);
+        assert_eq!(with(Rejected, Failed).status, Status::Inconclusive);
     }
 
     #[test]
