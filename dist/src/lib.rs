@@ -1,7 +1,7 @@
 //! Man pages and shell completions for every binary of the workspace, written from the same
 //! clap definitions that parse their command lines, so they cannot drift from `--help`.
 //!
-//! # Layout of what [`write`] makes
+//! # Layout of what [`write()`] makes
 //!
 //! ```text
 //! OUT/man/man1/NAME.1             one page per binary (roff), and NAME-SUB.1 per subcommand

@@ -23,7 +23,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a profile end to end into results/<profile>-<UTC time>/ and report on it.
+    /// Run a profile end to end into results/PROFILE-TIME/ (TIME in UTC) and report on it.
     Run {
         /// A profile name in profiles/ (see `harness list`) or a path to a .toml file.
         profile: String,
@@ -37,9 +37,9 @@ pub enum Command {
         profiles: Vec<String>,
     },
     /// The end-to-end performance suite: saturation, latency at fixed loads, fan-in,
-    /// scaling, and a plain TCP relay (socat) as reference; writes
-    /// results/bench-<UTC time>/bench.json and bench.md, and with --compare-to compares it
-    /// against an earlier bench.
+    /// scaling, and a plain TCP relay (socat) as reference; writes bench.json and bench.md
+    /// into results/bench-TIME/ (TIME in UTC), and with --compare-to compares it against an
+    /// earlier bench.
     Bench(BenchFlags),
     /// List the profiles with their descriptions.
     List,

@@ -95,7 +95,7 @@ impl Ids {
     /// Forgets the least recently seen id without a session; false when there is none.
     fn forget_oldest(&mut self) -> bool {
         while let Some((n, id)) = self.gone.pop_front() {
-            if !self.gone_since.get(&id).is_some_and(|(_, m)| *m == n) {
+            if self.gone_since.get(&id).is_none_or(|(_, m)| *m != n) {
                 continue;
             }
             self.gone_since.remove(&id);
