@@ -534,15 +534,10 @@ async fn metrics_endpoint_speaks_http() {
     let text = d.metrics().await;
     assert!(text.contains("Content-Type: application/openmetrics-text; version=1.0.0"));
     assert!(text.contains("\ndistributor_received_frames_total 0\n"));
-    let mut s = tokio::net::TcpStream::connect(d.metrics).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut s, b"GET /nope HTTP/1.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
-        .await
-        .unwrap();
-    assert!(out.starts_with("HTTP/1.1 404"));
+    assert_eq!(
+        http_get(d.metrics, "/nope").await,
+        "HTTP/1.1 404 Not Found served: /metrics, /ready, /healthz\n"
+    );
     d.stop().await;
 }
 

@@ -348,22 +348,8 @@ async fn access_rules_limit_priorities_and_keep_the_connection_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_access_file_and_the_certificates() {
     let pki = Pki::new();
+    let mut d = mutual_process(&pki, "[analyzers]\nallow = [\"a*\"]\n");
     let access = pki.path("access.toml");
-    write(&access, "[analyzers]\nallow = [\"a*\"]\n");
-    let args = [
-        "--tls-cert",
-        pki.path("distributor.pem").to_str().unwrap(),
-        "--tls-key",
-        pki.path("distributor.key").to_str().unwrap(),
-        "--tls-client-ca",
-        pki.path("ca.pem").to_str().unwrap(),
-        "--access",
-        access.to_str().unwrap(),
-    ]
-    .map(str::to_owned);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut d = Process::start(&args, None);
-    d.scrape_tls = Some(pki.client(None));
     let live = "distributor_analyzer_live";
     let mut a1 = pki.analyzer(d.analyzer, "a1", "a1").await;
     d.wait_metric(live, "", |v| v == 1.0).await;
