@@ -773,8 +773,11 @@ mod tests {
             cfg.data_dir.as_deref(),
             Some(Path::new("/var/lib/log-distributor/journal"))
         );
+        // A load balancer in front: not ready for 5 s before the listeners close.
+        assert_eq!(cfg.drain_delay, Duration::from_secs(5));
         // Every other setting it writes out is the default, as its comment says.
         let defaults = Config {
+            drain_delay: cfg.drain_delay,
             emitter_listen: cfg.emitter_listen,
             analyzer_listen: cfg.analyzer_listen,
             metrics_listen: cfg.metrics_listen,
