@@ -134,6 +134,11 @@ pub(crate) struct Engine {
     draining: bool,
     /// Lines about analyzer sessions, which clients can cause at any rate.
     session_lines: LogBudget,
+    /// The latest queue or dispatch stamp given, in lock order. Callers read the clock
+    /// outside the lock, so a stamp read earlier may be used later: stamps never go below
+    /// this one, so a frame queued after another was dispatched never reads as queued
+    /// before it (which the priority check would take for an inversion).
+    stamp_floor_ns: u64,
 }
 
 impl Engine {
@@ -153,6 +158,7 @@ impl Engine {
             room_freed: false,
             draining: false,
             session_lines: LogBudget::default(),
+            stamp_floor_ns: 0,
         }
     }
 
@@ -222,7 +228,7 @@ impl Engine {
                 None => return Err(frame),
             }
         };
-        frame.queued_ns = now_ns;
+        frame.queued_ns = self.stamp(now_ns);
         let s = &mut self.live[i];
         s.queues.push(frame)?;
         s.routed += 1;
@@ -349,11 +355,21 @@ impl Engine {
         now: Now,
     ) -> Option<u64> {
         let i = self.index(key)?;
+        let now = Now {
+            ns: self.stamp(now.ns),
+            ..now
+        };
         if self.live[i].take_batch(max_frames, max_bytes, out, now) > 0 {
             self.room_freed = true;
             self.drain_holding(now);
         }
         Some(now.ns)
+    }
+
+    /// A queue or dispatch stamp for a clock reading of `ns`, never below the last one.
+    fn stamp(&mut self, ns: u64) -> u64 {
+        self.stamp_floor_ns = self.stamp_floor_ns.max(ns);
+        self.stamp_floor_ns
     }
 
     /// Records write progress of session `key`: `frames` more DELIVER frames were written

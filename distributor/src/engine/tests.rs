@@ -230,3 +230,37 @@ fn accounting_holds_through_holding_failure_and_drops() {
     assert_eq!(t.received, t.delivered + t.dropped_total());
     assert_eq!((t.delivered, t.dropped_by(DropReason::Shutdown)), (4, 11));
 }
+
+#[test]
+fn a_frame_queued_after_a_dispatch_is_never_stamped_before_it() {
+    // Clocks are read outside the lock: an emitter's reading can be older than the
+    // dispatch stamp of a batch taken before its frames went in.
+    let mut c = engine();
+    let a = c.register(&hello("a"), at(1)).unwrap();
+    let frame = |priority: u8| -> VecDeque<LogFrame> {
+        [LogFrame {
+            priority,
+            payload: Bytes::from_static(b"x"),
+        }]
+        .into()
+    };
+    assert_eq!(
+        c.offer(&mut frame(200), at(10), &Source::default()),
+        Offer::Taken
+    );
+    let mut out = Vec::new();
+    assert_eq!(c.take_batch(a.key, 10, 1 << 20, &mut out, at(20)), Some(20));
+    assert_eq!(out.len(), 1);
+    // Read at 15, placed after the dispatch at 20.
+    assert_eq!(
+        c.offer(&mut frame(0), at(15), &Source::default()),
+        Offer::Taken
+    );
+    out.clear();
+    // And a writer's reading older than that placement.
+    assert_eq!(c.take_batch(a.key, 10, 1 << 20, &mut out, at(18)), Some(20));
+    assert_eq!(
+        out[0].queued_ns, 20,
+        "not 15: it went in after the dispatch at 20"
+    );
+}
