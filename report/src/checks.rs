@@ -166,10 +166,7 @@ mod tests {
             "RESULT: INCONCLUSIVE (2 not exercised)"
         );
         // A figure without a limit is not a pass.
-        assert_eq!(
-            run(&[Pass, Info]),
-            "RESULT: PASS (1 passed, 1 info)"
-        );
+        assert_eq!(run(&[Pass, Info]), "RESULT: PASS (1 passed, 1 info)");
         assert_eq!(
             run(&[Info, NotExercised]),
             "RESULT: INCONCLUSIVE (1 not exercised, 1 info)"

@@ -523,12 +523,18 @@ fn latency_over_a_limit_fails_overall_and_per_class() {
     let dir = folder("latency-fail", Tamper::None);
     let (code, stdout, _) = report_bin(&dir, &[]);
     assert_eq!(code, Some(0), "{stdout}");
-    assert!(stdout.contains("PASS          latency    all priorities p99"), "{stdout}");
+    assert!(
+        stdout.contains("PASS          latency    all priorities p99"),
+        "{stdout}"
+    );
     assert!(stdout.contains("priorities 0-15 p99"), "{stdout}");
     // Overall, from the command line.
     let (code, stdout, _) = report_bin(&dir, &["--latency-p99-ms", "0.001"]);
     assert_eq!(code, Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL          latency    all priorities p99"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL          latency    all priorities p99"),
+        "{stdout}"
+    );
     // Per class, from the profile: the class fails while the overall limit holds.
     set_latency_limits(
         &dir,
@@ -538,5 +544,8 @@ fn latency_over_a_limit_fails_overall_and_per_class() {
     assert_eq!(code, Some(1), "{stdout}");
     let line = stdout.lines().find(|l| l.contains(" latency ")).unwrap();
     assert!(line.starts_with("FAIL "), "{line}");
-    assert!(line.contains("priorities 0-255 p99") && line.contains("> 0.001 ms"), "{line}");
+    assert!(
+        line.contains("priorities 0-255 p99") && line.contains("> 0.001 ms"),
+        "{line}"
+    );
 }

@@ -91,7 +91,11 @@ impl Judged {
 }
 
 /// The limits of the profile (overall and per class), each against the run's figures.
-fn judge(run: &Run, all: &Histogram<u64>, by_priority: &BTreeMap<u8, Histogram<u64>>) -> Vec<Judged> {
+fn judge(
+    run: &Run,
+    all: &Histogram<u64>,
+    by_priority: &BTreeMap<u8, Histogram<u64>>,
+) -> Vec<Judged> {
     let p99_of = |h: &Histogram<u64>| {
         (!h.is_empty()).then(|| (h.value_at_quantile(0.99) as f64 / 1000.0, h.len()))
     };
@@ -107,7 +111,12 @@ fn judge(run: &Run, all: &Histogram<u64>, by_priority: &BTreeMap<u8, Histogram<u
     for class in &run.settings.latency_class {
         // Validated when the profile was loaded; an unparsable class judges nothing.
         let Ok(range) = class.range() else { continue };
-        let merged = overall(&by_priority.range(range).map(|(p, h)| (*p, h.clone())).collect());
+        let merged = overall(
+            &by_priority
+                .range(range)
+                .map(|(p, h)| (*p, h.clone()))
+                .collect(),
+        );
         out.push(Judged {
             what: format!("priorities {}", class.priorities),
             key: format!("class_{}", class.priorities),
