@@ -135,11 +135,21 @@ fn whole_seconds(run: &Run) -> std::ops::RangeInclusive<u64> {
     start_second(run) + 1..=last.saturating_sub(1)
 }
 
+/// The entries of `per_second` in the run's whole seconds. A run shorter than three
+/// seconds has none (and its empty range would make `BTreeMap::range` panic).
+fn in_whole_seconds<'a, V>(
+    run: &Run,
+    per_second: &'a BTreeMap<u64, V>,
+) -> impl Iterator<Item = (&'a u64, &'a V)> {
+    let whole = whole_seconds(run);
+    let range = (!whole.is_empty()).then(|| per_second.range(whole));
+    range.into_iter().flatten()
+}
+
 /// Per-second values of the whole seconds as points, x in seconds since the start.
 fn points(run: &Run, per_second: &BTreeMap<u64, u64>) -> Vec<(f64, f64)> {
     let t0 = start_second(run);
-    per_second
-        .range(whole_seconds(run))
+    in_whole_seconds(run, per_second)
         .map(|(s, n)| ((s - t0) as f64, *n as f64))
         .collect()
 }
@@ -561,7 +571,7 @@ pub fn latency_over_time(run: &Run) -> Result<Chart, ChartError> {
     let per = run.latency_per_second();
     let t0 = start_second(run);
     let line = |f: fn(&SecondLatency) -> u64| -> Vec<(f64, f64)> {
-        per.range(whole_seconds(run))
+        in_whole_seconds(run, &per)
             .map(|(s, v)| ((s - t0) as f64, f(v) as f64 / 1000.0))
             .collect()
     };

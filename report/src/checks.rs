@@ -62,7 +62,7 @@ impl Outcome {
 }
 
 /// The run's verdict over all checks: FAIL if any failed; else INCONCLUSIVE if any was,
-/// or if none passed (every check NOT_EXERCISED proves nothing); else PASS.
+/// or if none passed (checks that are all NOT_EXERCISED or INFO prove nothing); else PASS.
 pub fn overall(outcomes: &[Outcome]) -> Status {
     let any = |s: Status| outcomes.iter().any(|o| o.status == s);
     if any(Status::Fail) {
@@ -82,6 +82,7 @@ pub fn result_line(outcomes: &[Outcome]) -> String {
         (Status::Inconclusive, "inconclusive"),
         (Status::Pass, "passed"),
         (Status::NotExercised, "not exercised"),
+        (Status::Info, "info"),
     ]
     .into_iter()
     .filter(|(s, _)| count(*s) > 0)
@@ -163,6 +164,12 @@ mod tests {
         assert_eq!(
             run(&[NotExercised, NotExercised]),
             "RESULT: INCONCLUSIVE (2 not exercised)"
+        );
+        // A figure without a limit is not a pass.
+        assert_eq!(run(&[Pass, Info]), "RESULT: PASS (1 passed, 1 info)");
+        assert_eq!(
+            run(&[Info, NotExercised]),
+            "RESULT: INCONCLUSIVE (1 not exercised, 1 info)"
         );
     }
 

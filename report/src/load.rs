@@ -283,6 +283,7 @@ fn profile(dir: &Path, s: &mut Settings) -> Result<Option<ProfileView>> {
     s.weight_tolerance = view.checks.weight_tolerance;
     s.backlog_ms = view.checks.backlog_ms;
     s.latency_p99_ms = view.checks.latency_p99_ms;
+    s.latency_class = view.checks.latency_class.clone();
     s.weights = view.weights();
     Ok(Some(view))
 }

@@ -256,6 +256,8 @@ pub struct Settings {
     pub backlog_ms: f64,
     /// p99 end-to-end latency limit, ms, when set.
     pub latency_p99_ms: Option<f64>,
+    /// p99 limits per class of priorities.
+    pub latency_class: Vec<runfolder::profile::LatencyClass>,
     /// Weights by analyzer id from the profile (used when the stats do not say).
     pub weights: BTreeMap<String, f64>,
     /// Probes, or another emitter's payloads (from the sinks' totals, or `--traffic`).
@@ -269,6 +271,7 @@ impl Default for Settings {
             routing: runfolder::Routing::Random,
             backlog_ms: 1.0,
             latency_p99_ms: None,
+            latency_class: Vec::new(),
             weights: BTreeMap::new(),
             traffic: runfolder::Traffic::Probes,
         }

@@ -59,6 +59,7 @@ fn status_class(s: Status) -> &'static str {
         Status::Fail => "fail",
         Status::Inconclusive => "inconclusive",
         Status::NotExercised => "notex",
+        Status::Info => "info",
     }
 }
 
@@ -81,7 +82,7 @@ table{border-collapse:collapse;margin:.6em 0;width:100%}\
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px;vertical-align:top}\
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 table.meta th{width:11em}\
-.pass{background:#d8f5d8}.fail{background:#f8d0d0}.inconclusive{background:#fbeec0}.notex{background:#e6e6e6}\
+.pass{background:#d8f5d8}.fail{background:#f8d0d0}.inconclusive{background:#fbeec0}.notex{background:#e6e6e6}.info{background:#dde8f6}\
 .banner{font-size:1.4em;font-weight:bold;padding:.6em 1em;border-radius:6px;margin:1em 0}\
 figure{margin:1em 0}figure svg{width:100%;height:auto;border:1px solid #ddd}\
 figcaption{font-size:13px;color:#555}pre{white-space:pre-wrap;word-break:break-all;font-size:12px}\
@@ -173,6 +174,7 @@ const LEGEND: &str = "<dl class=\"legend\">\
 <dt class=\"fail\">FAIL</dt><dd>the property was violated (exit code 1)</dd>\
 <dt class=\"inconclusive\">INCONCLUSIVE</dt><dd>too little data to decide either way; the verdict says how much would (exit code 3)</dd>\
 <dt class=\"notex\">NOT_EXERCISED</dt><dd>the run gave the check nothing to look at, and the verdict says why; never counted as a pass</dd>\
+<dt class=\"info\">INFO</dt><dd>a figure with nothing to compare it with (the profile sets no limit); shown, never judged, never counted as a pass</dd>\
 </dl>\n";
 
 /// The run's facts: profile, load, analyzers, time, host, build, chaos, command lines.

@@ -227,12 +227,13 @@ fn write_stats(
     stats.flush()
 }
 
-/// The profile copy: smooth routing, the default thresholds.
+/// The profile copy: smooth routing, the default thresholds, a latency limit overall and
+/// one on the urgent class.
 fn write_profile(dir: &Path) -> Result<(), runfolder::Error> {
     let profile = dir.join(names::PROFILE);
     std::fs::write(
         &profile,
-        "description = \"synthetic\"\nduration = 1\n[distributor]\nrouting = \"smooth\"\n[checks]\nweight_tolerance = 0.05\nbacklog_ms = 1.0\n",
+        "description = \"synthetic\"\nduration = 1\n[distributor]\nrouting = \"smooth\"\n[checks]\nweight_tolerance = 0.05\nbacklog_ms = 1.0\nlatency_p99_ms = 100.0\n[[checks.latency_class]]\npriorities = \"0-15\"\np99_ms = 50.0\n",
     )
     .map_err(|error| runfolder::Error::Io {
         path: profile,

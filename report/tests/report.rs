@@ -323,7 +323,7 @@ fn verdicts_end_with_the_result_line_and_summary_json_has_numbers() {
     assert_eq!((w.limit, w.unit), (Some(5.0), runfolder::Unit::Percent));
     assert!(w.value.is_some_and(|v| v < 5.0));
     let lat = json.iter().find(|c| c.check == "latency").unwrap();
-    assert_eq!((lat.limit, lat.unit), (None, runfolder::Unit::Ms));
+    assert_eq!((lat.limit, lat.unit), (Some(100.0), runfolder::Unit::Ms));
     let csv =
         runfolder::table::read_all::<runfolder::rows::CheckRow>(&dir.join("summary.csv")).unwrap();
     let a = csv.iter().find(|r| r.check == "accounting").unwrap();
@@ -493,4 +493,59 @@ fn a_secured_seq_is_never_in_doubt() {
         .unwrap();
     assert_eq!(row.value_num, Some(5.0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The profile copy of `dir` with its `[checks]` latency limits replaced by `limits`.
+fn set_latency_limits(dir: &std::path::Path, limits: &str) {
+    let path = dir.join("profile.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept = text.split("latency_p99_ms").next().unwrap();
+    std::fs::write(&path, format!("{kept}{limits}")).unwrap();
+}
+
+#[test]
+fn latency_without_a_limit_is_info_never_a_pass() {
+    let dir = folder("latency-info", Tamper::None);
+    set_latency_limits(&dir, "");
+    let (code, stdout, _) = report_bin(&dir, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains(" latency ")).unwrap();
+    assert!(line.starts_with("INFO "), "{line}");
+    assert!(line.contains("no limit set"), "{line}");
+    assert!(
+        stdout.contains("RESULT: PASS (4 passed, 1 info)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn latency_over_a_limit_fails_overall_and_per_class() {
+    let dir = folder("latency-fail", Tamper::None);
+    let (code, stdout, _) = report_bin(&dir, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("PASS          latency    all priorities p99"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("priorities 0-15 p99"), "{stdout}");
+    // Overall, from the command line.
+    let (code, stdout, _) = report_bin(&dir, &["--latency-p99-ms", "0.001"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL          latency    all priorities p99"),
+        "{stdout}"
+    );
+    // Per class, from the profile: the class fails while the overall limit holds.
+    set_latency_limits(
+        &dir,
+        "latency_p99_ms = 100.0\n[[checks.latency_class]]\npriorities = \"0-255\"\np99_ms = 0.001\n",
+    );
+    let (code, stdout, _) = report_bin(&dir, &[]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains(" latency ")).unwrap();
+    assert!(line.starts_with("FAIL "), "{line}");
+    assert!(
+        line.contains("priorities 0-255 p99") && line.contains("> 0.001 ms"),
+        "{line}"
+    );
 }

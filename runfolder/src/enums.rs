@@ -285,22 +285,26 @@ pub enum Status {
     NotExercised,
     /// Too little data to decide; the detail says how much would do.
     Inconclusive,
+    /// A figure with nothing to compare it with (no limit set): shown, never judged, never
+    /// counted as a pass.
+    Info,
 }
 spelled!(Status {
     Pass => "PASS",
     Fail => "FAIL",
     NotExercised => "NOT_EXERCISED",
     Inconclusive => "INCONCLUSIVE",
+    Info => "INFO",
 });
 
 impl Status {
-    /// The worst of two: FAIL over INCONCLUSIVE over PASS over NOT_EXERCISED.
+    /// The worst of two: FAIL over INCONCLUSIVE over PASS over INFO and NOT_EXERCISED.
     pub fn worst(self, other: Status) -> Status {
         let rank = |s: Status| match s {
             Status::Fail => 3,
             Status::Inconclusive => 2,
             Status::Pass => 1,
-            Status::NotExercised => 0,
+            Status::NotExercised | Status::Info => 0,
         };
         if rank(other) > rank(self) {
             other

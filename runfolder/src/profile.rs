@@ -208,9 +208,31 @@ pub struct Checks {
     /// A queue wait at least this long (ms) marks a backlog.
     #[serde(default = "default_backlog")]
     pub backlog_ms: f64,
-    /// p99 end-to-end latency limit in ms (none: reported, not judged).
+    /// p99 end-to-end latency limit in ms over every priority (none: not judged on its
+    /// own; with no `latency_class` either, latency is an INFO figure).
     #[serde(default)]
     pub latency_p99_ms: Option<f64>,
+    /// p99 limits for classes of priorities (`[[checks.latency_class]]`), each judged on
+    /// the class's own arrivals over the whole run.
+    #[serde(default)]
+    pub latency_class: Vec<LatencyClass>,
+}
+
+/// A p99 latency limit on a class of priorities (`[[checks.latency_class]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyClass {
+    /// The priorities of the class, `"A-B"` (inclusive) or `"N"`.
+    pub priorities: String,
+    /// The class's p99 end-to-end latency limit, ms.
+    pub p99_ms: f64,
+}
+
+impl LatencyClass {
+    /// The class's priorities (validated by [`Checks::validate`]).
+    pub fn range(&self) -> Result<std::ops::RangeInclusive<u8>, String> {
+        parse_priorities(&self.priorities)
+    }
 }
 
 impl Default for Checks {
@@ -219,6 +241,7 @@ impl Default for Checks {
             weight_tolerance: default_tolerance(),
             backlog_ms: default_backlog(),
             latency_p99_ms: None,
+            latency_class: Vec::new(),
         }
     }
 }
@@ -247,6 +270,17 @@ impl Checks {
             && !(l.is_finite() && l > 0.0)
         {
             return Err(("checks.latency_p99_ms", format!("{l} must be > 0 ms")));
+        }
+        for c in &self.latency_class {
+            if let Err(e) = c.range() {
+                return Err(("checks.latency_class.priorities", e));
+            }
+            if !(c.p99_ms.is_finite() && c.p99_ms > 0.0) {
+                return Err((
+                    "checks.latency_class.p99_ms",
+                    format!("{} must be > 0 ms", c.p99_ms),
+                ));
+            }
         }
         Ok(())
     }
