@@ -542,11 +542,15 @@ async fn ack_loop(
 ) {
     let mut sent = 0u64;
     let mut buf = BytesMut::with_capacity(protocol::analyzer::ACK_LEN as usize);
+    // Set when told to finish during the pace after a write.
+    let mut finishing = false;
     loop {
-        let finishing = tokio::select! {
-            () = origin.changed() => false,
-            () = done.notified() => true,
-        };
+        if !finishing {
+            finishing = tokio::select! {
+                () = origin.changed() => false,
+                () = done.notified() => true,
+            };
+        }
         let write = send_ack(&shared, &origin, &mut wr, &mut sent, &mut buf);
         let wrote = if finishing {
             tokio::time::timeout(LAST_ACK_WITHIN, write)
@@ -572,17 +576,10 @@ async fn ack_loop(
             return;
         }
         // What changes meanwhile goes out in the next ACK (the change is kept).
-        tokio::select! {
-            () = tokio::time::sleep(ACK_PACE) => {}
-            () = done.notified() => {
-                let _ = tokio::time::timeout(LAST_ACK_WITHIN, async {
-                    send_ack(&shared, &origin, &mut wr, &mut sent, &mut buf).await?;
-                    wr.shutdown().await
-                })
-                .await;
-                return;
-            }
-        }
+        finishing = tokio::select! {
+            () = tokio::time::sleep(ACK_PACE) => false,
+            () = done.notified() => true,
+        };
     }
 }
 
